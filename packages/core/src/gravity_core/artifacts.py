@@ -1,0 +1,148 @@
+"""The artifact store: shards, manifests and adapters under one root (a local dir or a mounted volume).
+
+Topics carry references (URI + SHA-256) and the bytes live here. Every write is atomic: files are written
+to a temporary sibling and renamed; directories are staged and swapped in, so a reader never sees half
+an artifact and a crash leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from gravity_core.config import Settings
+from gravity_core.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    uri: str
+    sha256: str
+    size: int
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_dir(path: str | Path) -> str:
+    """Checksum of a directory: SHA-256 over its files' relative paths and contents, in sorted order."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(file.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(sha256_file(file).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class ArtifactStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactStore:
+        return cls(settings.artifacts.path())
+
+    # ------------------------------------------------------------- naming
+    def path(self, rel: str) -> Path:
+        p = (self.root / rel).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise InvalidInput("path", f"{rel!r} escapes the artifact store")
+        return p
+
+    def uri(self, path: str | Path) -> str:
+        return Path(path).resolve().as_uri()
+
+    def resolve(self, uri: str) -> Path:
+        """A local path for a ``file://`` URI, an absolute path, or a path relative to the store root."""
+        if uri.startswith("file://"):
+            return Path(unquote(urlparse(uri).path))
+        p = Path(uri)
+        return p if p.is_absolute() else self.path(uri)
+
+    # ------------------------------------------------------------- writing
+    def write_bytes(self, rel: str, data: bytes) -> ArtifactRef:
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        return ArtifactRef(self.uri(target), hashlib.sha256(data).hexdigest(), len(data))
+
+    def write_json(self, rel: str, obj: Any) -> ArtifactRef:
+        return self.write_bytes(
+            rel, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
+        )
+
+    def read_json(self, uri: str) -> Any:
+        path = self.resolve(uri)
+        if not path.is_file():
+            raise NotFound("uri", f"no artifact at {uri}")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    @contextmanager
+    def staged_dir(self, rel: str) -> Iterator[Path]:
+        """Yield an empty staging directory; on success it atomically replaces ``rel``."""
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = target.with_name(f".{target.name}.{uuid.uuid4().hex}.staging")
+        stage.mkdir()
+        try:
+            yield stage
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        self._swap_in(stage, target)
+
+    def publish_dir(self, rel: str, src: str | Path) -> ArtifactRef:
+        """Copy directory ``src`` into the store at ``rel`` (atomically) and return its reference."""
+        with self.staged_dir(rel) as stage:
+            shutil.copytree(src, stage, dirs_exist_ok=True)
+        target = self.path(rel)
+        return ArtifactRef(self.uri(target), sha256_dir(target), _dir_size(target))
+
+    def dir_ref(self, rel_or_uri: str) -> ArtifactRef:
+        target = self.resolve(rel_or_uri)
+        if not target.is_dir():
+            raise NotFound("uri", f"no artifact directory at {rel_or_uri}")
+        return ArtifactRef(self.uri(target), sha256_dir(target), _dir_size(target))
+
+    @staticmethod
+    def _swap_in(stage: Path, target: Path) -> None:
+        trash = None
+        if target.exists():
+            trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
+            os.replace(target, trash)
+        os.replace(stage, target)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+    # ------------------------------------------------------------ checking
+    def verify(self, uri: str, sha256: str) -> bool:
+        path = self.resolve(uri)
+        if path.is_dir():
+            return sha256_dir(path) == sha256
+        return path.is_file() and sha256_file(path) == sha256

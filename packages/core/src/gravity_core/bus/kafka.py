@@ -1,0 +1,399 @@
+"""Kafka on kafka-python, correct on Apache Kafka and on the embedded Tansu broker.
+
+* Publishing waits for ``acks=all`` so a returned publish is durable.
+* :class:`ConsumerLoop` commits a record's offset only after its handler returned, i.e. after the output
+  was durably written; handlers are idempotent by key, so a crash replays without duplicating.
+* A record the handler cannot process goes to the dead-letter topic with the reason, then is committed:
+  the stream never stops on a bad record and nothing is dropped silently. A transient failure
+  (:class:`~gravity_core.errors.Unavailable`) is retried from the same offset instead.
+* Nothing relies on end offsets or lag, which Tansu under-reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from google.protobuf.message import Message
+
+from gravity.v1 import common_pb2
+from gravity_core.bus.serde import decode, encode
+from gravity_core.config import KafkaSettings
+from gravity_core.errors import Unavailable
+from gravity_core.logging import get_logger
+from gravity_core.skips import RecordError, Skip
+
+M = TypeVar("M", bound=Message)
+log = get_logger(__name__)
+
+
+def _security(settings: KafkaSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        out["sasl_mechanism"] = settings.sasl_mechanism
+        out["sasl_plain_username"] = settings.sasl_username
+        out["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    if settings.ssl_cafile:
+        out["ssl_cafile"] = settings.ssl_cafile
+    return out
+
+
+def dead_letter(
+    service: str,
+    reason: str,
+    detail: str,
+    *,
+    topic: str = "",
+    partition: int = -1,
+    offset: int = -1,
+    source_file: str = "",
+    source_line: int = 0,
+    key: bytes | None = None,
+    payload: bytes | None = None,
+) -> common_pb2.DeadLetter:
+    return common_pb2.DeadLetter(
+        service=service,
+        reason=reason,
+        detail=detail[:4000],
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        source_file=source_file,
+        source_line=source_line,
+        key=key or b"",
+        payload=payload or b"",
+        failed_at_ms=int(time.time() * 1000),
+    )
+
+
+class Bus:
+    """One service's connection to Kafka: a lazily connected producer, topic setup, consumers."""
+
+    def __init__(self, settings: KafkaSettings, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def topics(self) -> Any:
+        return self.settings.topics
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.settings.bootstrap_servers.split(","),
+            "client_id": f"{self.settings.client_id}-{self.service}",
+            "request_timeout_ms": self.settings.request_timeout_ms,
+            **_security(self.settings),
+        }
+
+    # ------------------------------------------------------------ producer
+    def producer(self) -> Any:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(
+                        acks="all",
+                        retries=5,
+                        max_in_flight_requests_per_connection=1,
+                        linger_ms=5,
+                        max_request_size=16 * 1024 * 1024,
+                        **self._common(),
+                    )
+                except KafkaError as exc:
+                    raise Unavailable(
+                        f"Kafka at {self.settings.bootstrap_servers} is unavailable: {exc}"
+                    ) from exc
+            return self._producer
+
+    def publish(self, topic: str, key: str, message: Message, timeout_s: float = 30.0) -> tuple[int, int]:
+        """Publish and wait for the broker's acknowledgement; returns (partition, offset)."""
+        from kafka.errors import KafkaError
+
+        value, headers = encode(message)
+        try:
+            meta = (
+                self.producer()
+                .send(topic, key=key.encode("utf-8"), value=value, headers=headers)
+                .get(timeout=timeout_s)
+            )
+        except KafkaError as exc:
+            raise Unavailable(f"publishing to {topic} failed: {exc}") from exc
+        return meta.partition, meta.offset
+
+    def publish_dead_letter(self, record: common_pb2.DeadLetter) -> None:
+        """Best effort to the DLQ; if even that fails, the record is logged in full so it is never lost."""
+        try:
+            self.publish(self.topics.dlq, f"{record.service}:{record.reason}", record)
+        except Unavailable as exc:
+            log.error(
+                "dead_letter_unpublished",
+                reason=record.reason,
+                detail=record.detail,
+                source_file=record.source_file,
+                source_line=record.source_line,
+                error=str(exc),
+            )
+        log.warning(
+            "dead_lettered",
+            reason=record.reason,
+            detail=record.detail[:300],
+            source=record.source_file or record.source_topic,
+            line=record.source_line,
+            offset=record.source_offset,
+        )
+
+    def skip_to_dlq(self, skip: Skip, payload: bytes | None = None) -> None:
+        """Adapter for :class:`~gravity_core.skips.SkipLog` hooks in service mode."""
+        self.publish_dead_letter(
+            dead_letter(
+                self.service,
+                skip.reason,
+                skip.detail,
+                source_file=skip.source,
+                source_line=skip.line,
+                key=skip.record_id.encode() or None,
+                payload=payload,
+            )
+        )
+
+    # -------------------------------------------------------------- admin
+    def ensure_topics(self) -> None:
+        """Create the four topics when missing (profiles compacted by key). No-op when create_topics is off."""
+        if not self.settings.create_topics:
+            return
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        t = self.topics
+        try:
+            admin = KafkaAdminClient(**self._common())
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka at {self.settings.bootstrap_servers} is unavailable: {exc}") from exc
+        try:
+            existing = set(admin.list_topics())
+            wanted = []
+            for name in (t.profiles, t.shards, t.adapters, t.dlq):
+                if name in existing:
+                    continue
+                configs = {"cleanup.policy": "compact"} if name == t.profiles else {}
+                wanted.append(
+                    NewTopic(
+                        name,
+                        num_partitions=self.settings.partitions,
+                        replication_factor=self.settings.replication_factor,
+                        topic_configs=configs,
+                    )
+                )
+            for topic in wanted:
+                try:
+                    admin.create_topics([topic])
+                except TopicAlreadyExistsError:
+                    pass
+                except KafkaError as exc:
+                    if "already exists" not in str(exc).lower():
+                        raise Unavailable(f"creating topic {topic.name} failed: {exc}") from exc
+        finally:
+            admin.close()
+
+    def ping(self, timeout_s: float = 5.0) -> bool:
+        """True when the cluster answers a metadata request."""
+        from kafka.admin import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(**{**self._common(), "request_timeout_ms": int(timeout_s * 1000)})
+        except (KafkaError, OSError):
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except (KafkaError, OSError):
+            return False
+        finally:
+            admin.close()
+
+    def wait_until_ready(
+        self, stop: threading.Event | None = None, on_retry: Callable[[float], None] | None = None
+    ) -> bool:
+        """Block until the broker answers and topics exist; retries with backoff. False if ``stop`` was set."""
+        delay = 0.5
+        while stop is None or not stop.is_set():
+            try:
+                if self.ping():
+                    self.ensure_topics()
+                    return True
+            except Unavailable as exc:
+                log.warning("kafka_unavailable", error=str(exc))
+            if on_retry:
+                on_retry(delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        return False
+
+    # ------------------------------------------------------------- consumer
+    def consumer(self, topic: str, group: str, **overrides: Any) -> Any:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        try:
+            return KafkaConsumer(
+                topic,
+                group_id=f"{self.settings.group_prefix}.{group}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self.settings.session_timeout_ms,
+                heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+                max_poll_interval_ms=self.settings.max_poll_interval_ms,
+                max_poll_records=overrides.pop("max_poll_records", 1),
+                **self._common(),
+                **overrides,
+            )
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka at {self.settings.bootstrap_servers} is unavailable: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(10)
+                self._producer.close(10)
+                self._producer = None
+
+
+class ConsumerLoop(Generic[M]):
+    """Consume ``topic`` as ``message_type``; call ``handler(message, record)``; commit after it returns.
+
+    Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
+    outcomes; ``ready`` is set once the consumer joined its group.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        group: str,
+        message_type: type[M],
+        handler: Callable[[M, Any], None],
+        name: str | None = None,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.group = group
+        self.message_type = message_type
+        self.handler = handler
+        self.name = name or f"consume-{topic}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        self.processed = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+
+    def start(self) -> ConsumerLoop[M]:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.bus.wait_until_ready(self._stop):
+                return
+            try:
+                consumer = self.bus.consumer(self.topic, self.group)
+            except Unavailable as exc:
+                self.last_error = str(exc)
+                self._stop.wait(2.0)
+                continue
+            try:
+                self._consume(consumer)
+            except Exception as exc:  # connection loss etc.: reconnect, never die
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("consumer_failed", topic=self.topic, error=self.last_error)
+                self._stop.wait(2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    consumer.close(autocommit=False)
+                self.ready.clear()
+
+    def _consume(self, consumer: Any) -> None:
+        from kafka import TopicPartition
+        from kafka.structs import OffsetAndMetadata
+
+        while not self._stop.is_set():
+            batch = consumer.poll(timeout_ms=500)
+            if consumer.assignment():
+                self.ready.set()
+            for tp, records in batch.items():
+                for record in records:
+                    if self._stop.is_set():
+                        return
+                    if not self._handle(record):
+                        # transient failure: rewind to this record and retry after a pause
+                        consumer.seek(TopicPartition(tp.topic, tp.partition), record.offset)
+                        self._stop.wait(2.0)
+                        break
+                    consumer.commit(
+                        {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
+                    )
+
+    def _handle(self, record: Any) -> bool:
+        """True when the record is done with (processed or dead-lettered); False to retry it."""
+        headers = [(k, v) for k, v in (record.headers or [])]
+        try:
+            message = decode(record.value, self.message_type, headers)
+        except RecordError as exc:
+            self._dead_letter(record, exc.reason, exc.detail)
+            return True
+        try:
+            self.handler(message, record)
+        except Unavailable as exc:
+            self.last_error = str(exc)
+            log.warning(
+                "handler_unavailable_retrying", topic=self.topic, offset=record.offset, error=str(exc)
+            )
+            return False
+        except RecordError as exc:
+            self._dead_letter(record, exc.reason, exc.detail)
+            return True
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+            self._dead_letter(record, "handler_error", detail)
+            return True
+        self.processed += 1
+        return True
+
+    def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
+        self.dead_lettered += 1
+        self.bus.publish_dead_letter(
+            dead_letter(
+                self.bus.service,
+                reason,
+                detail,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                payload=record.value,
+            )
+        )

@@ -1,0 +1,1 @@
+"""The end-to-end orchestrator: `gravity demo` and `gravity up`."""

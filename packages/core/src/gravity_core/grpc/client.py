@@ -1,0 +1,130 @@
+"""Client channels to GRAVITY services: TLS and bearer token when configured, retries on UNAVAILABLE."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gravity_core.config import GrpcSettings
+from gravity_core.errors import Unavailable
+
+_RETRY_POLICY = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+class _TokenInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or []), self._header]
+        return (
+            details._replace(metadata=metadata)
+            if hasattr(details, "_replace")
+            else _Details(details, metadata)
+        )
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Callable[..., Any], details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Callable[..., Any], details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = base.method
+        self.timeout = base.timeout
+        self.metadata = metadata
+        self.credentials = base.credentials
+        self.wait_for_ready = getattr(base, "wait_for_ready", None)
+        self.compression = getattr(base, "compression", None)
+
+
+def make_channel(
+    target: str, settings: GrpcSettings | None = None, token: str | None = None, tls_ca: str | None = None
+) -> grpc.Channel:
+    settings = settings or GrpcSettings()
+    token = token or (settings.auth_token.get_secret_value() if settings.auth_token else None)
+    ca = tls_ca or settings.tls_ca
+    limit = settings.max_message_mb * 1024 * 1024
+    options = [
+        ("grpc.service_config", _RETRY_POLICY),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+    ]
+    if settings.tls_cert or ca:
+        creds = grpc.ssl_channel_credentials(root_certificates=Path(ca).read_bytes() if ca else None)
+        channel = grpc.secure_channel(target, creds, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    if token:
+        channel = grpc.intercept_channel(channel, _TokenInterceptor(token))
+    return channel
+
+
+def health_status(channel: grpc.Channel, service: str = "", timeout_s: float = 2.0) -> str:
+    """ "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" or "UNREACHABLE"."""
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+        )
+    except grpc.RpcError as exc:
+        return (
+            "UNREACHABLE"
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            else exc.code().name
+        )
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def wait_for_serving(
+    channel: grpc.Channel, service: str = "", timeout_s: float = 60.0, alive: Callable[[], bool] | None = None
+) -> None:
+    """Poll the health service until SERVING; ``alive`` lets callers stop early when a child process died."""
+    deadline = time.monotonic() + timeout_s
+    status = "UNREACHABLE"
+    while time.monotonic() < deadline:
+        status = health_status(channel, service)
+        if status == "SERVING":
+            return
+        if alive is not None and not alive():
+            raise Unavailable(f"service {service or '(server)'} exited before it was SERVING")
+        time.sleep(0.2)
+    raise Unavailable(f"service {service or '(server)'} not SERVING after {timeout_s:.0f}s (last: {status})")

@@ -1,0 +1,71 @@
+"""LLM clients: one interface, an embedded (transformers + peft) and an OpenAI-compatible backend."""
+
+from __future__ import annotations
+
+import threading
+
+from gravity_core.config import CacheSettings, LLMEndpoint, Settings
+from gravity_core.llm.cache import CachedLLM, ResponseCache
+from gravity_core.llm.types import (
+    ChoiceRequest,
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMClient,
+    Message,
+    ModelInfo,
+    StreamEvent,
+    Usage,
+    parse_choice,
+)
+
+__all__ = [
+    "CachedLLM",
+    "ChoiceRequest",
+    "ChoiceScores",
+    "Completion",
+    "Conversation",
+    "GenerationParams",
+    "LLMClient",
+    "Message",
+    "ModelInfo",
+    "ResponseCache",
+    "StreamEvent",
+    "Usage",
+    "llm_for_role",
+    "make_llm",
+    "parse_choice",
+]
+
+_embedded: dict[tuple[str, str, str, int, int], LLMClient] = {}
+_caches: dict[str, ResponseCache] = {}
+_lock = threading.Lock()
+
+
+def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMClient:
+    """Build a client for ``endpoint``. Embedded models are loaded once per process and shared by roles."""
+    inner: LLMClient
+    if endpoint.backend == "embedded":
+        key = (endpoint.model, endpoint.device, endpoint.dtype, endpoint.max_batch_size, endpoint.max_tokens)
+        with _lock:
+            if key not in _embedded:
+                from gravity_core.llm.embedded import EmbeddedLLM
+
+                _embedded[key] = EmbeddedLLM(endpoint)
+            inner = _embedded[key]
+    else:
+        from gravity_core.llm.openai_backend import OpenAILLM
+
+        inner = OpenAILLM(endpoint)
+    if cache is None or not cache.enabled:
+        return inner
+    path = str(cache.resolved_path())
+    with _lock:
+        store = _caches.setdefault(path, ResponseCache(path))
+    return CachedLLM(inner, store)
+
+
+def llm_for_role(settings: Settings, role: str) -> LLMClient:
+    """The client for one of the roles annotator, author, writer, judge."""
+    return make_llm(settings.llm.role(role), settings.cache)

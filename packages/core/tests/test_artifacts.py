@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from gravity_core.artifacts import ArtifactStore, sha256_dir
+from gravity_core.errors import InvalidInput
+
+
+def test_atomic_dir_publish_and_verify(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("one")
+    ref = store.publish_dir("adapters/x", src)
+    assert store.verify(ref.uri, ref.sha256)
+    (src / "a.txt").write_text("two")
+    ref2 = store.publish_dir("adapters/x", src)
+    assert ref2.sha256 != ref.sha256 and store.verify(ref2.uri, ref2.sha256)
+    assert not store.verify(ref2.uri, ref.sha256)
+    assert [p.name for p in (tmp_path / "store" / "adapters").iterdir()] == ["x"]  # no staging leftovers
+
+
+def test_failed_stage_leaves_previous_version(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    with store.staged_dir("d") as stage:
+        (stage / "f").write_text("v1")
+    before = sha256_dir(store.path("d"))
+    with pytest.raises(RuntimeError), store.staged_dir("d") as stage:
+        (stage / "f").write_text("partial")
+        raise RuntimeError("crash mid-write")
+    assert sha256_dir(store.path("d")) == before
+
+
+def test_paths_cannot_escape(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "s")
+    with pytest.raises(InvalidInput):
+        store.path("../../etc/passwd")
+    ref = store.write_json("m/manifest.json", {"a": 1})
+    assert store.read_json(ref.uri) == {"a": 1}

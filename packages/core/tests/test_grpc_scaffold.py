@@ -1,0 +1,128 @@
+"""The shared gRPC scaffold with a small real servicer on 127.0.0.1."""
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gravity.v1 import profile_pb2, profile_pb2_grpc
+from gravity_core.errors import NotFound
+from gravity_core.grpc import make_channel, require_field, wait_for_serving
+from gravity_core.grpc.client import health_status
+from gravity_core.service import start_in_thread
+
+
+class _Profiles(profile_pb2_grpc.ProfilerServiceServicer):
+    def GetProfile(self, request, context):
+        user_id = require_field(request, "user_id")
+        if user_id == "boom":
+            raise RuntimeError("secret internal detail")
+        if user_id != "known":
+            raise NotFound("user_id", f"no profile for {user_id}")
+        return profile_pb2.GetProfileResponse(profile=profile_pb2.UserProfile(user_id="known"))
+
+    def BuildProfile(self, request, context):
+        require_field(request, "demographics.country.value")
+        return profile_pb2.BuildProfileResponse()
+
+
+class _Service:
+    name = "profiler"
+
+    def __init__(self) -> None:
+        self.is_ready = True
+        self.stopped = False
+
+    def register(self, host) -> None:
+        host.add(
+            profile_pb2_grpc.add_ProfilerServiceServicer_to_server, _Profiles(), "gravity.v1.ProfilerService"
+        )
+
+    def start(self) -> None:
+        pass
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def running(make_settings):
+    service = _Service()
+    run = start_in_thread(service, make_settings(), port=0, poll_s=0.1)
+    yield run
+    run.stop(0.5)
+    assert service.stopped
+
+
+def test_health_validation_and_errors(running) -> None:
+    channel = make_channel(running.target)
+    wait_for_serving(channel, "gravity.v1.ProfilerService", timeout_s=10)
+    stub = profile_pb2_grpc.ProfilerServiceStub(channel)
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetProfile(profile_pb2.GetProfileRequest(), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "user_id" in err.value.details()
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.BuildProfile(profile_pb2.BuildProfileRequest(user_id="u"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith(
+        "demographics"
+    )
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetProfile(profile_pb2.GetProfileRequest(user_id="ghost"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND and "user_id" in err.value.details()
+
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetProfile(profile_pb2.GetProfileRequest(user_id="boom"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INTERNAL and "secret" not in err.value.details()
+
+    assert (
+        stub.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5).profile.user_id == "known"
+    )
+
+
+def test_health_follows_readiness(running) -> None:
+    import time
+
+    channel = make_channel(running.target)
+    wait_for_serving(channel, timeout_s=10)
+    running.service.is_ready = False
+    deadline = time.monotonic() + 5
+    while health_status(channel) != "NOT_SERVING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert health_status(channel) == "NOT_SERVING"
+    running.service.is_ready = True
+    wait_for_serving(channel, timeout_s=5)
+
+
+def test_reflection_lists_the_service(running) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(make_channel(running.target))
+    responses = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+    )
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"gravity.v1.ProfilerService", "grpc.health.v1.Health"} <= names
+
+
+def test_bearer_token_auth(make_settings) -> None:
+    settings = make_settings(**{"grpc.auth_token": "s3cret"})
+    run = start_in_thread(_Service(), settings, port=0, poll_s=0.1)
+    try:
+        # health stays open for Kubernetes probes
+        health = health_pb2_grpc.HealthStub(make_channel(run.target, token="unused"))
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status in (1, 2)
+        anonymous = profile_pb2_grpc.ProfilerServiceStub(grpc.insecure_channel(run.target))
+        with pytest.raises(grpc.RpcError) as err:
+            anonymous.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        authed = profile_pb2_grpc.ProfilerServiceStub(make_channel(run.target, settings.grpc))
+        assert (
+            authed.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5).profile.user_id
+            == "known"
+        )
+    finally:
+        run.stop(0.5)

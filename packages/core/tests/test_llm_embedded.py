@@ -1,0 +1,116 @@
+"""The embedded backend on the real SmolLM2-135M-Instruct."""
+
+from pathlib import Path
+
+import pytest
+
+from gravity_core.errors import NotFound
+from gravity_core.llm import GenerationParams
+from gravity_core.llm.cache import CachedLLM, ResponseCache
+
+pytestmark = pytest.mark.model
+
+
+def test_generates_text(embedded_llm) -> None:
+    c = embedded_llm.chat([{"role": "user", "content": "Name one colour."}], GenerationParams(max_tokens=12))
+    assert c.text and c.completion_tokens > 0 and c.prompt_tokens > 5
+    assert c.finish_reason in ("stop", "length")
+
+
+def test_batch_matches_single_greedy(embedded_llm) -> None:
+    convos = [[{"role": "user", "content": q}] for q in ("Say hello.", "Count to three.", "What is a book?")]
+    params = GenerationParams(max_tokens=10)
+    single = [embedded_llm.chat(c, params).text for c in convos]
+    batched = [c.text for c in embedded_llm.chat_batch(convos, params)]
+    assert len(batched) == 3
+    # left padding must not change greedy outputs beyond float noise on at least most rows
+    assert sum(a == b for a, b in zip(single, batched, strict=True)) >= 2
+
+
+def test_seeded_sampling_is_reproducible(embedded_llm) -> None:
+    msgs = [{"role": "user", "content": "Invent a name for a cat."}]
+    params = GenerationParams(max_tokens=12, temperature=1.0, seed=7)
+    assert embedded_llm.chat(msgs, params).text == embedded_llm.chat(msgs, params).text
+
+
+def test_scores_choices_as_a_distribution(embedded_llm) -> None:
+    s = embedded_llm.score_choices(
+        [{"role": "user", "content": "Is fire hot? Answer yes or no."}], ["yes", "no"]
+    )
+    assert s.method == "logprobs" and s.usable
+    assert abs(sum(s.probabilities) - 1.0) < 1e-5
+    assert s.best in ("yes", "no")
+    likert = embedded_llm.score_choices(
+        [{"role": "user", "content": "Rate 1 to 5 how fun a party is. Answer with a digit."}],
+        ["1", "2", "3", "4", "5"],
+    )
+    assert 1.0 <= likert.expected([1, 2, 3, 4, 5]) <= 5.0
+
+
+def test_shared_prefix_equals_independent_scoring(embedded_llm) -> None:
+    context = [
+        {"role": "user", "content": "Reviews: I pray every morning and my family comes first.\nStatement: "}
+    ]
+    statements = ["Religion is very important.", "Leisure time is important.", "Men make better leaders."]
+    choices = ["support", "oppose", "neutral"]
+    shared = embedded_llm.score_choices_shared_prefix(context, statements, choices)
+    single = [
+        embedded_llm.score_choices([{"role": "user", "content": context[0]["content"] + s}], choices)
+        for s in statements
+    ]
+    for a, b in zip(shared, single, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=2e-3)
+
+
+def test_long_prompt_is_truncated_not_rejected(embedded_llm) -> None:
+    long_text = "The reader loved long sagas. " * 3000
+    c = embedded_llm.chat(
+        [{"role": "user", "content": long_text + "\nSummarize in one line."}], GenerationParams(max_tokens=8)
+    )
+    assert c.truncated_prompt and c.prompt_tokens <= embedded_llm.context_window
+
+
+def test_unknown_adapter_is_not_found(embedded_llm) -> None:
+    with pytest.raises(NotFound) as err:
+        embedded_llm.chat([{"role": "user", "content": "hi"}], GenerationParams(max_tokens=2), adapter="nope")
+    assert err.value.field == "adapter"
+
+
+def test_response_cache_makes_reruns_free(embedded_llm, tmp_path: Path) -> None:
+    cached = CachedLLM(embedded_llm, ResponseCache(tmp_path / "cache.sqlite"))
+    msgs = [{"role": "user", "content": "Name a river."}]
+    params = GenerationParams(max_tokens=8)
+    first = cached.chat(msgs, params)
+    before = embedded_llm.usage.completion_tokens
+    second = cached.chat(msgs, params)
+    assert second.cached and second.text == first.text
+    assert embedded_llm.usage.completion_tokens == before  # no model work on the hit
+    sampled = GenerationParams(max_tokens=8, temperature=1.0)  # unseeded sampling is never cached
+    assert not cached.chat(msgs, sampled).cached and not cached.chat(msgs, sampled).cached
+    s1 = cached.score_choices(msgs, ["yes", "no"])
+    s2 = cached.score_choices(msgs, ["yes", "no"])
+    assert s1.probabilities == s2.probabilities
+
+
+def test_adapters_per_request_and_mixed_batches(tiny_adapter: Path) -> None:
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm.embedded import EmbeddedLLM
+
+    llm = EmbeddedLLM(
+        LLMEndpoint(max_tokens=8)
+    )  # own instance: adapters must not leak into the shared fixture
+    msgs = [{"role": "user", "content": "Describe a library in one sentence."}]
+    params = GenerationParams(max_tokens=8)
+    base = llm.chat(msgs, params).text
+    llm.load_adapter("tiny", str(tiny_adapter))
+    tuned = llm.chat(msgs, params, adapter="tiny")
+    assert tuned.adapter == "tiny"
+    assert llm.chat(msgs, params).text == base  # base model unaffected by the loaded adapter
+    mixed = llm.chat_batch([msgs, msgs], params, adapters=[None, "tiny"])
+    assert mixed[0].text == base and mixed[1].text == tuned.text
+    s_base = llm.score_choices(msgs, ["yes", "no"])
+    s_tiny = llm.score_choices(msgs, ["yes", "no"], adapter="tiny")
+    assert s_base.probabilities != s_tiny.probabilities
+    llm.unload_adapter("tiny")
+    with pytest.raises(NotFound):
+        llm.chat(msgs, params, adapter="tiny")

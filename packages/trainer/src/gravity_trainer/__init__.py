@@ -1,0 +1,1 @@
+"""gravity_trainer."""
