@@ -275,3 +275,22 @@ def _format_validation(exc: ValidationError, prefix: str | None = None, source: 
         lines.append(f"  {loc}: {err['msg']}")
     where = f" in {source}" if source else ""
     return f"invalid configuration{where}:\n" + "\n".join(lines)
+
+
+def section_models() -> dict[str, type[BaseModel]]:
+    """Every service's settings model, by section name (entry-point group ``gravity.settings``)."""
+    from importlib.metadata import entry_points
+
+    out: dict[str, type[BaseModel]] = {}
+    for ep in entry_points(group="gravity.settings"):
+        out[ep.name] = ep.load()
+    return out
+
+
+def check_settings(settings: Settings) -> dict[str, BaseModel]:
+    """Validate every known section (raises ConfigError naming the field); unknown sections are an error."""
+    models = section_models()
+    unknown = sorted(set(settings.model_extra or {}) - set(models))
+    if unknown:
+        raise ConfigError(f"unknown configuration section(s): {', '.join(unknown)} (known: {', '.join(sorted(models))})")
+    return {name: settings.section(name, model) for name, model in models.items()}

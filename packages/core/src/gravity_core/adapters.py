@@ -1,0 +1,54 @@
+"""Adapter directories: a standard PEFT adapter plus ``gravity_adapter.json`` (the AdapterRef) and a model card.
+
+The trainer writes them; the generator finds them by scanning a directory (batch) or from AdapterRefs on
+gravity.adapters.v1 (service).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gravity.v1 import training_pb2
+from gravity_core.errors import InvalidInput
+from gravity_core.proto_io import from_dict, to_json
+
+ADAPTER_META = "gravity_adapter.json"
+PEFT_FILES = ("adapter_config.json",)
+
+
+def write_adapter_ref(directory: str | Path, ref: training_pb2.AdapterRef) -> Path:
+    path = Path(directory) / ADAPTER_META
+    path.write_text(to_json(ref) + "\n", encoding="utf-8")
+    return path
+
+
+def read_adapter_ref(directory: str | Path) -> training_pb2.AdapterRef:
+    import json
+
+    path = Path(directory) / ADAPTER_META
+    try:
+        return from_dict(json.loads(path.read_text(encoding="utf-8")), training_pb2.AdapterRef)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput("adapters", f"{path} is not a readable adapter description: {exc}") from None
+
+
+def is_adapter_dir(directory: str | Path) -> bool:
+    d = Path(directory)
+    return all((d / f).is_file() for f in PEFT_FILES) and (d / ADAPTER_META).is_file()
+
+
+def find_adapters(root: str | Path, max_depth: int = 2) -> dict[str, tuple[Path, training_pb2.AdapterRef]]:
+    """method -> (adapter dir, ref) for every adapter directory under ``root`` (the newest wins per method)."""
+    base = Path(root)
+    found: dict[str, tuple[Path, training_pb2.AdapterRef]] = {}
+    candidates = [base] + [
+        p for depth in range(1, max_depth + 1) for p in base.glob("/".join(["*"] * depth)) if p.is_dir()
+    ]
+    for d in candidates:
+        if not is_adapter_dir(d):
+            continue
+        ref = read_adapter_ref(d)
+        current = found.get(ref.method)
+        if current is None or ref.created_at_ms >= current[1].created_at_ms:
+            found[ref.method] = (d, ref)
+    return found
