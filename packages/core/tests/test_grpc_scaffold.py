@@ -126,3 +126,71 @@ def test_bearer_token_auth(make_settings) -> None:
         )
     finally:
         run.stop(0.5)
+
+
+def test_liveness_and_plaintext_health_port(make_settings) -> None:
+    service = _Service()
+    service.is_ready = False
+    run = start_in_thread(service, make_settings(**{"grpc.health_port": 0}), port=0, poll_s=0.1)
+    try:
+        assert run.host.health_bound_port and run.host.health_bound_port != run.port
+        probe = grpc.insecure_channel(f"127.0.0.1:{run.host.health_bound_port}")
+        # liveness stays SERVING while a dependency is down; readiness ("") does not
+        assert health_status(probe, "liveness") == "SERVING"
+        assert health_status(probe) == "NOT_SERVING"
+        service.is_ready = True
+        wait_for_serving(probe, timeout_s=5)
+        # the health port serves health only
+        stub = profile_pb2_grpc.ProfilerServiceStub(probe)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        run.stop(0.5)
+    assert health_status(probe, "liveness", timeout_s=0.5) == "UNREACHABLE"
+
+
+def _openssl(*args: str, cwd) -> None:
+    import subprocess
+
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_mutual_tls_with_health_port_for_probes(make_settings, tmp_path) -> None:
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not found: cannot mint test certificates")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.crt", cwd=tmp_path)  # fmt: skip
+    (tmp_path / "ext.cnf").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+             "-keyout", "tls.key", "-out", "tls.csr", cwd=tmp_path)  # fmt: skip
+    _openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "1", "-extfile", "ext.cnf", "-out", "tls.crt", cwd=tmp_path)  # fmt: skip
+    settings = make_settings(
+        **{
+            "grpc.tls_cert": str(tmp_path / "tls.crt"),
+            "grpc.tls_key": str(tmp_path / "tls.key"),
+            "grpc.tls_ca": str(tmp_path / "ca.crt"),
+            "grpc.health_port": 0,
+        }
+    )
+    run = start_in_thread(_Service(), settings, port=0, poll_s=0.1)
+    try:
+        target = f"localhost:{run.port}"
+        # a client configured like the services presents its certificate and is let in
+        stub = profile_pb2_grpc.ProfilerServiceStub(make_channel(target, settings.grpc))
+        assert stub.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5).profile.user_id
+        # without a client certificate the handshake fails
+        no_cert = grpc.secure_channel(
+            target, grpc.ssl_channel_credentials((tmp_path / "ca.crt").read_bytes())
+        )
+        assert health_status(no_cert, timeout_s=2) != "SERVING"
+        # the kubelet's plaintext probe still reaches health
+        probe = grpc.insecure_channel(f"127.0.0.1:{run.host.health_bound_port}")
+        wait_for_serving(probe, timeout_s=5)
+    finally:
+        run.stop(0.5)

@@ -124,9 +124,14 @@ class GrpcSettings(_Section):
     grace_s: float = 10.0
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Server: require client certificates signed by this CA (mTLS). Client: verify the server with it and
+    # present tls_cert/tls_key.
     tls_ca: str | None = None
     auth_token: SecretStr | None = None
     max_message_mb: int = 64
+    # A second, plaintext port serving only grpc.health.v1: kubelet gRPC probes speak neither TLS nor mTLS.
+    # Unset (the default) means health is served on the main port only.
+    health_port: int | None = None
 
     def port(self, service: str) -> int:
         if service not in self.ports:
@@ -292,5 +297,7 @@ def check_settings(settings: Settings) -> dict[str, BaseModel]:
     models = section_models()
     unknown = sorted(set(settings.model_extra or {}) - set(models))
     if unknown:
-        raise ConfigError(f"unknown configuration section(s): {', '.join(unknown)} (known: {', '.join(sorted(models))})")
+        raise ConfigError(
+            f"unknown configuration section(s): {', '.join(unknown)} (known: {', '.join(sorted(models))})"
+        )
     return {name: settings.section(name, model) for name, model in models.items()}

@@ -90,7 +90,13 @@ def make_channel(
         ("grpc.max_send_message_length", limit),
     ]
     if settings.tls_cert or ca:
-        creds = grpc.ssl_channel_credentials(root_certificates=Path(ca).read_bytes() if ca else None)
+        # With a CA configured the servers require client certificates (mTLS): present our own.
+        mtls = bool(ca and settings.tls_cert and settings.tls_key)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=Path(ca).read_bytes() if ca else None,
+            private_key=Path(settings.tls_key).read_bytes() if mtls and settings.tls_key else None,
+            certificate_chain=Path(settings.tls_cert).read_bytes() if mtls and settings.tls_cert else None,
+        )
         channel = grpc.secure_channel(target, creds, options=options)
     else:
         channel = grpc.insecure_channel(target, options=options)

@@ -8,6 +8,9 @@
   DeadlineExceeded -> DEADLINE_EXCEEDED, other GravityError -> FAILED_PRECONDITION, anything else ->
   INTERNAL (logged with its traceback, never sent to the client);
 * optional bearer-token auth (health checks stay open for probes) and TLS;
+* a ``liveness`` health name that stays SERVING while the process serves (liveness probes must not fail
+  when only a dependency is down), and an optional plaintext health-only port (``grpc.health_port``)
+  because kubelet gRPC probes speak neither TLS nor mTLS;
 * graceful shutdown on SIGTERM/SIGINT: health flips to NOT_SERVING, in-flight calls get ``grace_s``.
 """
 
@@ -31,6 +34,8 @@ from gravity_core.logging import get_logger
 
 log = get_logger(__name__)
 HEALTH_SERVICE = "grpc.health.v1.Health"
+# Health name for liveness probes: SERVING from start until shutdown, whatever ready() says.
+LIVENESS_SERVICE = "liveness"
 
 
 class DeadlineExceeded(GravityError):
@@ -169,6 +174,8 @@ class ServiceHost:
         self._service_names: list[str] = []
         self._stopped = threading.Event()
         self.bound_port = 0
+        self.health_server: grpc.Server | None = None
+        self.health_bound_port = 0
 
     def add(self, register: Callable[[Any, grpc.Server], None], servicer: Any, full_name: str) -> None:
         """``register`` is the generated ``add_XServicer_to_server``; ``full_name`` e.g. gravity.v1.ProfilerService."""
@@ -199,7 +206,10 @@ class ServiceHost:
         if not self.bound_port:
             raise ConfigError(f"cannot bind {self.name} to {address}")
         self.server.start()
+        self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         self.set_serving(ready)
+        if self.settings.health_port is not None:
+            self._start_health_server()
         log.info(
             "grpc_started",
             service=self.name,
@@ -209,12 +219,27 @@ class ServiceHost:
         )
         return self.bound_port
 
+    def _start_health_server(self) -> None:
+        # Shares the HealthServicer, so both ports always report the same status.
+        self.health_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"health-{self.name}")
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+        address = f"{self.host}:{self.settings.health_port}"
+        self.health_bound_port = self.health_server.add_insecure_port(address)
+        if not self.health_bound_port:
+            raise ConfigError(f"cannot bind the {self.name} health port to {address}")
+        self.health_server.start()
+        log.info("grpc_health_port", service=self.name, address=f"{self.host}:{self.health_bound_port}")
+
     def stop(self, grace_s: float | None = None) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(self.settings.grace_s if grace_s is None else grace_s).wait()
+        if self.health_server is not None:
+            self.health_server.stop(0).wait()
         log.info("grpc_stopped", service=self.name)
 
     def wait_for_termination(self, on_stop: Callable[[], None] | None = None) -> None:
