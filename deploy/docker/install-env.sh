@@ -33,9 +33,9 @@ case "$torch_variant" in
     cuda) ;;
     cpu)
         sync+=(--no-install-package torch)
-        for pkg in $(sed -n 's/^name = "\(nvidia-[^"]*\|triton\|cuda-[^"]*\)"$/\1/p' uv.lock | sort -u); do
+        while IFS= read -r pkg; do
             sync+=(--no-install-package "$pkg")
-        done
+        done < <(sed -n 's/^name = "\(nvidia-[^"]*\|triton\|cuda-[^"]*\)"$/\1/p' uv.lock | sort -u)
         ;;
     *) echo "install-env: GRAVITY_TORCH must be cpu or cuda, not '${torch_variant}'" >&2; exit 2 ;;
 esac
