@@ -114,3 +114,22 @@ def test_adapters_per_request_and_mixed_batches(tiny_adapter: Path) -> None:
     llm.unload_adapter("tiny")
     with pytest.raises(NotFound):
         llm.chat(msgs, params, adapter="tiny")
+
+
+def test_single_token_choices_share_one_row_per_question(embedded_llm) -> None:
+    context = [
+        {"role": "user", "content": "You love quiet poetry.\nRate from 1 to 5 how much you would enjoy: "}
+    ]
+    books = ["a loud action thriller.", "a book of haiku about the sea.", "a tax law manual."]
+    digits = ["1", "2", "3", "4", "5"]
+    calls = embedded_llm.usage.calls
+    shared = embedded_llm.score_choices_shared_prefix(context, books, digits, prefill="Rating: ")
+    assert embedded_llm.usage.calls == calls + 1
+    single = [
+        embedded_llm.score_choices(
+            [{"role": "user", "content": context[0]["content"] + b}], digits, prefill="Rating: "
+        )
+        for b in books
+    ]
+    for a, b in zip(shared, single, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=2e-3)

@@ -385,10 +385,14 @@ class EmbeddedLLM(LLMClient):
         ]
         shared = _shared_prefix(texts)
         prefix_ids = self.tokenizer(shared, add_special_tokens=False)["input_ids"]
-        rows: list[tuple[int, int, list[int], int]] = []  # (suffix index, choice index, ids, n choice tokens)
+        # A row feeds ``ids`` after the cached prefix and reads, for each listed choice, the log-probabilities
+        # of its tokens at the given positions. Choices that are one token after the question (digits, letters,
+        # most labels) share one row per question, so the question is encoded once, not once per choice.
+        rows: list[tuple[int, list[int], list[tuple[int, list[tuple[int, int]]]]]] = []
         for i, text in enumerate(texts):
             rest = text[len(shared) :]
             rest_ids = self.tokenizer(rest, add_special_tokens=False)["input_ids"] if rest else []
+            single: list[tuple[int, list[tuple[int, int]]]] = []
             for j, choice in enumerate(choices):
                 full = self.tokenizer(rest + choice, add_special_tokens=False)["input_ids"]
                 if full[: len(rest_ids)] == rest_ids and len(full) > len(rest_ids):
@@ -396,7 +400,12 @@ class EmbeddedLLM(LLMClient):
                 else:  # the choice merged with the preceding text; score it as separate tokens
                     cids = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
                     ids, n_choice = rest_ids + cids, len(cids)
-                rows.append((i, j, ids, n_choice))
+                if n_choice == 1:
+                    single.append((j, [(len(rest_ids), ids[-1])]))
+                else:
+                    rows.append((i, ids, [(j, [(p, ids[p]) for p in range(len(ids) - n_choice, len(ids))])]))
+            if single:
+                rows.append((i, rest_ids, single))
 
         scores = [[0.0] * len(choices) for _ in suffixes]
         batch = max(1, self.endpoint.max_batch_size * 2)
@@ -404,32 +413,36 @@ class EmbeddedLLM(LLMClient):
             prefix = torch.tensor([prefix_ids], device=self.device)
             out = self.model(input_ids=prefix, use_cache=True)
             cache, last_logits = out.past_key_values, out.logits[0, -1].float()
+            first = torch.log_softmax(last_logits, dim=-1)
             for start in range(0, len(rows), batch):
                 chunk = rows[start : start + batch]
-                width = max(len(r[2]) for r in chunk)
-                pad = self.tokenizer.pad_token_id
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long, device=self.device)
-                mask = torch.zeros(
-                    (len(chunk), len(prefix_ids) + width), dtype=torch.long, device=self.device
-                )
-                mask[:, : len(prefix_ids)] = 1
-                for k, (_, _, row_ids, _) in enumerate(chunk):
-                    ids[k, : len(row_ids)] = torch.tensor(row_ids, device=self.device)
-                    mask[k, len(prefix_ids) : len(prefix_ids) + len(row_ids)] = 1
-                batch_cache = copy.deepcopy(cache)
-                batch_cache.batch_repeat_interleave(len(chunk))
-                logits = self.model(
-                    input_ids=ids, attention_mask=mask, past_key_values=batch_cache, use_cache=True
-                ).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
-                first = torch.log_softmax(last_logits, dim=-1)
-                for k, (i, j, row_ids, n_choice) in enumerate(chunk):
-                    total = 0.0
-                    for pos in range(len(row_ids) - n_choice, len(row_ids)):
-                        dist = first if pos == 0 else logprobs[k, pos - 1]
-                        total += float(dist[row_ids[pos]])
-                    scores[i][j] = total
-        self.usage.add(len(prefix_ids) + sum(len(r[2]) for r in rows))
+                width = max(len(r[1]) for r in chunk)
+                logprobs = None
+                if width:
+                    pad = self.tokenizer.pad_token_id
+                    ids = torch.full((len(chunk), width), pad, dtype=torch.long, device=self.device)
+                    mask = torch.zeros(
+                        (len(chunk), len(prefix_ids) + width), dtype=torch.long, device=self.device
+                    )
+                    mask[:, : len(prefix_ids)] = 1
+                    for k, (_, row_ids, _) in enumerate(chunk):
+                        if row_ids:
+                            ids[k, : len(row_ids)] = torch.tensor(row_ids, device=self.device)
+                        mask[k, len(prefix_ids) : len(prefix_ids) + len(row_ids)] = 1
+                    batch_cache = copy.deepcopy(cache)
+                    batch_cache.batch_repeat_interleave(len(chunk))
+                    logits = self.model(
+                        input_ids=ids, attention_mask=mask, past_key_values=batch_cache, use_cache=True
+                    ).logits
+                    logprobs = torch.log_softmax(logits.float(), dim=-1)
+                for k, (i, _, targets) in enumerate(chunk):
+                    for j, positions in targets:
+                        total = 0.0
+                        for pos, token in positions:
+                            dist = first if pos == 0 or logprobs is None else logprobs[k, pos - 1]
+                            total += float(dist[token])
+                        scores[i][j] = total
+        self.usage.add(len(prefix_ids) + sum(len(r[1]) for r in rows))
         return [_normalize(choices, s, len(prefix_ids)) for s in scores]
 
 
