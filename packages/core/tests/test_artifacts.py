@@ -37,3 +37,29 @@ def test_paths_cannot_escape(tmp_path: Path) -> None:
         store.path("../../etc/passwd")
     ref = store.write_json("m/manifest.json", {"a": 1})
     assert store.read_json(ref.uri) == {"a": 1}
+
+
+def test_sha256_dir_can_leave_out_a_metadata_file(tmp_path: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"w")
+    before = sha256_dir(tmp_path)
+    (tmp_path / "meta.json").write_text('{"sha256": "..."}')
+    assert sha256_dir(tmp_path, exclude=("meta.json",)) == before
+    assert sha256_dir(tmp_path) != before
+
+
+def test_find_adapters_records_unreadable_refs_and_goes_on(tmp_path: Path) -> None:
+    from gravity.v1 import training_pb2
+    from gravity_core.adapters import ADAPTER_META, find_adapters, write_adapter_ref
+    from gravity_core.skips import SkipLog
+
+    for name, method in (("good", "gravity"), ("bad", "user-sft")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "adapter_config.json").write_text("{}")
+        write_adapter_ref(d, training_pb2.AdapterRef(adapter_id=name, method=method))
+    (tmp_path / "bad" / ADAPTER_META).write_text('{"no_such_field": 1}')
+    with pytest.raises(InvalidInput):
+        find_adapters(tmp_path)
+    skips = SkipLog()
+    found = find_adapters(tmp_path, skips=skips)
+    assert list(found) == ["gravity"] and skips.counts["bad_adapter_meta"] == 1

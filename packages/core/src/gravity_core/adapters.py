@@ -11,6 +11,7 @@ from pathlib import Path
 from gravity.v1 import training_pb2
 from gravity_core.errors import InvalidInput
 from gravity_core.proto_io import from_dict, to_json
+from gravity_core.skips import SkipLog
 
 ADAPTER_META = "gravity_adapter.json"
 PEFT_FILES = ("adapter_config.json",)
@@ -25,10 +26,12 @@ def write_adapter_ref(directory: str | Path, ref: training_pb2.AdapterRef) -> Pa
 def read_adapter_ref(directory: str | Path) -> training_pb2.AdapterRef:
     import json
 
+    from google.protobuf import json_format
+
     path = Path(directory) / ADAPTER_META
     try:
         return from_dict(json.loads(path.read_text(encoding="utf-8")), training_pb2.AdapterRef)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, json_format.ParseError) as exc:
         raise InvalidInput("adapters", f"{path} is not a readable adapter description: {exc}") from None
 
 
@@ -37,8 +40,14 @@ def is_adapter_dir(directory: str | Path) -> bool:
     return all((d / f).is_file() for f in PEFT_FILES) and (d / ADAPTER_META).is_file()
 
 
-def find_adapters(root: str | Path, max_depth: int = 2) -> dict[str, tuple[Path, training_pb2.AdapterRef]]:
-    """method -> (adapter dir, ref) for every adapter directory under ``root`` (the newest wins per method)."""
+def find_adapters(
+    root: str | Path, max_depth: int = 2, skips: SkipLog | None = None
+) -> dict[str, tuple[Path, training_pb2.AdapterRef]]:
+    """method -> (adapter dir, ref) for every adapter directory under ``root`` (the newest wins per method).
+
+    With ``skips``, an unreadable gravity_adapter.json is recorded there and the scan goes on; without, it
+    raises InvalidInput.
+    """
     base = Path(root)
     found: dict[str, tuple[Path, training_pb2.AdapterRef]] = {}
     candidates = [base] + [
@@ -47,7 +56,13 @@ def find_adapters(root: str | Path, max_depth: int = 2) -> dict[str, tuple[Path,
     for d in candidates:
         if not is_adapter_dir(d):
             continue
-        ref = read_adapter_ref(d)
+        try:
+            ref = read_adapter_ref(d)
+        except InvalidInput as exc:
+            if skips is None:
+                raise
+            skips.add("bad_adapter_meta", exc.message, str(d / ADAPTER_META))
+            continue
         current = found.get(ref.method)
         if current is None or ref.created_at_ms >= current[1].created_at_ms:
             found[ref.method] = (d, ref)

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +38,17 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def sha256_dir(path: str | Path) -> str:
-    """Checksum of a directory: SHA-256 over its files' relative paths and contents, in sorted order."""
+def sha256_dir(path: str | Path, exclude: Collection[str] = ()) -> str:
+    """Checksum of a directory: SHA-256 over its files' relative paths and contents, in sorted order.
+
+    ``exclude`` names relative paths left out, e.g. a metadata file that records the checksum itself.
+    """
     root = Path(path)
     h = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    skipped = set(exclude)
+    for file in sorted(
+        p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in skipped
+    ):
         h.update(file.relative_to(root).as_posix().encode())
         h.update(b"\0")
         h.update(sha256_file(file).encode())

@@ -211,6 +211,9 @@ class OpenAILLM(LLMClient):
             url, {"lora_name": name, "lora_path": path}, self._auth_headers(), self.endpoint.timeout_s
         )
         if status >= 400 and "already been loaded" not in text:
+            if status < 500:
+                # The server looked at the adapter and said no (bad path, rank too high): retrying won't help.
+                raise InvalidInput("adapter", f"{url} refused adapter {name!r}: HTTP {status} {text[:200]}")
             raise Unavailable(f"{url} refused adapter {name!r}: HTTP {status} {text[:200]}")
         self._adapters.add(name)
         log.info("adapter_loaded", adapter=name, path=path, endpoint=self.endpoint.base_url)
