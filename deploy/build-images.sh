@@ -12,6 +12,7 @@
 # PUSH      1 pushes every image after building it
 # PLATFORM  target platform (default linux/amd64; the CUDA build of torch exists for amd64 and arm64)
 # DOCKER    the client to use (default docker; podman and nerdctl take the same arguments)
+# TORCH_CPU_INDEX  a mirror of the PyTorch CPU wheel index for the CPU images
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +21,17 @@ tag="${TAG:-$(sed -n 's/^version = "\(.*\)"$/\1/p' packages/core/pyproject.toml 
 prefix="${REGISTRY:+${REGISTRY%/}/}"
 docker="${DOCKER:-docker}"
 platform="${PLATFORM:-linux/amd64}"
+common=()
+if [ -n "${TORCH_CPU_INDEX:-}" ]; then
+    common+=(--build-arg "TORCH_CPU_INDEX=${TORCH_CPU_INDEX}")
+fi
 
 build() {  # build <target> <image> [extra docker args...]
     local target="$1" image="$2"
     shift 2
     echo "== ${image} (target ${target})"
     DOCKER_BUILDKIT=1 "$docker" build --file deploy/Dockerfile --target "$target" --platform "$platform" \
-        --tag "$image" "$@" .
+        --tag "$image" ${common[@]+"${common[@]}"} "$@" .
     if [ "${PUSH:-0}" = 1 ]; then
         "$docker" push "$image"
     fi
