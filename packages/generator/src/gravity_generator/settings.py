@@ -1,0 +1,65 @@
+"""The ``[generator]`` configuration section (env: ``GRAVITY_GENERATOR__<KEY>``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GeneratorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Catalog metadata (Amazon meta_Books.jsonl[.gz]); empty = the bundled sample catalog.
+    meta_path: str = ""
+    # Profiles loaded at start (profiles.jsonl of gravity.v1.UserProfile); optional.
+    profiles_path: str = ""
+    # Adapter directories scanned at start (gravity_adapter.json + PEFT files); optional.
+    adapters_dir: str = ""
+    # Service mode: follow gravity.profiles.v1 and gravity.adapters.v1 (each replica reads both topics whole).
+    follow_topics: bool = True
+    # Names this replica's consumer groups; empty = the host name (the pod name on Kubernetes).
+    replica_id: str = ""
+    # openai backend only: method -> model name vLLM already serves (started with --lora-modules).
+    served_adapters: dict[str, str] = Field(default_factory=dict)
+
+    # Default sampling when a request leaves SamplingParams unset (temperature 0 = greedy, reproducible).
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=384, ge=1)
+    # Largest max_new_tokens a request may ask for.
+    max_new_tokens_limit: int = Field(default=1024, ge=1)
+    seed: int | None = None
+
+    # Prompt + new tokens per model call. The writer's window where the backend does not report one
+    # (openai/vLLM: set it to vLLM's --max-model-len); a cap on the model's own window otherwise.
+    context_window: int = Field(default=8192, ge=256)
+
+    # Micro-batching on the embedded backend: wait this long after the first queued request for others
+    # to join, then run one batched generation of at most max_batch requests.
+    batch_window_ms: float = Field(default=15.0, ge=0.0)
+    max_batch: int = Field(default=8, ge=1)
+    # Threads serving gRPC calls; requests mostly wait on the batcher, so more than the CPU count.
+    grpc_workers: int = Field(default=32, ge=1)
+
+    # LaMP: how many of the user's reviews to prepend, and how many per-user indexes to keep.
+    lamp_k: int = Field(default=5, ge=1)
+    lamp_cache_users: int = Field(default=1024, ge=1)
+    # Longest review text (characters) put into a LaMP prompt.
+    lamp_review_chars: int = Field(default=1200, ge=50)
+
+    # Batch evaluation (`gravity generate`): books per user and the target-selection seed (paper §3.4).
+    books_per_user: int = Field(default=5, ge=1)
+    target_seed: int = 13
+
+    def replica(self) -> str:
+        return self.replica_id or os.environ.get("HOSTNAME") or socket.gethostname() or "generator"
+
+    def resolved_meta_path(self) -> Path:
+        if self.meta_path:
+            return Path(self.meta_path).expanduser()
+        from gravity_core.sample import sample_dir
+
+        return sample_dir() / "meta_Books.jsonl"

@@ -1,0 +1,190 @@
+"""The gRPC Generator on the embedded SmolLM2 with really trained adapters: every method, streaming,
+validation, truncation and deadlines."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
+from gravity_core.catalog import Catalog
+from gravity_core.grpc import make_channel
+from gravity_core.targets import select_targets
+from gravity_generator.client import GeneratorCallError, GeneratorClient, Sampling
+
+pytestmark = pytest.mark.model
+
+ALL_METHODS = (
+    "original",
+    "base-rewrite",
+    "demo-based",
+    "user-summary",
+    "lamp",
+    "tri-agent",
+    "user-sft",
+    "pref-align",
+    "gravity",
+)
+
+
+@pytest.fixture(scope="module")
+def client(generator) -> GeneratorClient:
+    with GeneratorClient(generator.target, timeout_s=600) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def target_book(profiles, catalog: Catalog):
+    profile = profiles[0]
+    return profile, select_targets(profile, catalog, 1)[0]
+
+
+def test_list_methods_shows_every_method_and_its_adapter(client: GeneratorClient) -> None:
+    methods = {m.name: m for m in client.list_methods()}
+    assert tuple(methods) == ALL_METHODS
+    for name in ("user-sft", "pref-align", "gravity"):
+        assert methods[name].requires_adapter and methods[name].available
+        assert methods[name].adapter == f"{name}-test"
+    assert not methods["lamp"].requires_adapter and methods["lamp"].available
+
+
+def test_every_method_answers_concurrently(client: GeneratorClient, generator, target_book) -> None:
+    profile, book = target_book
+    batcher = generator.service.app.engine.writer
+    batches_before = batcher.stats.batches
+
+    def ask(method: str) -> generation_pb2.PersonalizeResponse:
+        return client.personalize(user_id=profile.user_id, parent_asin=book.parent_asin, method=method)
+
+    with ThreadPoolExecutor(len(ALL_METHODS)) as pool:
+        replies = dict(zip(ALL_METHODS, pool.map(ask, ALL_METHODS), strict=True))
+    assert replies["original"].text == book.description and replies["original"].completion_tokens == 0
+    for method, reply in replies.items():
+        assert (
+            reply.method == method
+            and reply.user_id == profile.user_id
+            and reply.parent_asin == book.parent_asin
+        )
+        if method == "original":
+            continue
+        assert reply.text.strip(), method
+        assert reply.model == "smollm2-135m" and reply.prompt_tokens > 0 and reply.completion_tokens > 0
+        assert reply.latency_ms > 0
+        assert reply.adapter == (f"{method}-test" if method in ("user-sft", "pref-align", "gravity") else "")
+    # TriAgent is three calls: its token counts cover all of them
+    assert replies["tri-agent"].completion_tokens > replies["base-rewrite"].completion_tokens
+    # concurrent requests were micro-batched: 10 model calls in fewer batches
+    assert batcher.stats.batches - batches_before < 10
+
+
+def test_stream_sends_deltas_then_the_final_response(client: GeneratorClient, target_book) -> None:
+    profile, book = target_book
+    events = list(
+        client.stream(
+            user_id=profile.user_id,
+            parent_asin=book.parent_asin,
+            method="gravity",
+            sampling=Sampling(max_new_tokens=12),
+        )
+    )
+    deltas, final = events[:-1], events[-1]
+    assert len(deltas) >= 2 and all(isinstance(d, str) for d in deltas)
+    assert isinstance(final, generation_pb2.PersonalizeResponse) and final.adapter == "gravity-test"
+    assert "".join(deltas).strip() == final.text and final.completion_tokens > 0
+
+
+def test_inline_profile_and_book_with_truncation_warning(client: GeneratorClient, profiles) -> None:
+    long_description = " ".join(f"The heroine crosses river number {i} at dawn." for i in range(150))
+    reply = client.personalize(
+        profile=profiles[1], title="Rivers", description=long_description, method="demo-based"
+    )
+    assert reply.text and reply.user_id == profiles[1].user_id and reply.parent_asin == ""
+    assert any("truncated" in w and "description" in w for w in reply.warnings)
+    assert reply.prompt_tokens + 8 <= 512
+
+
+def code_and_details(client: GeneratorClient, **request) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(GeneratorCallError) as err:
+        client.personalize(**request)
+    return err.value.code, err.value.details
+
+
+def test_bad_requests_get_the_right_code_naming_the_field(client: GeneratorClient, target_book) -> None:
+    profile, book = target_book
+    user, asin = profile.user_id, book.parent_asin
+    cases = [
+        ({"user_id": "nobody", "parent_asin": asin, "method": "lamp"}, grpc.StatusCode.NOT_FOUND, "user_id"),
+        (
+            {"user_id": user, "parent_asin": "0000000000", "method": "lamp"},
+            grpc.StatusCode.NOT_FOUND,
+            "parent_asin",
+        ),
+        ({"user_id": user, "parent_asin": asin, "method": "telepathy"}, grpc.StatusCode.NOT_FOUND, "method"),
+        (
+            {"user_id": user, "parent_asin": asin, "method": "gravity", "adapter": "nope"},
+            grpc.StatusCode.NOT_FOUND,
+            "adapter",
+        ),
+        ({"user_id": user, "parent_asin": asin, "method": ""}, grpc.StatusCode.INVALID_ARGUMENT, "method"),
+        ({"parent_asin": asin, "method": "lamp"}, grpc.StatusCode.INVALID_ARGUMENT, "user"),
+        ({"user_id": user, "method": "lamp"}, grpc.StatusCode.INVALID_ARGUMENT, "book"),
+        (
+            {"user_id": user, "title": "T", "description": "  ", "method": "lamp"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inline_book.description",
+        ),
+        (
+            {"user_id": user, "title": "", "description": "D", "method": "lamp"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inline_book.title",
+        ),
+        (
+            {"user_id": user, "parent_asin": asin, "method": "lamp", "adapter": "gravity-test"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "adapter",
+        ),
+        (
+            {"user_id": user, "parent_asin": asin, "method": "lamp", "sampling": Sampling(temperature=3.0)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "sampling.temperature",
+        ),
+    ]
+    for request, code, field in cases:
+        got_code, details = code_and_details(client, **request)
+        assert (got_code, details.split(":")[0]) == (code, field), (request, details)
+
+
+def test_missing_user_summary_names_the_profile_field(client: GeneratorClient, generator, profiles) -> None:
+    profile = profile_pb2.UserProfile()
+    profile.CopyFrom(profiles[2])
+    profile.user_summary = ""
+    code, details = code_and_details(
+        client, profile=profile, title="T", description="A story.", method="user-summary"
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("profile.user_summary")
+    # a stored profile is not the caller's mistake: the precondition fails instead
+    profile.user_id = "reader-without-summary"
+    generator.service.app.profiles.put(profile)
+    code, details = code_and_details(
+        client, user_id=profile.user_id, title="T", description="A story.", method="tri-agent"
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "profile.user_summary" in details
+
+
+def test_deadline_is_honoured(generator, target_book) -> None:
+    profile, book = target_book
+    stub = generation_pb2_grpc.GeneratorServiceStub(make_channel(generator.target))
+    request = generation_pb2.PersonalizeRequest(
+        user_id=profile.user_id, parent_asin=book.parent_asin, method="tri-agent"
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Personalize(request, timeout=0.05)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # the service is still answering afterwards
+    reply = stub.Personalize(
+        generation_pb2.PersonalizeRequest(
+            user_id=profile.user_id, parent_asin=book.parent_asin, method="original"
+        ),
+        timeout=30,
+    )
+    assert reply.text == book.description
