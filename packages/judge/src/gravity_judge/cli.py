@@ -1,0 +1,173 @@
+"""`gravity judge`: evaluate generations.jsonl against profiles.jsonl and write the report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_core.errors import GravityError, InvalidInput
+
+
+class NoUnits(GravityError):
+    """Nothing in the input could be judged (the report still says why)."""
+
+
+def _split_methods(values: tuple[str, ...]) -> list[str]:
+    return [m.strip() for v in values for m in v.split(",") if m.strip()]
+
+
+@click.command()
+@click.option(
+    "--generations",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="generations.jsonl: one gravity.v1.Generation per (user, book, method), including 'original'.",
+)
+@click.option(
+    "--profiles",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="profiles.jsonl: gravity.v1.UserProfile per user (personas, country).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report directory."
+)
+@click.option(
+    "--orders", type=click.IntRange(1, 26), default=None, help="Shuffled ranking orders (judge.orders)."
+)
+@click.option(
+    "--methods",
+    multiple=True,
+    help="Judge only these methods (comma-separated or repeated); the original is always included.",
+)
+@click.option(
+    "--bootstrap", type=click.IntRange(0), default=None, help="Bootstrap resamples (judge.bootstrap_samples)."
+)
+@click.option("--seed", type=int, default=None, help="Seed for orders and bootstrap (judge.seed).")
+@click.option(
+    "--answer-mode",
+    type=click.Choice(["auto", "text"]),
+    default=None,
+    help="auto: answers from log-probabilities where available; text: generate and parse (judge.answer_mode).",
+)
+@pass_cli
+def judge(
+    cli: CliContext,
+    generations: Path,
+    profiles: Path,
+    out: Path,
+    orders: int | None,
+    methods: tuple[str, ...],
+    bootstrap: int | None,
+    seed: int | None,
+    answer_mode: str | None,
+) -> None:
+    """Judge personalized descriptions (paper §4.1, D.3): top-1 win rate, preference gain, interestingness
+    and similarity per method, country and genre, ablations; writes report.json, report.md, report.html."""
+    from gravity_core.profiles import ProfileStore
+    from gravity_core.skips import SkipLog
+    from gravity_judge import methods as known
+    from gravity_judge.inputs import assemble, rows_from_file
+    from gravity_judge.persona import Persona
+    from gravity_judge.pipeline import evaluate, judge_llm, judge_settings
+    from gravity_judge.report import write_report
+
+    started = time.perf_counter()
+    settings = cli.settings
+    cfg = judge_settings(
+        settings, orders=orders, bootstrap_samples=bootstrap, seed=seed, answer_mode=answer_mode
+    )
+    only = _split_methods(methods)
+    unknown = [m for m in only if known.kind_of(m, cfg.extra_methods) is None]
+    if unknown:
+        raise InvalidInput("--methods", f"unknown method(s): {', '.join(unknown)}")
+
+    skips = SkipLog()
+    store = ProfileStore.from_jsonl(profiles, skips)
+
+    def persona_for(user_id: str) -> Persona | None:
+        return Persona.from_profile(store.get(user_id)) if user_id in store else None
+
+    evalset = assemble(rows_from_file(generations, skips), persona_for, skips, only, cfg.extra_methods)
+    click.echo(
+        f"{len(evalset.units)} (user, book) units, {len(evalset.methods)} methods + original, "
+        f"{evalset.users} users; {skips.total} record(s) skipped",
+        err=True,
+    )
+
+    def track(items: Iterable[Any], stage: str, total: int) -> Iterable[Any]:
+        return progress(items, total=total, desc=stage, unit="unit" if stage != "similarity" else "batch")
+
+    _run, report = evaluate(
+        evalset,
+        lambda: judge_llm(settings),
+        settings,
+        cfg,
+        track,
+        sources={"generations": str(generations), "profiles": str(profiles)},
+    )
+    files = write_report(report, out, cfg.focus_method)
+    _print_summary(report, files, time.perf_counter() - started)
+    if not evalset.units:
+        raise NoUnits(
+            f"no (user, book) unit could be judged ({skips.total} record(s) skipped); see {files['report.md']}"
+        )
+
+
+def _print_summary(report: dict[str, Any], files: dict[str, Path], elapsed: float) -> None:
+    from gravity_judge.report.tables import fmt
+
+    overall = report["metrics"]["overall"]
+    rows = []
+    for method in report["sample"]["methods"]:
+        e = overall.get(method)
+        if e is None:
+            continue
+        rows.append(
+            (
+                e["display"],
+                fmt(e["top1_win_rate"], ci=False),
+                fmt(e["preference_gain"], ci=False),
+                fmt(e["interestingness"], 2, ci=False),
+                fmt(e["similarity"], ci=False),
+            )
+        )
+    sample = report["sample"]
+    click.echo(
+        summary_table(
+            f"gravity judge — {report['judge']['model']} ({report['judge']['backend']}), {sample['units']} units, "
+            f"{sample['users']} users",
+            rows,
+            headers=("method", "top-1 win %", "pref. gain %", "int. score", "similarity"),
+        )
+    )
+    pw = report["reliability"]["pairwise"]
+    rk = report["reliability"]["ranking"]
+    click.echo(
+        f"position bias (pairs): {fmt(pw['position_bias_rate'], ci=False)}%  "
+        f"order agreement: pairs {fmt(pw['order_agreement'], ci=False)}%, rankings {fmt(rk['order_agreement'], ci=False)}%"
+    )
+    unusable = report["unusable"]
+    click.echo(
+        f"unusable judgments: {unusable['total']}"
+        + (
+            " (" + ", ".join(f"{k}={v}" for k, v in sorted(unusable["by_reason"].items())) + ")"
+            if unusable["total"]
+            else ""
+        )
+    )
+    from gravity_core.skips import Skip, SkipLog
+
+    skips = SkipLog()
+    skips.counts.update(report["skipped"]["by_reason"])
+    skips.examples = [Skip(**e) for e in report["skipped"]["examples"]]
+    for line in skips.summary_lines():
+        click.echo(line)
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
+    click.echo(f"timings: {timings}; wall {elapsed:.1f}s")
+    click.echo("report: " + ", ".join(str(p) for p in files.values()))

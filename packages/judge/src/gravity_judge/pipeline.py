@@ -1,0 +1,57 @@
+"""One evaluation from inputs to report, shared by `gravity judge` and the Evaluate RPC."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gravity_core.config import Settings
+from gravity_core.embeddings import Embedder
+from gravity_core.llm import LLMClient, llm_for_role
+from gravity_judge.evaluate import EvaluationRun, Evaluator, Tracker, untracked
+from gravity_judge.inputs import EvaluationSet
+from gravity_judge.judging import Judge
+from gravity_judge.report import build_report
+from gravity_judge.settings import JudgeSettings
+
+
+def judge_settings(settings: Settings, **overrides: Any) -> JudgeSettings:
+    """The [judge] section with command-line overrides (None values ignored), validated again."""
+    base = settings.section("judge", JudgeSettings)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return JudgeSettings.model_validate({**base.model_dump(), **changes}) if changes else base
+
+
+def judge_llm(settings: Settings) -> LLMClient:
+    return llm_for_role(settings, "judge")
+
+
+def concurrency_for(settings: Settings) -> int:
+    """Units judged at once: the embedded model serializes calls anyway; an endpoint takes several."""
+    endpoint = settings.llm.role("judge")
+    return 1 if endpoint.backend == "embedded" else max(1, endpoint.concurrency)
+
+
+def evaluate(
+    evalset: EvaluationSet,
+    llm: Callable[[], LLMClient],
+    settings: Settings,
+    judge_cfg: JudgeSettings,
+    track: Tracker = untracked,
+    sources: dict[str, str] | None = None,
+    embedder: Callable[[], Embedder] | None = None,
+) -> tuple[EvaluationRun, dict[str, Any]]:
+    """``llm`` is called only when some unit can be judged."""
+    started = time.perf_counter()
+    endpoint = settings.llm.role("judge")
+    evaluator = Evaluator(
+        lambda: Judge(llm(), judge_cfg),
+        judge_cfg,
+        embedder=embedder or (lambda: Embedder(settings.embedding)),
+        concurrency=concurrency_for(settings),
+        label=(endpoint.model, endpoint.backend),
+    )
+    run = evaluator.run(evalset, track)
+    report = build_report(run, judge_cfg, sources, elapsed_s=time.perf_counter() - started)
+    return run, report
