@@ -1,0 +1,137 @@
+"""Baseline datasets (paper §4.1, D.2, Table 12): UserSFT examples and PrefAlign pairs.
+
+* UserSFT: one example per reviewed book with a known description — the persona prompt with the book's
+  title and description, completed by the user's own review.
+* PrefAlign: for each reviewed book (topped up to ``pref_align_min_books`` with highly rated unreviewed
+  books of the user's genres), the author LLM writes an aligned and a misaligned description from the
+  demographics alone; the DPO prompt is the Table 12 PrefAlign prompt. Generation is batched across
+  books and users with ``chat_batch``; greedy calls hit the response cache on re-runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gravity.v1 import profile_pb2
+from gravity_core.amazon import BookRecord
+from gravity_core.catalog import Catalog
+from gravity_core.llm import GenerationParams, LLMClient
+from gravity_core.prompts import (
+    DESCRIPTION_SENTENCES,
+    describe_request,
+    less_engaging_request,
+    persona,
+    pref_align_prompt,
+    user_sft_prompt,
+)
+from gravity_pairgen.interests import BookRanker
+from gravity_pairgen.prompts import clip
+from gravity_pairgen.recipes import PREF_ALIGN_FACET, USER_SFT_FACET
+from gravity_pairgen.rows import Omissions, Pair, make_pair
+
+
+def reviewed_asins(profile: profile_pb2.UserProfile) -> list[str]:
+    """Every book the user reviewed: the kept reviews (most recent first), then the uncapped id list."""
+    return list(
+        dict.fromkeys(
+            [r.parent_asin for r in profile.reviews if r.parent_asin] + list(profile.reviewed_asins)
+        )
+    )
+
+
+def user_sft_rows(
+    profile: profile_pb2.UserProfile, books: dict[str, BookRecord], max_chars: int, omissions: Omissions
+) -> list[Pair]:
+    out = []
+    for review in profile.reviews:
+        book = books.get(review.parent_asin)
+        text = review.text.strip()
+        if book is None:
+            omissions.add("review_book_not_in_catalog")
+        elif not book.description.strip():
+            omissions.add("review_book_without_description")
+        elif not text:
+            omissions.add("empty_review")
+        else:
+            prompt = user_sft_prompt(profile, book.title, clip(book.description, max_chars))
+            out.append(
+                make_pair(profile.user_id, USER_SFT_FACET, prompt, text, "", (f"asin:{book.parent_asin}",))
+            )
+    return out
+
+
+def pref_align_books(
+    profile: profile_pb2.UserProfile,
+    books: dict[str, BookRecord],
+    ranker: BookRanker,
+    genres: Sequence[str],
+    min_books: int,
+    max_books: int,
+) -> list[BookRecord]:
+    """Reviewed books with a description, topped up to ``min_books`` from the user's genres, capped."""
+    reviewed = reviewed_asins(profile)
+    chosen = [books[a] for a in reviewed if a in books and books[a].description.strip()]
+    if len(chosen) < min_books and genres:
+        seen = set(reviewed)
+        chosen += ranker.top_across(genres, min_books - len(chosen), exclude=seen)
+    return chosen[:max_books] if max_books else chosen
+
+
+@dataclass
+class PrefAlignJob:
+    """The books of one user awaiting their aligned/misaligned descriptions."""
+
+    profile: profile_pb2.UserProfile
+    books: list[BookRecord]
+    pairs: list[Pair] = field(default_factory=list)
+
+
+class PrefAlignGenerator:
+    def __init__(
+        self, llm: LLMClient, max_tokens: int, max_chars: int, temperature: float = 0.0, seed: int = 13
+    ) -> None:
+        self.llm = llm
+        self.max_chars = max_chars
+        # Greedy by default, so results are deterministic and cached; a sampled run passes its seed.
+        self.params = GenerationParams(
+            temperature=temperature, max_tokens=max_tokens, seed=seed if temperature > 0 else None
+        )
+
+    def conversations(self, job: PrefAlignJob) -> list[list[dict[str, str]]]:
+        who = persona(job.profile)
+        out = []
+        for book in job.books:
+            description = clip(book.description, self.max_chars)
+            for request in (describe_request, less_engaging_request):
+                content = f"{who} {request(book.title, description)} {DESCRIPTION_SENTENCES}"
+                out.append([{"role": "user", "content": content}])
+        return out
+
+    def run(self, jobs: Sequence[PrefAlignJob], omissions: Omissions) -> None:
+        """Fill every job's pairs with one batched LLM call for all of them."""
+        convos = [c for job in jobs for c in self.conversations(job)]
+        if not convos:
+            return
+        completions = iter(self.llm.chat_batch(convos, self.params))
+        for job in jobs:
+            prompt = pref_align_prompt(job.profile)
+            for book in job.books:
+                aligned, misaligned = next(completions).text.strip(), next(completions).text.strip()
+                if not aligned or not misaligned or aligned == misaligned:
+                    omissions.add("degenerate_generation")
+                    continue
+                job.pairs.append(
+                    make_pair(
+                        job.profile.user_id,
+                        PREF_ALIGN_FACET,
+                        prompt,
+                        aligned,
+                        misaligned,
+                        (f"asin:{book.parent_asin}",),
+                    )
+                )
+
+
+def catalog_books(catalog: Catalog, profile: profile_pb2.UserProfile) -> dict[str, BookRecord]:
+    return catalog.get_many(reviewed_asins(profile))

@@ -1,0 +1,237 @@
+"""`gravity pairs ...`: build preference datasets from profiles, inspect them, manage the scenario pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_core.datasets import DatasetManifest
+
+
+def _list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+def _settings(cli: CliContext, **overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from gravity_core.errors import InvalidInput
+    from gravity_pairgen.settings import PairGenSettings
+
+    cfg = cli.settings.section("pairgen", PairGenSettings)
+    try:
+        return cfg.with_overrides(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
+        raise InvalidInput(option, first["msg"]) from None
+
+
+@click.group()
+def pairs() -> None:
+    """Preference pairs: profiles -> GRAVITY, GRAVITY-SFT, UserSFT and PrefAlign datasets (paper §3.3)."""
+
+
+@pairs.command()
+@click.option(
+    "--profiles",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="profiles.jsonl (gravity.v1.UserProfile per line).",
+)
+@click.option(
+    "--meta",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="meta_Books.jsonl[.gz] (default: [pairgen] meta, else the bundled sample).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Dataset directory to write (replaced atomically).",
+)
+@click.option(
+    "--recipe", default=None, help="Facets kept in `gravity`: full or no-<ablation> (e.g. no-values)."
+)
+@click.option(
+    "--ablations",
+    default=None,
+    help="Comma list of Table 5 ablations (interests,category,summary,values,personality,<trait>) or all.",
+)
+@click.option("--datasets", default=None, help="Comma list of gravity,gravity-sft,user-sft,pref-align.")
+@click.option("--seed", type=int, default=None, help="Sampling seed (default: [pairgen] seed).")
+@click.option(
+    "--cohort", default=None, help="Cohort id recorded in the manifest (default: the profiles' cohort)."
+)
+@click.option(
+    "--items-per-trait", type=int, default=None, help="Personality items sampled per trait and user."
+)
+@click.option(
+    "--pref-align-min-books", type=int, default=None, help="PrefAlign books per user at least (paper: 100)."
+)
+@click.option(
+    "--pref-align-max-books", type=int, default=None, help="PrefAlign books per user at most (0 = no cap)."
+)
+@click.option(
+    "--pref-align-max-tokens", type=int, default=None, help="Tokens per generated PrefAlign description."
+)
+@pass_cli
+def build(
+    cli: CliContext,
+    profiles: str,
+    meta: str | None,
+    out: str,
+    recipe: str | None,
+    ablations: str | None,
+    datasets: str | None,
+    seed: int | None,
+    cohort: str | None,
+    items_per_trait: int | None,
+    pref_align_min_books: int | None,
+    pref_align_max_books: int | None,
+    pref_align_max_tokens: int | None,
+) -> None:
+    """Build the datasets for every profile in PROFILES into OUT, with a summary of what was skipped."""
+    from gravity_pairgen.batch import build_dataset
+
+    cfg = _settings(
+        cli,
+        meta=meta,
+        recipe=recipe,
+        ablations=_list(ablations),
+        datasets=_list(datasets),
+        seed=seed,
+        items_per_trait=items_per_trait,
+        pref_align_min_books=pref_align_min_books,
+        pref_align_max_books=pref_align_max_books,
+        pref_align_max_tokens=pref_align_max_tokens,
+    )
+
+    def bar(items: Iterator, total: int | None) -> Iterator:
+        return progress(items, total=total, desc="profiles", unit="user")
+
+    report = build_dataset(
+        cli.settings,
+        cfg,
+        profiles,
+        out,
+        cohort_id=cohort,
+        on_progress=lambda m: click.echo(m, err=True),
+        progress_bar=bar,
+    )
+    m = report.manifest
+    click.echo(
+        f"pairs build: {report.users_built} users from {report.profiles_read} profiles -> {report.out_dir} "
+        f"(cohort {m.cohort_id}, recipe {m.recipe}, seed {m.seed}"
+        + (f", scenario pool {report.pool_version}" if report.pool_version else "")
+        + ")"
+    )
+    click.echo(dataset_table(m))
+    click.echo("skipped records: " + "\n".join(report.skips.summary_lines()))
+    if report.omissions.counts:
+        click.echo(
+            "items not turned into rows: "
+            + ", ".join(f"{k}={v}" for k, v in report.omissions.counts.most_common())
+        )
+    t = report.timings
+    rate = report.rows("gravity") / max(t["build"] + t["write"], 1e-9)
+    click.echo(
+        f"timings: setup {t['setup']:.1f}s, pairs {t['build']:.1f}s, LLM {t['llm']:.1f}s "
+        f"({report.llm_calls} calls, {report.llm_cached} cached), write {t['write']:.1f}s, total {t['total']:.1f}s; "
+        f"{report.total_rows} rows, {rate:,.0f} gravity pairs/s excluding setup and LLM"
+    )
+
+
+def dataset_table(manifest: DatasetManifest) -> str:
+    facets = sorted({f for e in manifest.datasets.values() for s in e.shards for f in s.counts_by_facet})
+    rows = []
+    for name, entry in manifest.datasets.items():
+        per_user = [s.rows for s in entry.shards]
+        totals = {f: sum(s.counts_by_facet.get(f, 0) for s in entry.shards) for f in facets}
+        rows.append(
+            (
+                name,
+                entry.kind,
+                len(per_user),
+                entry.rows,
+                *(totals[f] for f in facets),
+                f"{min(per_user, default=0)}/{sum(per_user) / max(len(per_user), 1):.0f}/{max(per_user, default=0)}",
+                ",".join(entry.dropped) or "-",
+            )
+        )
+    return summary_table(
+        "datasets",
+        rows,
+        headers=("dataset", "kind", "users", "rows", *facets, "per-user min/mean/max", "dropped"),
+    )
+
+
+@pairs.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@pass_cli
+def show(cli: CliContext, directory: str) -> None:
+    """Print a dataset directory's manifest summary and verify every shard's checksum."""
+    from gravity_core.datasets import load_manifest, verify_shards
+
+    manifest = load_manifest(directory)
+    for name in manifest.datasets:
+        if manifest.datasets[name].shards:
+            verify_shards(directory, manifest, name)
+    click.echo(
+        f"{directory}: cohort {manifest.cohort_id} ({manifest.cohort_size} users), recipe {manifest.recipe}, "
+        f"seed {manifest.seed}, base model {manifest.base_model or '-'}; all shard checksums verified"
+    )
+    click.echo(dataset_table(manifest))
+
+
+@pairs.command()
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Top every statement up to pairs_per_statement with the author LLM (stored once).",
+)
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the (topped-up) pool as JSONL.",
+)
+@pass_cli
+def pool(cli: CliContext, generate: bool, export_path: str | None) -> None:
+    """Show the values scenario pool (version, coverage of the 150 statements); optionally top it up."""
+    from gravity_core.artifacts import ArtifactStore
+    from gravity_core.skips import SkipLog
+    from gravity_core.values import load_seed_statements
+    from gravity_pairgen.scenarios import load_pool, top_up_pool
+
+    cfg = _settings(cli)
+    skips = SkipLog()
+    statements = list(load_seed_statements())
+    scenario_pool = load_pool(cfg.scenario_pool or None, statements, skips)
+    if generate:
+        from gravity_core.llm import llm_for_role
+
+        scenario_pool = top_up_pool(
+            scenario_pool,
+            statements,
+            llm_for_role(cli.settings, "author"),
+            ArtifactStore.from_settings(cli.settings),
+            cfg.pairs_per_statement,
+            cfg.scenario_max_tokens,
+            on_progress=lambda m: click.echo(m, err=True),
+        )
+    cover = scenario_pool.coverage(statements, cfg.pairs_per_statement)
+    click.echo(
+        f"scenario pool {scenario_pool.version} ({scenario_pool.origin}): {len(scenario_pool)} pairs; "
+        f"statements with {cfg.pairs_per_statement} pairs: {cover['full']}, fewer: {cover['partial']}, none: {cover['missing']}"
+    )
+    click.echo("\n".join(skips.summary_lines()))
+    if export_path:
+        Path(export_path).write_bytes(scenario_pool.to_jsonl())
+        click.echo(f"wrote {export_path}")

@@ -1,0 +1,299 @@
+"""`gravity serve pairgen`: profiles from Kafka (and gRPC) -> shards in the artifact store -> ShardRefs.
+
+For each profile consumed from ``topics.profiles`` (group ``consumer_group``) the service builds the
+user's rows for every configured dataset, writes one shard per dataset under
+``<output_prefix>/<cohort_id>/<dataset>/<user>.parquet`` and the cohort's manifest (both atomic, under a
+per-cohort lock), then publishes one ShardRef per (dataset, user) to ``topics.shards``. The consumer
+commits the profile only after that, and the same user always maps to the same shard file, so a crash
+and replay rewrites identical shards: every pair exists exactly once.
+
+A profile that cannot be used (no stances, no traits, an interest that is not a catalog category, an
+empty catalog) goes to the DLQ with the reason; the user still gets zero-row shards so their cohort can
+complete. gRPC: BuildPairs (one profile, answered with its ShardRefs) and GetManifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import grpc
+
+from gravity.v1 import pairs_pb2, pairs_pb2_grpc, profile_pb2
+from gravity_core.artifacts import ArtifactStore
+from gravity_core.bus import Bus, ConsumerLoop, dead_letter
+from gravity_core.catalog import Catalog
+from gravity_core.config import Settings
+from gravity_core.datasets import DatasetManifest
+from gravity_core.embeddings import Embedder
+from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
+from gravity_core.grpc import ServiceHost, check_deadline, require_field
+from gravity_core.llm import LLMClient
+from gravity_core.logging import get_logger
+from gravity_core.service import run
+from gravity_core.skips import RecordError, SkipLog
+from gravity_pairgen.baselines import PrefAlignGenerator
+from gravity_pairgen.builder import DatasetPlan, PairBuilder, Resources, UserBuild, plan_datasets
+from gravity_pairgen.manifests import ManifestStore, cohort_of
+from gravity_pairgen.recipes import PREF_ALIGN, normalize_recipe
+from gravity_pairgen.resources import load_resources
+from gravity_pairgen.settings import PairGenSettings
+from gravity_pairgen.writer import UserShardWriter, WrittenShard
+
+log = get_logger(__name__)
+
+# Which request field a rejected profile's problem lies in (gRPC INVALID_ARGUMENT names it).
+_FIELD_FOR_REASON = {
+    "missing_user_id": "profile.user_id",
+    "no_interests": "profile.interests",
+    "unknown_category": "profile.interests",
+    "no_stances": "profile.values",
+    "no_traits": "profile.personality.traits",
+    "bad_cohort_id": "profile.cohort_id",
+}
+
+
+class PairGenService:
+    name = "pairgen"
+
+    def __init__(
+        self,
+        settings: Settings,
+        cfg: PairGenSettings | None = None,
+        *,
+        catalog: Catalog | None = None,
+        embedder: Embedder | None = None,
+        llm: LLMClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = cfg or settings.section("pairgen", PairGenSettings)
+        self.plans = plan_datasets(self.cfg)
+        self.bus = Bus(settings.kafka, self.name)
+        self.store = ArtifactStore.from_settings(settings)
+        self.manifests = ManifestStore(self.store, self.cfg.output_prefix)
+        self.base_model = settings.llm.role("writer").model
+        self._catalog, self._embedder, self._llm = catalog, embedder, llm
+        self.resources: Resources | None = None
+        self.generator: PrefAlignGenerator | None = None
+        self.load_error: str | None = None
+        self._loaded = threading.Event()
+        self._stop = threading.Event()
+        self.loop: ConsumerLoop[profile_pb2.UserProfile] | None = None
+        self.processed = 0
+        self.rejected = 0
+
+    # ------------------------------------------------------------ lifecycle
+    def register(self, host: ServiceHost) -> None:
+        host.add(
+            pairs_pb2_grpc.add_PairGenServiceServicer_to_server, _Servicer(self), "gravity.v1.PairGenService"
+        )
+
+    def start(self) -> None:
+        threading.Thread(target=self._load_then_consume, name="pairgen-load", daemon=True).start()
+
+    def ready(self) -> bool:
+        return self._loaded.is_set() and self.loop is not None and self.loop.ready.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.loop is not None:
+            self.loop.stop()
+        self.bus.close()
+
+    def wait_loaded(self, timeout_s: float) -> bool:
+        return self._loaded.wait(timeout_s)
+
+    def _load_then_consume(self) -> None:
+        skips = SkipLog()
+        try:
+            self.resources = load_resources(
+                self.settings, self.cfg, self.plans, skips, catalog=self._catalog, embedder=self._embedder
+            )
+            if any(p.name == PREF_ALIGN for p in self.plans):
+                self.generator = self._pref_align_generator()
+        except GravityError as exc:
+            self.load_error = str(exc)
+            log.error("pairgen_load_failed", error=self.load_error)
+            return
+        if skips.total:
+            for line in skips.summary_lines():
+                log.warning("pairgen_resource_skips", detail=line)
+        self._loaded.set()
+        if self._stop.is_set():
+            return
+        self.loop = ConsumerLoop(
+            self.bus, self.bus.topics.profiles, self.cfg.consumer_group, profile_pb2.UserProfile, self._handle
+        ).start()
+
+    def _pref_align_generator(self) -> PrefAlignGenerator:
+        llm = self._llm
+        if llm is None:
+            from gravity_core.llm import llm_for_role
+
+            llm = llm_for_role(self.settings, "author")
+        author = self.settings.llm.role("author")
+        return PrefAlignGenerator(
+            llm,
+            self.cfg.pref_align_max_tokens,
+            self.cfg.description_max_chars,
+            author.temperature,
+            self.cfg.seed,
+        )
+
+    # ------------------------------------------------------------ the work
+    def _require_loaded(self) -> Resources:
+        if self.resources is None:
+            if self.load_error:
+                raise GravityError(f"pairgen could not load its resources: {self.load_error}")
+            raise Unavailable("pairgen is still loading its catalog, category index and item banks")
+        return self.resources
+
+    def build_user(self, profile: profile_pb2.UserProfile, plans: list[DatasetPlan]) -> UserBuild:
+        """The user's rows for ``plans`` (PrefAlign generated); raises RecordError for an unusable profile."""
+        builder = PairBuilder(self._require_loaded(), self.cfg, plans)
+        build = builder.build(profile)
+        if build.pref_align is not None:
+            if self.generator is None:
+                self.generator = self._pref_align_generator()
+            self.generator.run([build.pref_align], build.omissions)
+        return builder.finish(build)
+
+    def write_user(
+        self, profile: profile_pb2.UserProfile, plans: list[DatasetPlan], build: UserBuild | None
+    ) -> list[pairs_pb2.ShardRef]:
+        """Write the user's shards (zero-row ones when ``build`` is None) and the manifest; the ShardRefs."""
+        cohort = cohort_of(profile.cohort_id)
+        pool = self.resources.pool.version if self.resources and self.resources.pool else ""
+        writer = UserShardWriter(
+            self.store,
+            self.manifests.dir_rel(cohort),
+            plans,
+            {"gravity.seed": str(self.cfg.seed), "gravity.pool_version": pool},
+        )
+        with self.manifests.locked(cohort):
+            written = writer.write(build) if build is not None else writer.write_empty(profile.user_id)
+            manifest, uri, sha = self.manifests.update(
+                cohort,
+                [(w.plan.name, w.template, w.entry) for w in written],
+                profile.cohort_size,
+                self.cfg.seed,
+                self.cfg.recipe,
+                self.base_model,
+            )
+        return [self._ref(cohort, w, manifest, uri, sha) for w in written]
+
+    def _ref(
+        self, cohort: str, w: WrittenShard, manifest: DatasetManifest, uri: str, sha: str
+    ) -> pairs_pb2.ShardRef:
+        dataset_id = f"{cohort}/{w.plan.name}"
+        return pairs_pb2.ShardRef(
+            shard_id=f"{dataset_id}/{w.entry.user_id}",
+            dataset_id=dataset_id,
+            kind=w.plan.kind,
+            user_id=w.entry.user_id,
+            uri=w.uri,
+            sha256=w.entry.sha256,
+            row_count=w.entry.rows,
+            counts_by_facet=w.entry.counts_by_facet,
+            manifest_uri=uri,
+            manifest_sha256=sha,
+            dataset_complete=manifest.complete(w.plan.name),
+            cohort_size=manifest.cohort_size,
+            recipe=w.plan.recipe.name,
+        )
+
+    def publish(self, refs: list[pairs_pb2.ShardRef]) -> None:
+        for ref in refs:
+            self.bus.publish(self.bus.topics.shards, ref.shard_id, ref)
+
+    def _handle(self, profile: profile_pb2.UserProfile, record: Any) -> None:
+        if not profile.user_id.strip():
+            raise RecordError("missing_user_id", "profile has no user_id")
+        cohort_of(profile.cohort_id)  # an unusable cohort id cannot be placed anywhere: DLQ via the loop
+        try:
+            build: UserBuild | None = self.build_user(profile, self.plans)
+        except RecordError as exc:
+            self.rejected += 1
+            self.bus.publish_dead_letter(
+                dead_letter(
+                    self.name,
+                    exc.reason,
+                    exc.detail,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    payload=record.value,
+                )
+            )
+            build = None
+        refs = self.write_user(profile, self.plans, build)
+        self.publish(refs)
+        self.processed += 1
+        log.info(
+            "pairs_built",
+            user_id=profile.user_id,
+            cohort=refs[0].dataset_id.split("/")[0] if refs else "",
+            rows={r.dataset_id.rsplit("/", 1)[-1]: r.row_count for r in refs},
+            rejected=build is None,
+        )
+
+    def plans_for(self, recipe_name: str) -> list[DatasetPlan]:
+        if not recipe_name.strip():
+            return self.plans
+        try:
+            canonical = normalize_recipe(recipe_name)
+        except ValueError as exc:
+            raise InvalidInput("recipe", str(exc)) from None
+        return self.plans if canonical == self.cfg.recipe else plan_datasets(self.cfg, canonical)
+
+
+class _Servicer(pairs_pb2_grpc.PairGenServiceServicer):
+    def __init__(self, service: PairGenService) -> None:
+        self.service = service
+
+    def BuildPairs(
+        self, request: pairs_pb2.BuildPairsRequest, context: grpc.ServicerContext
+    ) -> pairs_pb2.BuildPairsResponse:
+        require_field(request, "profile.user_id")
+        check_deadline(context)
+        svc = self.service
+        plans = svc.plans_for(request.recipe)
+        try:
+            cohort_of(request.profile.cohort_id)
+            build = svc.build_user(request.profile, plans)
+        except RecordError as exc:
+            if exc.reason == "empty_catalog":
+                raise GravityError(exc.detail) from None
+            raise InvalidInput(_FIELD_FOR_REASON.get(exc.reason, "profile"), exc.detail) from None
+        refs = svc.write_user(request.profile, plans, build)
+        if not request.skip_publish:
+            svc.publish(refs)
+        return pairs_pb2.BuildPairsResponse(shards=refs)
+
+    def GetManifest(
+        self, request: pairs_pb2.GetManifestRequest, context: grpc.ServicerContext
+    ) -> pairs_pb2.GetManifestResponse:
+        dataset_id = require_field(request, "dataset_id")
+        cohort_part, _, dataset = dataset_id.partition("/")
+        try:
+            cohort = cohort_of(cohort_part)
+        except RecordError as exc:
+            raise InvalidInput("dataset_id", exc.detail) from None
+        svc = self.service
+        path = svc.store.path(svc.manifests.rel(cohort))
+        if not path.is_file():
+            raise NotFound("dataset_id", f"no dataset manifest for cohort {cohort!r}")
+        data = path.read_bytes()
+        if dataset:
+            DatasetManifest.model_validate_json(data).dataset(dataset)  # NotFound naming the datasets it has
+        return pairs_pb2.GetManifestResponse(
+            manifest_json=data.decode("utf-8"),
+            manifest_uri=svc.store.uri(path),
+            manifest_sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+
+def run_service(settings: Settings, port: int | None = None) -> None:
+    run(PairGenService(settings), settings, port)
