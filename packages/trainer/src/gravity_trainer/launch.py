@@ -1,0 +1,21 @@
+"""``python -m gravity_trainer.launch``: the ``gravity train`` command as a module, for launchers.
+
+accelerate starts one process per GPU with ``-m gravity_trainer.launch`` (see the package README and
+``configs/``); the service starts training jobs the same way. Settings come from ``GRAVITY_CONFIG`` and
+``GRAVITY_*`` variables; the options are those of ``gravity train``. Expected failures print one line and exit 2,
+like the ``gravity`` command.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from gravity_core.cli.main import main as gravity_main
+
+
+def main(argv: list[str] | None = None) -> None:
+    gravity_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    main()

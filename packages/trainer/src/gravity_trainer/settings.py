@@ -1,0 +1,53 @@
+"""The ``[trainer]`` configuration section (env: ``GRAVITY_TRAINER__<KEY>``)."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gravity_core.datasets import RECIPE_FOR_DATASET
+
+
+def _default_recipe_map() -> dict[str, str]:
+    # Ablation datasets ("gravity-no-values", ...) are GRAVITY pairs with a facet removed: same recipe.
+    return {**RECIPE_FOR_DATASET, "gravity-no-*": "gravity-dpo"}
+
+
+class TrainerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Dataset name (the last part of a ShardRef's dataset_id; glob patterns allowed) -> recipe. A completed
+    # dataset whose name matches no entry is not trained.
+    recipe_for_dataset: dict[str, str] = Field(default_factory=_default_recipe_map)
+    # Per-recipe overrides applied to every service run, e.g. {"gravity-dpo": {"max_steps": 8}}.
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # A recipe config file (TOML/YAML; top-level keys for all recipes, [<recipe>] tables per recipe).
+    recipe_config: str = ""
+    # Base model to train; empty = the writer role's model (llm.writer.model).
+    base_model: str = ""
+    # Train even when the dataset manifest names another base model.
+    allow_base_mismatch: bool = False
+    # Where run records and working directories live; empty = <artifacts>/trainer.
+    work_dir: str = ""
+    # Command prefix that runs one training job; empty = this Python with `-m gravity_trainer.launch`.
+    # On a GPU node: ["accelerate", "launch", "--config_file", "/app/configs/accelerate-zero2.yaml",
+    # "-m", "gravity_trainer.launch"].
+    launcher: list[str] = Field(default_factory=list)
+    # Seconds between progress updates on Trainer.Status streams.
+    status_poll_s: float = Field(1.0, gt=0)
+    # Keep the working directory (checkpoints) of a run after its adapter was published.
+    keep_work_dirs: bool = False
+
+    def recipe_for(self, dataset: str) -> str | None:
+        if dataset in self.recipe_for_dataset:
+            return self.recipe_for_dataset[dataset]
+        for pattern, recipe in self.recipe_for_dataset.items():
+            if fnmatch.fnmatchcase(dataset, pattern):
+                return recipe
+        return None
+
+    def work_path(self, artifacts_root: Path) -> Path:
+        return Path(self.work_dir).expanduser() if self.work_dir else artifacts_root / "trainer"
