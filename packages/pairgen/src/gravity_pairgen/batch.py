@@ -26,7 +26,6 @@ from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import PairBuilder, Resources, UserBuild, plan_datasets
-from gravity_pairgen.manifests import put_shard
 from gravity_pairgen.recipes import PREF_ALIGN
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.rows import Omissions
@@ -183,8 +182,8 @@ def build_dataset(
             for build in builds:
                 builder.finish(build)
                 omissions.merge(build.omissions)
-                for shard in writer.write(build):
-                    put_shard(manifest, shard.plan.name, shard.template, shard.entry)
+                for stale in writer.record(manifest, build.user_id, writer.write(build)):
+                    stale.unlink(missing_ok=True)  # a newer profile of this user has no rows for it
             t3 = time.perf_counter()
             t_build, t_llm, t_write = t_build + t1 - t0, t_llm + t2 - t1, t_write + t3 - t2
         manifest.cohort_id = cohort_id or _cohort_name(cohorts)

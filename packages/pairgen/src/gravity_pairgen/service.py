@@ -8,8 +8,8 @@ commits the profile only after that, and the same user always maps to the same s
 and replay rewrites identical shards: every pair exists exactly once.
 
 A profile that cannot be used (no stances, no traits, an interest that is not a catalog category, an
-empty catalog) goes to the DLQ with the reason; the user still gets zero-row shards so their cohort can
-complete. gRPC: BuildPairs (one profile, answered with its ShardRefs) and GetManifest.
+empty catalog) goes to the DLQ with the reason and leaves its cohort (see :mod:`gravity_pairgen.manifests`),
+so the cohort still completes; its ShardRefs carry zero rows and no URI. gRPC: BuildPairs (one profile, answered with its ShardRefs) and GetManifest.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from gravity_core.service import run
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import DatasetPlan, PairBuilder, Resources, UserBuild, plan_datasets
-from gravity_pairgen.manifests import ManifestStore, cohort_of
+from gravity_pairgen.manifests import CohortAccounting, ManifestStore, cohort_of
 from gravity_pairgen.recipes import PREF_ALIGN, normalize_recipe
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.settings import PairGenSettings
@@ -160,10 +160,16 @@ class PairGenService:
         return builder.finish(build)
 
     def write_user(
-        self, profile: profile_pb2.UserProfile, plans: list[DatasetPlan], build: UserBuild | None
+        self,
+        profile: profile_pb2.UserProfile,
+        plans: list[DatasetPlan],
+        build: UserBuild | None,
+        rejected: str = "",
     ) -> list[pairs_pb2.ShardRef]:
-        """Write the user's shards (zero-row ones when ``build`` is None) and the manifest; the ShardRefs."""
+        """Write the user's shards and the cohort's manifest; the ShardRefs to publish. ``build`` None with
+        ``rejected`` (the reason) records a dead-lettered profile: no shards, and out of the cohort size."""
         cohort = cohort_of(profile.cohort_id)
+        user = profile.user_id
         pool = self.resources.pool.version if self.resources and self.resources.pool else ""
         writer = UserShardWriter(
             self.store,
@@ -172,33 +178,49 @@ class PairGenService:
             {"gravity.seed": str(self.cfg.seed), "gravity.pool_version": pool},
         )
         with self.manifests.locked(cohort):
-            written = writer.write(build) if build is not None else writer.write_empty(profile.user_id)
-            manifest, uri, sha = self.manifests.update(
-                cohort,
-                [(w.plan.name, w.template, w.entry) for w in written],
-                profile.cohort_size,
+            manifest, accounting = self.manifests.load(cohort)
+            accounting.declared_cohort_size = max(accounting.declared_cohort_size, profile.cohort_size)
+            if build is None:
+                accounting.rejected[user] = rejected
+            else:
+                accounting.rejected.pop(user, None)
+            written = writer.write(build)
+            stale = writer.record(manifest, user, written)
+            for w in written:
+                accounting.mark_empty(w.plan.name, user, build is not None and w.entry is None)
+            manifest.seed, manifest.recipe, manifest.base_model = (
                 self.cfg.seed,
                 self.cfg.recipe,
                 self.base_model,
             )
-        return [self._ref(cohort, w, manifest, uri, sha) for w in written]
+            uri, sha = self.manifests.save(cohort, manifest, accounting)
+            for path in stale:
+                path.unlink(missing_ok=True)
+        return [self._ref(cohort, user, w, manifest, accounting, uri, sha) for w in written]
 
     def _ref(
-        self, cohort: str, w: WrittenShard, manifest: DatasetManifest, uri: str, sha: str
+        self,
+        cohort: str,
+        user: str,
+        w: WrittenShard,
+        manifest: DatasetManifest,
+        accounting: CohortAccounting,
+        uri: str,
+        sha: str,
     ) -> pairs_pb2.ShardRef:
         dataset_id = f"{cohort}/{w.plan.name}"
         return pairs_pb2.ShardRef(
-            shard_id=f"{dataset_id}/{w.entry.user_id}",
+            shard_id=f"{dataset_id}/{user}",
             dataset_id=dataset_id,
             kind=w.plan.kind,
-            user_id=w.entry.user_id,
+            user_id=user,
             uri=w.uri,
-            sha256=w.entry.sha256,
-            row_count=w.entry.rows,
-            counts_by_facet=w.entry.counts_by_facet,
+            sha256=w.entry.sha256 if w.entry else "",
+            row_count=w.entry.rows if w.entry else 0,
+            counts_by_facet=w.entry.counts_by_facet if w.entry else {},
             manifest_uri=uri,
             manifest_sha256=sha,
-            dataset_complete=manifest.complete(w.plan.name),
+            dataset_complete=accounting.complete(manifest, w.plan.name),
             cohort_size=manifest.cohort_size,
             recipe=w.plan.recipe.name,
         )
@@ -211,8 +233,9 @@ class PairGenService:
         if not profile.user_id.strip():
             raise RecordError("missing_user_id", "profile has no user_id")
         cohort_of(profile.cohort_id)  # an unusable cohort id cannot be placed anywhere: DLQ via the loop
+        build: UserBuild | None = None
         try:
-            build: UserBuild | None = self.build_user(profile, self.plans)
+            build = self.build_user(profile, self.plans)
         except RecordError as exc:
             self.rejected += 1
             self.bus.publish_dead_letter(
@@ -227,8 +250,9 @@ class PairGenService:
                     payload=record.value,
                 )
             )
-            build = None
-        refs = self.write_user(profile, self.plans, build)
+            refs = self.write_user(profile, self.plans, None, rejected=exc.reason)
+        else:
+            refs = self.write_user(profile, self.plans, build)
         self.publish(refs)
         self.processed += 1
         log.info(

@@ -1,0 +1,159 @@
+"""`gravity serve pairgen` against the embedded broker: profiles in, shards + manifest + ShardRefs out."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import pytest
+
+from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
+from gravity_core.artifacts import ArtifactStore
+from gravity_core.bus import Bus, decode
+from gravity_core.datasets import load_manifest, verify_shards
+from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_core.service import start_in_thread
+from gravity_pairgen.service import PairGenService
+
+pytestmark = [pytest.mark.broker, pytest.mark.model]
+
+
+def _drain(consumer, cls, want: int, timeout_s: float = 60.0) -> list:
+    got: list = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            got += [decode(r.value, cls, r.headers) for r in records]
+    return got
+
+
+def _copy(profile: profile_pb2.UserProfile, **changes) -> profile_pb2.UserProfile:
+    out = profile_pb2.UserProfile()
+    out.CopyFrom(profile)
+    for key, value in changes.items():
+        setattr(out, key, value)
+    return out
+
+
+@pytest.fixture
+def service(broker, make_settings, sample_files, sample_catalog, embedder):
+    settings = make_settings(
+        broker=broker,
+        **{
+            "pairgen.datasets": ["gravity", "user-sft"],
+            "pairgen.items_per_trait": 10,
+            "pairgen.meta": str(sample_files["meta_Books.jsonl"]),
+        },
+    )
+    svc = PairGenService(settings, catalog=sample_catalog, embedder=embedder)
+    running = start_in_thread(svc, settings, port=0)
+    channel = make_channel(running.target, settings.grpc)
+    try:
+        wait_for_serving(channel, timeout_s=90)
+        yield svc, settings, channel
+    finally:
+        channel.close()
+        running.stop()
+
+
+def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(service, sample_profiles) -> None:
+    svc, settings, _ = service
+    bus = Bus(settings.kafka, "test")
+    topics = settings.kafka.topics
+    refs_in = bus.consumer(topics.shards, "shard-reader")
+    dlq = bus.consumer(topics.dlq, "dlq-reader")
+    good = [_copy(p, cohort_id="c1", cohort_size=4) for p in sample_profiles[:3]]
+    bad = _copy(sample_profiles[3], cohort_id="c1", cohort_size=4)
+    del bad.values[:]  # no stances: dead-lettered, and leaves the cohort
+    for profile in [good[0], bad, good[1], good[2]]:
+        bus.publish(topics.profiles, profile.user_id, profile)
+
+    refs = _drain(refs_in, pairs_pb2.ShardRef, 8)
+    assert len(refs) == 8
+    assert {r.dataset_id for r in refs} == {"c1/gravity", "c1/user-sft"}
+    by_user = {(r.user_id, r.dataset_id): r for r in refs}
+    rejected = by_user[(bad.user_id, "c1/gravity")]
+    assert rejected.row_count == 0 and rejected.uri == ""
+    for profile in good:
+        ref = by_user[(profile.user_id, "c1/gravity")]
+        assert ref.shard_id == f"c1/gravity/{profile.user_id}" and ref.kind == "dpo" and ref.recipe == "full"
+        assert ref.row_count == sum(ref.counts_by_facet.values()) > 0
+        assert set(ref.counts_by_facet) == {"category", "summary", "values", "personality"}
+        assert ref.counts_by_facet["personality"] == 50
+        assert ArtifactStore(settings.artifacts.path()).verify(ref.uri, ref.sha256)
+    last = refs[-2:]  # the last profile completes the cohort (4 declared - 1 rejected)
+    assert all(r.dataset_complete and r.cohort_size == 3 for r in last)
+    assert not any(r.dataset_complete for r in refs[:-2])
+
+    letters = _drain(dlq, common_pb2.DeadLetter, 1)
+    assert [(d.service, d.reason) for d in letters] == [("pairgen", "no_stances")]
+    assert bad.user_id in letters[0].detail and letters[0].source_topic == topics.profiles
+
+    cohort_dir = settings.artifacts.path() / "datasets" / "c1"
+    manifest = load_manifest(cohort_dir)
+    assert manifest.users("gravity") == {p.user_id for p in good} and manifest.complete("gravity")
+    verify_shards(cohort_dir, manifest, "gravity")
+    accounting = json.loads((cohort_dir / "accounting.json").read_text())
+    assert accounting["rejected"] == {bad.user_id: "no_stances"} and accounting["declared_cohort_size"] == 4
+    before = {s.user_id: s.sha256 for s in manifest.dataset("gravity").shards}
+    files_before = sorted(p.name for p in (cohort_dir / "gravity").iterdir())
+
+    # the same profile again: its shard is rewritten in place, identical, never duplicated
+    bus.publish(topics.profiles, good[0].user_id, good[0])
+    again = _drain(refs_in, pairs_pb2.ShardRef, 2)
+    assert {r.user_id for r in again} == {good[0].user_id} and all(r.dataset_complete for r in again)
+    manifest = load_manifest(cohort_dir)
+    assert {s.user_id: s.sha256 for s in manifest.dataset("gravity").shards} == before
+    assert sorted(p.name for p in (cohort_dir / "gravity").iterdir()) == files_before
+
+    # the rejected user, fixed: back in the cohort, which now needs all four
+    fixed = _copy(sample_profiles[3], cohort_id="c1", cohort_size=4)
+    bus.publish(topics.profiles, fixed.user_id, fixed)
+    last = _drain(refs_in, pairs_pb2.ShardRef, 2)
+    assert all(r.row_count > 0 and r.dataset_complete and r.cohort_size == 4 for r in last)
+    assert load_manifest(cohort_dir).users("gravity") == {p.user_id for p in [*good, fixed]}
+    refs_in.close()
+    dlq.close()
+    bus.close()
+
+
+def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
+    svc, settings, channel = service
+    stub = pairs_pb2_grpc.PairGenServiceStub(channel)
+    profile = _copy(sample_profiles[4], cohort_id="g1", cohort_size=2)
+    response = stub.BuildPairs(pairs_pb2.BuildPairsRequest(profile=profile, skip_publish=True), timeout=120)
+    assert [r.dataset_id for r in response.shards] == ["g1/gravity", "g1/user-sft"]
+    assert all(r.row_count > 0 and not r.dataset_complete for r in response.shards)
+
+    ablated = stub.BuildPairs(
+        pairs_pb2.BuildPairsRequest(profile=profile, recipe="no-values", skip_publish=True), timeout=120
+    )
+    (ref,) = ablated.shards
+    assert ref.dataset_id == "g1/gravity-no-values" and ref.recipe == "no-values"
+    assert "values" not in ref.counts_by_facet
+    assert ref.row_count == response.shards[0].row_count - response.shards[0].counts_by_facet["values"]
+
+    got = stub.GetManifest(pairs_pb2.GetManifestRequest(dataset_id="g1/gravity"), timeout=10)
+    manifest = json.loads(got.manifest_json)
+    assert manifest["datasets"]["gravity-no-values"]["dropped"] == ["values"]
+    assert [s["user_id"] for s in manifest["datasets"]["gravity"]["shards"]] == [profile.user_id]
+    assert ArtifactStore(settings.artifacts.path()).verify(got.manifest_uri, got.manifest_sha256)
+
+    no_traits = _copy(profile)
+    del no_traits.personality.traits[:]
+    cases = [
+        (pairs_pb2.BuildPairsRequest(profile=no_traits), grpc.StatusCode.INVALID_ARGUMENT, "profile.personality.traits"),
+        (pairs_pb2.BuildPairsRequest(profile=profile, recipe="no-fun"), grpc.StatusCode.INVALID_ARGUMENT, "recipe"),
+        (pairs_pb2.BuildPairsRequest(), grpc.StatusCode.INVALID_ARGUMENT, "profile"),
+    ]
+    for request, code, field in cases:
+        with pytest.raises(grpc.RpcError) as info:
+            stub.BuildPairs(request, timeout=30)
+        assert info.value.code() == code and field in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetManifest(pairs_pb2.GetManifestRequest(dataset_id="nobody"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetManifest(pairs_pb2.GetManifestRequest(dataset_id="../etc"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
