@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gravity.v1 import profile_pb2, training_pb2
-from gravity_core.adapters import write_adapter_ref
+from gravity_core.adapters import ADAPTER_META, write_adapter_ref
 from gravity_core.artifacts import sha256_dir
 from gravity_core.catalog import Catalog
 from gravity_core.config import Settings, load_settings
@@ -59,45 +59,47 @@ TRAINING_TEXTS = {
 }
 
 
-def train_adapter(out: Path, examples: list[tuple[str, str]], steps: int = 2, seed: int = 0) -> Path:
-    """A LoRA adapter on SmolLM2 after ``steps`` AdamW steps of LM loss on ``examples``."""
+def train_adapters(root: Path, examples: dict[str, list[tuple[str, str]]], steps: int = 2) -> dict[str, Path]:
+    """One LoRA adapter per method on SmolLM2, each after ``steps`` AdamW steps of LM loss on its examples."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gravity_core.llm.models import resolve_model_path
 
-    torch.manual_seed(seed)
     path = resolve_model_path("smollm2-135m")
     tokenizer = AutoTokenizer.from_pretrained(path)
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model = get_peft_model(
-        base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
-    )
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
-    texts = [f"{prompt}\n{completion}{tokenizer.eos_token}" for prompt, completion in examples]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    model.train()
-    for _ in range(steps):
-        loss = model(**batch, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.save_pretrained(str(out))
+    out = {}
+    for seed, (method, pairs) in enumerate(examples.items()):
+        torch.manual_seed(seed)
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0)
+        model = get_peft_model(base, config)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-3)
+        texts = [f"{prompt}\n{completion}{tokenizer.eos_token}" for prompt, completion in pairs]
+        batch = tokenizer(texts, return_tensors="pt", padding=True)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        model.train()
+        for _ in range(steps):
+            model(**batch, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.save_pretrained(str(root / method))
+        base = model.unload()  # the plain base model again, for the next adapter
+        out[method] = root / method
     return out
 
 
 def adapter_ref(
     directory: Path, method: str, adapter_id: str, created_at_ms: int | None = None
 ) -> training_pb2.AdapterRef:
-    """Write gravity_adapter.json for ``directory`` (checksum taken before, as a trainer would) and return it."""
+    """Write gravity_adapter.json for ``directory`` (its checksum leaves that file out) and return the ref."""
     ref = training_pb2.AdapterRef(
         adapter_id=adapter_id,
         method=method,
         recipe={"gravity": "gravity-dpo"}.get(method, method),
         uri=directory.resolve().as_uri(),
-        sha256=sha256_dir(directory),
+        sha256=sha256_dir(directory, exclude=(ADAPTER_META,)),
         base_model="smollm2-135m",
         created_at_ms=created_at_ms or int(time.time() * 1000),
     )
@@ -188,12 +190,9 @@ def make_adapter_ref() -> Callable[..., training_pb2.AdapterRef]:
 @pytest.fixture(scope="session")
 def trained_adapters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """method -> adapter directory (PEFT files + gravity_adapter.json) under one adapters root."""
-    root = tmp_path_factory.mktemp("adapters")
-    out = {}
-    for i, (method, examples) in enumerate(TRAINING_TEXTS.items()):
-        directory = train_adapter(root / method, examples, seed=i)
+    out = train_adapters(tmp_path_factory.mktemp("adapters"), TRAINING_TEXTS)
+    for method, directory in out.items():
         adapter_ref(directory, method, f"{method}-test")
-        out[method] = directory
     return out
 
 

@@ -1,0 +1,119 @@
+"""Hot-loading adapters from gravity.adapters.v1 on the embedded broker: a method becomes available when its
+AdapterRef arrives, a newer one replaces it atomically, a bad one is dead-lettered and the old one stays.
+A profile published to gravity.profiles.v1 becomes servable too."""
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from gravity.v1 import common_pb2
+from gravity_core.bus import Bus, decode
+from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_generator.client import GeneratorCallError, GeneratorClient
+from gravity_generator.service import start_generator
+
+pytestmark = [pytest.mark.model, pytest.mark.broker]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError("condition not met in time")
+
+
+def serving_adapter(client: GeneratorClient, method: str) -> str:
+    info = {m.name: m for m in client.list_methods()}.get(method)
+    return info.adapter if info is not None and info.available else ""
+
+
+def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
+    broker, generator_settings, trained_adapters: dict[str, Path], make_adapter_ref, profiles, tmp_path: Path
+) -> None:
+    settings = generator_settings(broker=broker, **{"generator.profiles_path": ""})
+    bus = Bus(settings.kafka, "test-trainer")
+    bus.ensure_topics()
+    topics = settings.kafka.topics
+    running = start_generator(settings)
+    try:
+        wait_for_serving(make_channel(running.target), timeout_s=600)
+        client = GeneratorClient(running.target)
+        profile = profiles[0]
+        bus.publish(topics.profiles, profile.user_id, profile)
+        wait_for(lambda: profile.user_id in running.service.app.profiles)
+        request = {
+            "user_id": profile.user_id,
+            "title": "Tide",
+            "description": "A keeper tends a lighthouse.",
+            "method": "gravity",
+        }
+
+        # before any adapter: listed as unavailable, requests fail cleanly
+        assert serving_adapter(client, "gravity") == ""
+        with pytest.raises(GeneratorCallError) as err:
+            client.personalize(**request)
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION and "not loaded" in err.value.details
+
+        # v1 arrives
+        v1_dir = tmp_path / "v1"
+        shutil.copytree(trained_adapters["gravity"], v1_dir)
+        bus.publish(topics.adapters, "gravity", make_adapter_ref(v1_dir, "gravity", "gravity-v1", 1_000))
+        wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v1")
+        assert client.personalize(**request).adapter == "gravity-v1"
+
+        # a tampered v2: dead-lettered, v1 keeps serving
+        bad_dir = tmp_path / "bad"
+        shutil.copytree(trained_adapters["pref-align"], bad_dir)
+        bad = make_adapter_ref(bad_dir, "gravity", "gravity-bad", 2_000)
+        (bad_dir / "adapter_model.safetensors").write_bytes(b"tampered")
+        bus.publish(topics.adapters, "gravity", bad)
+        dlq = bus.consumer(topics.dlq, "dlq-reader")
+        letters: list[common_pb2.DeadLetter] = []
+
+        def dead_lettered() -> bool:
+            for records in dlq.poll(timeout_ms=500).values():
+                letters.extend(decode(r.value, common_pb2.DeadLetter, r.headers) for r in records)
+            return any(letter.reason == "checksum_mismatch" for letter in letters)
+
+        wait_for(dead_lettered)
+        dlq.close()
+        letter = next(x for x in letters if x.reason == "checksum_mismatch")
+        assert (
+            letter.service == "generator"
+            and letter.source_topic == topics.adapters
+            and "gravity-bad" not in serving_adapter(client, "gravity")
+        )
+        assert client.personalize(**request).adapter == "gravity-v1"
+
+        # a good v2 (a different trained adapter): the method switches, v1 is unloaded from the model
+        v2_dir = tmp_path / "v2"
+        shutil.copytree(trained_adapters["pref-align"], v2_dir)
+        bus.publish(topics.adapters, "gravity", make_adapter_ref(v2_dir, "gravity", "gravity-v2", 3_000))
+        wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v2")
+        assert client.personalize(**request).adapter == "gravity-v2"
+        writer = running.service.app.registry.llm
+        assert "gravity-v2" in writer.info.adapters and "gravity-v1" not in writer.info.adapters
+
+        # an ablation adapter becomes a method of its own, served with the GRAVITY prompt
+        abl_dir = tmp_path / "ablation"
+        shutil.copytree(trained_adapters["user-sft"], abl_dir)
+        bus.publish(
+            topics.adapters,
+            "gravity-no-values",
+            make_adapter_ref(abl_dir, "gravity-no-values", "abl-1", 4_000),
+        )
+        wait_for(lambda: serving_adapter(client, "gravity-no-values") == "abl-1")
+        assert client.personalize(**{**request, "method": "gravity-no-values"}).adapter == "abl-1"
+        client.close()
+    finally:
+        running.stop()
+        bus.close()
+    assert (
+        "gravity-v2" not in running.service.app.registry.llm.info.adapters
+    )  # stopping gives the memory back
