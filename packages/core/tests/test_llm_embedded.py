@@ -133,3 +133,31 @@ def test_single_token_choices_share_one_row_per_question(embedded_llm) -> None:
     ]
     for a, b in zip(shared, single, strict=True):
         assert a.probabilities == pytest.approx(b.probabilities, abs=2e-3)
+
+
+def test_consecutive_calls_reuse_the_encoded_prefix(embedded_llm) -> None:
+    history = "Reviews:\n" + "\n".join(
+        f"{i}. A quiet village mystery, book {i}; I loved it." for i in range(25)
+    )
+    questions = [
+        [{"role": "user", "content": f"{history}\nIs the reader calm? Answer yes or no.\n"}],
+        [{"role": "user", "content": f"{history}\nDoes the reader like mysteries? Answer yes or no.\n"}],
+    ]
+    choices = ["yes", "no"]
+
+    def run() -> tuple[list[tuple[float, ...]], int]:
+        before = embedded_llm.usage.prompt_tokens
+        probs = [embedded_llm.score_choices(q, choices).probabilities for q in questions]
+        return probs, embedded_llm.usage.prompt_tokens - before
+
+    embedded_llm.reuse_prefix = False
+    try:
+        cold, cold_tokens = run()
+    finally:
+        embedded_llm.reuse_prefix = True
+    warm, warm_tokens = run()
+    for a, b in zip(warm, cold, strict=True):
+        assert a == pytest.approx(b, abs=2e-3)
+    # the second question re-encodes only what follows the shared history
+    history_tokens = embedded_llm.count_tokens(history)
+    assert cold_tokens - warm_tokens >= history_tokens * 0.9

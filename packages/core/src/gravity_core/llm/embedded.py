@@ -8,11 +8,13 @@ kernels already use every core, and batching is where the throughput comes from.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -74,6 +76,14 @@ class EmbeddedLLM(LLMClient):
         cfg = self.base_model.config
         self.context_window = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
         self._eos_ids = self._stop_token_ids()
+        # Choice scoring keeps the last encoded prefix (one entry) and encodes only what a new call adds to
+        # it, like vLLM's prefix caching: consecutive calls over one long context (a reader's review
+        # history asked several kinds of question) pay for that context once. Set False to measure the
+        # naive cost.
+        self.reuse_prefix = True
+        self._prefix_kv: _PrefixKV | None = None
+        # Models whose forward takes logits_to_keep skip the vocabulary projection where no logit is read.
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.base_model.forward).parameters
         self._name = endpoint.model
         log.info(
             "embedded_model_loaded",
@@ -117,6 +127,7 @@ class EmbeddedLLM(LLMClient):
                 self.model.load_adapter(path, adapter_name=name)
             self.model.eval()
             self._adapters[name] = path
+            self._prefix_kv = None
         log.info("adapter_loaded", adapter=name, path=path)
 
     def unload_adapter(self, name: str) -> None:
@@ -131,6 +142,7 @@ class EmbeddedLLM(LLMClient):
             else:
                 self.model.delete_adapter(name)
             del self._adapters[name]
+            self._prefix_kv = None
 
     @property
     def adapters(self) -> dict[str, str]:
@@ -410,9 +422,7 @@ class EmbeddedLLM(LLMClient):
         scores = [[0.0] * len(choices) for _ in suffixes]
         batch = max(1, self.endpoint.max_batch_size * 2)
         with self._lock, torch.inference_mode(), self._adapter_scope(adapter):
-            prefix = torch.tensor([prefix_ids], device=self.device)
-            out = self.model(input_ids=prefix, use_cache=True)
-            cache, last_logits = out.past_key_values, out.logits[0, -1].float()
+            cache, last_logits, encoded = self._encode_prefix(prefix_ids, adapter)
             first = torch.log_softmax(last_logits, dim=-1)
             for start in range(0, len(rows), batch):
                 chunk = rows[start : start + batch]
@@ -431,10 +441,28 @@ class EmbeddedLLM(LLMClient):
                         mask[k, len(prefix_ids) : len(prefix_ids) + len(row_ids)] = 1
                     batch_cache = copy.deepcopy(cache)
                     batch_cache.batch_repeat_interleave(len(chunk))
+                    # Only positions some choice token is read from need the vocabulary projection.
+                    keep = torch.zeros((len(chunk), width), dtype=torch.bool, device=self.device)
+                    for k, (_, _, targets) in enumerate(chunk):
+                        for _, positions in targets:
+                            for pos, _ in positions:
+                                if pos > 0:
+                                    keep[k, pos - 1] = True
+                    kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keeps_logits else {}
                     logits = self.model(
-                        input_ids=ids, attention_mask=mask, past_key_values=batch_cache, use_cache=True
+                        input_ids=ids,
+                        attention_mask=mask,
+                        past_key_values=batch_cache,
+                        use_cache=True,
+                        **kwargs,
                     ).logits
-                    logprobs = torch.log_softmax(logits.float(), dim=-1)
+                    if self._keeps_logits:
+                        # (kept positions, vocab) in row-major order -> look up by (row, position)
+                        flat = torch.log_softmax(logits.float(), dim=-1)
+                        index = {tuple(p): n for n, p in enumerate(keep.nonzero().tolist())}
+                        logprobs = _KeptLogprobs(flat, index)
+                    else:
+                        logprobs = torch.log_softmax(logits.float(), dim=-1)
                 for k, (i, _, targets) in enumerate(chunk):
                     for j, positions in targets:
                         total = 0.0
@@ -442,8 +470,60 @@ class EmbeddedLLM(LLMClient):
                             dist = first if pos == 0 or logprobs is None else logprobs[k, pos - 1]
                             total += float(dist[token])
                         scores[i][j] = total
-        self.usage.add(len(prefix_ids) + sum(len(r[1]) for r in rows))
+        self.usage.add(encoded + sum(len(r[1]) for r in rows))
         return [_normalize(choices, s, len(prefix_ids)) for s in scores]
+
+    def _encode_prefix(self, prefix_ids: list[int], adapter: str | None) -> tuple[Any, torch.Tensor, int]:
+        """(KV cache, next-token logits, tokens encoded) after ``prefix_ids``; reuses the previous prefix.
+
+        Call under the lock and inside the adapter scope. The returned cache must not be modified (callers
+        copy it), since it is kept for the next call.
+        """
+        cached, self._prefix_kv = self._prefix_kv, None
+        reuse = 0
+        if cached is not None and self.reuse_prefix and cached.adapter == adapter:
+            # Keep at least one token to encode: its logits are the first choice token's distribution.
+            reuse = min(_common_length(cached.ids, prefix_ids), len(prefix_ids) - 1)
+        keep_last: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
+        if reuse > 0 and cached is not None:
+            cache = cached.cache
+            if reuse < len(cached.ids):
+                cache.crop(reuse - len(cached.ids))
+            tail = torch.tensor([prefix_ids[reuse:]], device=self.device)
+            out = self.model(input_ids=tail, past_key_values=cache, use_cache=True, **keep_last)
+        else:
+            ids = torch.tensor([prefix_ids], device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, **keep_last)
+        cache, last_logits = out.past_key_values, out.logits[0, -1].float()
+        if self.reuse_prefix:
+            self._prefix_kv = _PrefixKV(adapter, list(prefix_ids), cache)
+        return cache, last_logits, len(prefix_ids) - reuse
+
+
+@dataclass
+class _PrefixKV:
+    adapter: str | None
+    ids: list[int]
+    cache: Any
+
+
+class _KeptLogprobs:
+    """Log-probabilities computed only at kept (row, position) pairs, indexed like the full tensor."""
+
+    def __init__(self, flat: torch.Tensor, index: dict[tuple[int, int], int]) -> None:
+        self._flat = flat
+        self._index = index
+
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        return self._flat[self._index[key]]
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
 
 
 def _normalize(choices: Sequence[str], logprobs: list[float], prompt_tokens: int) -> ChoiceScores:
