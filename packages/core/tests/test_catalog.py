@@ -49,3 +49,14 @@ def test_open_indexes_once_and_replays_skips(tmp_path: Path) -> None:
     assert len(c1) == len(c2) == 1
     assert first.counts == second.counts == {"malformed_json": 1}
     assert len(list((tmp_path / "idx").glob("*.sqlite"))) == 1
+
+
+def test_at_persists_books_across_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "svc" / "catalog.sqlite"
+    catalog = Catalog.at(db)
+    catalog.add([BookRecord("B1", "One", "d", ["Books", "Mystery", "Cozy"])])
+    catalog.close()
+    again = Catalog.at(db)
+    assert "B1" in again and again.get("B1").genre == "Cozy"
+    again.add([BookRecord("B2", "Two", "d", ["Books", "Poetry"])])
+    assert len(again) == 2

@@ -83,6 +83,16 @@ class Catalog:
         return cls(sqlite3.connect(db, check_same_thread=False), str(meta_path))
 
     @classmethod
+    def at(cls, db_path: str | Path) -> Catalog:
+        """A persistent, writable catalog in ``db_path`` (created when missing), for services that receive
+        metadata over time and must keep it across restarts."""
+        path = Path(db_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        catalog = cls(sqlite3.connect(path, check_same_thread=False), str(path))
+        catalog._create()
+        return catalog
+
+    @classmethod
     def from_books(cls, books: Iterable[BookRecord], source: str = "<memory>") -> Catalog:
         catalog = cls(sqlite3.connect(":memory:", check_same_thread=False), source)
         catalog._create()
