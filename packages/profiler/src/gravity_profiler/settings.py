@@ -1,0 +1,88 @@
+"""The ``[profiler]`` configuration section (env: ``GRAVITY_PROFILER__<KEY>``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Protocol = Literal["shared-prefix", "per-statement"]
+Estimator = Literal["mini-ipip-llm", "classifier"]
+
+
+class ClassifierSettings(BaseModel):
+    """A Hugging Face sequence-classification Big Five model read from a local directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Local directory holding config.json, weights and tokenizer files (never downloaded).
+    path: str = ""
+    # Trait of each output logit, in order: any permutation of O, C, E, A, N.
+    label_order: list[str] = Field(default_factory=lambda: ["O", "C", "E", "A", "N"])
+    # sigmoid: each logit is an independent high/low score (multi-label heads);
+    # softmax: logits compete, scores are rescaled so the mean trait sits at 0.5.
+    activation: Literal["sigmoid", "softmax"] = "sigmoid"
+    threshold: float = 0.5
+    max_length: int = 512
+    device: str = "cpu"
+
+    @field_validator("label_order")
+    @classmethod
+    def _ocean(cls, value: list[str]) -> list[str]:
+        upper = [v.strip().upper()[:1] for v in value]
+        if sorted(upper) != sorted("OCEAN"):
+            raise ValueError("must name each of O, C, E, A, N exactly once")
+        return upper
+
+
+class ProfilerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Users need at least this many reviews (of known books) to be profiled. Paper: 50; sample: 20.
+    min_reviews: int = Field(default=20, ge=1)
+    # A genre is an interest when it holds at least this share of the user's reviews (paper: 10%).
+    interest_threshold: float = Field(default=0.10, gt=0.0, le=1.0)
+    # Stance inference: "shared-prefix" (history encoded once) or "per-statement" (the paper's protocol).
+    protocol: Protocol = "shared-prefix"
+    # How shared-prefix runs on an OpenAI-compatible endpoint: "batched" asks for several statements per
+    # call with a numbered answer format (OpenAI); "prefix-cache" sends one scoring request per statement
+    # with the history first, so a server with prefix caching (vLLM) encodes it once.
+    remote_strategy: Literal["batched", "prefix-cache"] = "batched"
+    # Statements per call in the "batched" remote strategy.
+    remote_batch_size: int = Field(default=10, ge=1, le=50)
+    # Seed statement bank (JSONL); empty = the bundled 150 statements.
+    statements_path: str = ""
+    # Reviews in prompts: most recent first, up to this many characters (longer histories are truncated
+    # with a warning); each single review is cut at max_review_chars.
+    prompt_review_chars: int = Field(default=6000, ge=200)
+    max_review_chars: int = Field(default=800, ge=50)
+    # Reviews stored in the profile (most recent first), for LaMP and UserSFT.
+    max_reviews_in_profile: int = Field(default=200, ge=0)
+    # Personality estimator and its threshold (a trait is HIGH when its score >= the threshold).
+    personality_estimator: Estimator = "mini-ipip-llm"
+    trait_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    # Candidate countries when a user's country must be estimated.
+    countries: list[str] = Field(default_factory=lambda: ["USA", "Brazil", "India", "Japan"])
+    # Summaries by the author LLM: generated in batches across users.
+    summary_max_tokens: int = Field(default=160, ge=16)
+    value_summary_max_sentences: int = Field(default=6, ge=1)
+    # Supported/opposed statements listed in the value-summary prompt (most confident first).
+    value_summary_max_statements: int = Field(default=40, ge=1)
+    # Users profiled together (LLM summaries are batched over them).
+    batch_users: int = Field(default=8, ge=1)
+    # Service: the background worker's idle poll interval.
+    worker_poll_s: float = Field(default=1.0, gt=0.0)
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: list[str]) -> list[str]:
+        cleaned = list(dict.fromkeys(v.strip() for v in value if v.strip()))
+        if not cleaned:
+            raise ValueError("needs at least one country")
+        return cleaned
+
+
+def profiler_settings(settings: object) -> ProfilerSettings:
+    """The validated ``[profiler]`` section of a core Settings object."""
+    return settings.section("profiler", ProfilerSettings)  # type: ignore[attr-defined]
