@@ -58,7 +58,7 @@ def service(broker, make_settings, sample_files, sample_catalog, embedder):
 
 
 def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(service, sample_profiles) -> None:
-    svc, settings, _ = service
+    _, settings, _ = service
     bus = Bus(settings.kafka, "test")
     topics = settings.kafka.topics
     refs_in = bus.consumer(topics.shards, "shard-reader")
@@ -119,7 +119,7 @@ def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(servic
 
 
 def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
-    svc, settings, channel = service
+    _, settings, channel = service
     stub = pairs_pb2_grpc.PairGenServiceStub(channel)
     profile = _copy(sample_profiles[4], cohort_id="g1", cohort_size=2)
     response = stub.BuildPairs(pairs_pb2.BuildPairsRequest(profile=profile, skip_publish=True), timeout=120)
@@ -143,8 +143,16 @@ def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
     no_traits = _copy(profile)
     del no_traits.personality.traits[:]
     cases = [
-        (pairs_pb2.BuildPairsRequest(profile=no_traits), grpc.StatusCode.INVALID_ARGUMENT, "profile.personality.traits"),
-        (pairs_pb2.BuildPairsRequest(profile=profile, recipe="no-fun"), grpc.StatusCode.INVALID_ARGUMENT, "recipe"),
+        (
+            pairs_pb2.BuildPairsRequest(profile=no_traits),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "profile.personality.traits",
+        ),
+        (
+            pairs_pb2.BuildPairsRequest(profile=profile, recipe="no-fun"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "recipe",
+        ),
         (pairs_pb2.BuildPairsRequest(), grpc.StatusCode.INVALID_ARGUMENT, "profile"),
     ]
     for request, code, field in cases:

@@ -37,12 +37,12 @@ def book_text(title: str, description: str, max_chars: int) -> str:
 
 def clip(text: str, max_chars: int) -> str:
     """``text`` cut at the last sentence end before ``max_chars`` (at a word boundary if none); 0 = no limit."""
-    text = " ".join(text.split())
+    text = text.strip()
     if max_chars <= 0 or len(text) <= max_chars:
         return text
     head = text[:max_chars]
     ends = [m.end() for m in _SENTENCE_END.finditer(head + " ")]
     if ends and ends[-1] > max_chars // 3:
         return head[: ends[-1]].rstrip()
-    cut = head.rsplit(" ", 1)[0] if " " in head else head
+    cut = head.rsplit(None, 1)[0] if len(head.split(None, 1)) > 1 else head
     return cut.rstrip(",;:") + "…"
