@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gravity.v1 import profile_pb2
 from gravity_core.amazon import BookRecord
-from gravity_core.catalog import Catalog
 from gravity_core.llm import GenerationParams, LLMClient
 from gravity_core.prompts import (
     DESCRIPTION_SENTENCES,
@@ -29,6 +28,10 @@ from gravity_pairgen.interests import BookRanker
 from gravity_pairgen.prompts import clip
 from gravity_pairgen.recipes import PREF_ALIGN_FACET, USER_SFT_FACET
 from gravity_pairgen.rows import Omissions, Pair, make_pair
+
+# Conversations per chat_batch call: big enough to keep the backend's batches full (embedded
+# max_batch_size, OpenAI concurrency), small enough for the progress bar to move.
+_SLICE = 64
 
 
 def reviewed_asins(profile: profile_pb2.UserProfile) -> list[str]:
@@ -108,16 +111,27 @@ class PrefAlignGenerator:
                 out.append([{"role": "user", "content": content}])
         return out
 
-    def run(self, jobs: Sequence[PrefAlignJob], omissions: Omissions) -> None:
-        """Fill every job's pairs with one batched LLM call for all of them."""
+    def run(
+        self,
+        jobs: Sequence[PrefAlignJob],
+        omissions: Omissions,
+        progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+    ) -> None:
+        """Fill every job's pairs, generating all their descriptions in batched LLM calls."""
         convos = [c for job in jobs for c in self.conversations(job)]
-        if not convos:
-            return
-        completions = iter(self.llm.chat_batch(convos, self.params))
+        starts: Iterable[int] = range(0, len(convos), _SLICE)
+        if progress is not None and convos:
+            starts = progress(starts, -(-len(convos) // _SLICE))
+        texts: list[str] = []
+        for start in starts:
+            texts += [
+                c.text.strip() for c in self.llm.chat_batch(convos[start : start + _SLICE], self.params)
+            ]
+        completions = iter(texts)
         for job in jobs:
             prompt = pref_align_prompt(job.profile)
             for book in job.books:
-                aligned, misaligned = next(completions).text.strip(), next(completions).text.strip()
+                aligned, misaligned = next(completions), next(completions)
                 if not aligned or not misaligned or aligned == misaligned:
                     omissions.add("degenerate_generation")
                     continue
@@ -131,7 +145,3 @@ class PrefAlignGenerator:
                         (f"asin:{book.parent_asin}",),
                     )
                 )
-
-
-def catalog_books(catalog: Catalog, profile: profile_pb2.UserProfile) -> dict[str, BookRecord]:
-    return catalog.get_many(reviewed_asins(profile))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _chunks(
-    items: Iterator[tuple[int, profile_pb2.UserProfile]], size: int
+    items: Iterable[tuple[int, profile_pb2.UserProfile]], size: int
 ) -> Iterator[list[tuple[int, profile_pb2.UserProfile]]]:
     chunk: list[tuple[int, profile_pb2.UserProfile]] = []
     for item in items:
@@ -87,7 +87,7 @@ def build_dataset(
     resources: Resources | None = None,
     cohort_id: str | None = None,
     on_progress: Callable[[str], None] | None = None,
-    progress_bar: Callable[[Iterator, int | None], Iterator] | None = None,
+    progress_bar: Callable[[Iterable, int | None, str], Iterable] | None = None,
 ) -> BuildReport:
     """Build every dataset of ``cfg`` for the profiles in ``profiles`` into directory ``out``.
 
@@ -140,7 +140,7 @@ def build_dataset(
         lines = sum(1 for line in f if line.strip())
     records = read_jsonl(profiles_path, profile_pb2.UserProfile, skips)
     if progress_bar is not None:
-        records = progress_bar(records, lines)
+        records = progress_bar(records, lines, "profiles")
 
     parent = ArtifactStore(out_dir.parent)
     with parent.staged_dir(out_dir.name) as stage:
@@ -177,7 +177,11 @@ def build_dataset(
                 builds.append(build)
             t1 = time.perf_counter()
             if generator is not None:
-                generator.run([b.pref_align for b in builds if b.pref_align is not None], omissions)
+                generator.run(
+                    [b.pref_align for b in builds if b.pref_align is not None],
+                    omissions,
+                    (lambda it, n: progress_bar(it, n, "PrefAlign batches")) if progress_bar else None,
+                )
             t2 = time.perf_counter()
             for build in builds:
                 builder.finish(build)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +112,8 @@ def build(
         pref_align_max_tokens=pref_align_max_tokens,
     )
 
-    def bar(items: Iterator, total: int | None) -> Iterator:
-        return progress(items, total=total, desc="profiles", unit="user")
+    def bar(items: Iterable, total: int | None, desc: str) -> Iterator:
+        return progress(items, total=total, desc=desc, unit="user" if desc == "profiles" else "batch")
 
     report = build_dataset(
         cli.settings,
