@@ -78,9 +78,10 @@ def test_rank_skips_unusable_orders_and_marks_all_unusable() -> None:
 
 def test_exact_ties_split_the_win() -> None:
     ids = ["original", "lamp", "gravity"]
-    parsed = lambda i: Answer(
-        ("A", "B", "C"), tuple(1.0 if k == i else 0.0 for k in range(3)), "parsed", True
-    )  # noqa: E731
+
+    def parsed(i: int) -> Answer:
+        return Answer(("A", "B", "C"), tuple(1.0 if k == i else 0.0 for k in range(3)), "parsed", True)
+
     r = rank_from_answers(ids, [[0, 1, 2], [0, 1, 2]], [parsed(1), parsed(2)])
     assert r.winners == ["lamp", "gravity"]
     res = [UnitResult(_unit(0), ranking=r)]

@@ -133,9 +133,10 @@ def test_unreadable_answers_are_counted_in_the_report(
     evalset = assemble(
         rows_from_file(generations_path, skips), lambda uid: Persona.from_profile(store.get(uid)), skips
     )
-    mumbling = lambda: ScriptedJudge(
-        text_answer=lambda prompt: "Well..." if "from 1 to 5" in prompt else "Description A"
-    )  # noqa: E731
+
+    def mumbling() -> ScriptedJudge:
+        return ScriptedJudge(text_answer=lambda p: "Well..." if "from 1 to 5" in p else "Description A")
+
     cfg = JudgeSettings(answer_mode="text", bootstrap_samples=50, metrics=["ranking", "pairwise", "likert"])
     _run, rep = evaluate(evalset, mumbling, load_settings(env={}), cfg)  # type: ignore[arg-type]
     assert rep["unusable"]["by_kind"] == {"likert": 40} and rep["unusable"]["by_reason"] == {

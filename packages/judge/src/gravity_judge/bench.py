@@ -10,6 +10,7 @@ response cache is off, so every judgment does real work.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     llm.score_choices([{"role": "user", "content": "Warm-up: answer A or B."}], ["A", "B"])  # load kernels
     rows = []
     rates: dict[tuple[str, str], float] = {}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    click.echo(
+        f"load average at start: {load:.1f} on {os.cpu_count()} CPUs (timings are noisy under load)", err=True
+    )
     for label, mode, share in modes:
         judge = Judge(llm, JudgeSettings(answer_mode=mode, orders=orders), share_prefix=share)
         for kind in ("ranking", "pairwise", "likert"):
@@ -110,6 +115,9 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
                     unusable,
                     llm.usage.prompt_tokens - tokens_before,
                 )
+            )
+            click.echo(
+                f"  {label} / {kind}: {judgments} judgments in {seconds:.1f}s, {unusable} unusable", err=True
             )
     click.echo(
         summary_table(

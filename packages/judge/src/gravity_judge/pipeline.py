@@ -9,11 +9,14 @@ from typing import Any
 from gravity_core.config import Settings
 from gravity_core.embeddings import Embedder
 from gravity_core.llm import LLMClient, llm_for_role
+from gravity_core.logging import get_logger
 from gravity_judge.evaluate import EvaluationRun, Evaluator, Tracker, untracked
 from gravity_judge.inputs import EvaluationSet
 from gravity_judge.judging import Judge
 from gravity_judge.report import build_report
 from gravity_judge.settings import JudgeSettings
+
+log = get_logger(__name__)
 
 
 def judge_settings(settings: Settings, **overrides: Any) -> JudgeSettings:
@@ -54,4 +57,12 @@ def evaluate(
     )
     run = evaluator.run(evalset, track)
     report = build_report(run, judge_cfg, sources, elapsed_s=time.perf_counter() - started)
+    log.info(
+        "evaluation_done",
+        units=len(evalset.units),
+        methods=len(evalset.methods),
+        skipped=evalset.skips.total,
+        unusable=run.unusable.total,
+        seconds=round(time.perf_counter() - started, 2),
+    )
     return run, report

@@ -43,6 +43,11 @@ def country_figure(report: dict[str, Any]) -> bytes | None:
     methods = _main(report)
     if not countries or not methods:
         return None
+    by_country = report["metrics"]["by_country"]
+    if all(
+        by_country[c]["methods"][k]["preference_gain"]["value"] is None for c in countries for k in methods
+    ):
+        return None
     names = report["sample"]["display_names"]
     fig = Figure(figsize=(max(6.0, 1.6 * len(countries) + 2), 4.2))
     ax = fig.subplots()
@@ -83,6 +88,8 @@ def genre_figure(report: dict[str, Any], method: str | None) -> bytes | None:
     if not genres or method is None:
         return None
     per = [report["metrics"]["by_genre_group"][g]["methods"][method]["preference_gain"] for g in genres]
+    if all(e["value"] is None for e in per):
+        return None
     values, err = _errors(per)
     fig = Figure(figsize=(max(6.0, 0.9 * len(genres) + 2), 4.2))
     ax = fig.subplots()
