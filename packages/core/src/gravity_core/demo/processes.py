@@ -1,0 +1,143 @@
+"""Run GRAVITY services as child processes (`gravity serve NAME`) and stop every one of them.
+
+Used by `gravity demo`, `gravity up` and the fault tests. Each child gets its own process group and, on
+Linux, is SIGTERMed by the kernel if the supervisor dies, so no service outlives its launcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from gravity_core.broker import _die_with_parent
+from gravity_core.config import GrpcSettings
+from gravity_core.errors import Unavailable
+from gravity_core.grpc.client import health_status, make_channel
+from gravity_core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def gravity_command(*args: str, config: str | Path | None = None) -> list[str]:
+    """``python -m gravity_core.cli.main [--config F] args...`` with this interpreter (no PATH lookup)."""
+    cmd = [sys.executable, "-m", "gravity_core.cli.main"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return [*cmd, *args]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    command: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    def start(self) -> ServiceProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                list(self.command),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                preexec_fn=_die_with_parent,
+            )
+        self.starts += 1
+        log.info("process_started", service=self.name, pid=self.proc.pid)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the whole process group (SIGKILL simulates a crash)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            if sig == signal.SIGKILL:
+                self.proc.wait(10)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("process_kill", service=self.name, reason="no exit after SIGTERM")
+                self.kill(signal.SIGKILL)
+        log.info("process_stopped", service=self.name, returncode=self.proc.returncode)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def wait_serving(self, timeout_s: float = 300.0, grpc_settings: GrpcSettings | None = None) -> None:
+        """Wait until the health service answers SERVING; fail early (with the log tail) if the process died."""
+        channel = make_channel(self.target, grpc_settings)
+        deadline = time.monotonic() + timeout_s
+        status = "UNREACHABLE"
+        try:
+            while time.monotonic() < deadline:
+                if not self.alive():
+                    raise Unavailable(
+                        f"{self.name} exited with {self.proc.returncode if self.proc else '?'}:\n{self.log_tail()}"
+                    )
+                status = health_status(channel)
+                if status == "SERVING":
+                    return
+                time.sleep(0.3)
+        finally:
+            channel.close()
+        raise Unavailable(
+            f"{self.name} not SERVING after {timeout_s:.0f}s (last: {status}); log {self.log_path}:\n{self.log_tail()}"
+        )
+
+
+class Supervisor:
+    """Owns a set of service processes; stopping it (or leaving its context) stops them all."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, ServiceProcess] = {}
+
+    def add(self, process: ServiceProcess) -> ServiceProcess:
+        self.processes[process.name] = process
+        return process
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.processes[name]
+
+    def __iter__(self) -> Iterator[ServiceProcess]:
+        return iter(list(self.processes.values()))
+
+    def stop_all(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()
