@@ -28,7 +28,8 @@ MANIFEST = "manifest.json"
 FORMAT = "gravity-pairs/v1"
 DPO_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "chosen", "rejected")
 SFT_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "completion")
-FACETS = ("category", "summary", "values", "personality", "pref_align")
+# The `facet` column: the four GRAVITY facets, then the baselines' rows (PrefAlign pairs, UserSFT examples).
+FACETS = ("category", "summary", "values", "personality", "pref_align", "user_sft")
 # Which trainer recipe consumes which dataset by default.
 RECIPE_FOR_DATASET = {
     "gravity": "gravity-dpo",
