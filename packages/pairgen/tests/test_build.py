@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from gravity.v1 import profile_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.cli.main import cli
-from gravity_core.datasets import DPO_COLUMNS, SFT_COLUMNS, load_manifest, verify_shards
+from gravity_core.datasets import DPO_COLUMNS, FACETS, SFT_COLUMNS, load_manifest, verify_shards
 from gravity_core.errors import InvalidInput
 from gravity_core.proto_io import to_json, write_jsonl
 from gravity_core.skips import SkipLog
@@ -160,6 +160,7 @@ def test_shards_follow_the_contract_and_load_with_hf_datasets(built, sample_prof
         assert loaded.num_rows == entry.rows
         assert tuple(loaded.column_names) == (DPO_COLUMNS if entry.kind == "dpo" else SFT_COLUMNS)
         assert len(set(loaded["pair_id"])) == entry.rows  # deduplicated
+        assert set(loaded["facet"]) <= set(FACETS)
     gravity, sft = manifest.dataset("gravity"), manifest.dataset("gravity-sft")
     assert gravity.kind == "dpo" and sft.kind == "sft" and sft.rows == gravity.rows
     user = gravity.shards[0].user_id

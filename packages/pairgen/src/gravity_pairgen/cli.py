@@ -96,7 +96,7 @@ def build(
     pref_align_max_books: int | None,
     pref_align_max_tokens: int | None,
 ) -> None:
-    """Build the datasets for every profile in PROFILES into OUT, with a summary of what was skipped."""
+    """Build the datasets for every profile in --profiles into --out, with a summary of what was skipped."""
     from gravity_pairgen.batch import build_dataset
 
     cfg = _settings(
