@@ -183,3 +183,21 @@ def test_top_up_with_the_embedded_model_is_parsed_stored_and_reused(tmp_path: Pa
     assert (store.root / "scenario-pools" / f"{topped.version}.jsonl").is_file()
     top_up_pool(pool, STATEMENTS, embedded_llm, store, per_statement=3, max_tokens=160)
     assert embedded_llm.usage.calls == calls + 1
+
+
+def test_pool_command_reports_coverage_and_exports(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gravity_core.cli.main import cli
+
+    out = tmp_path / "pool.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        ["pairs", "pool", "--export", str(out)],
+        env={"GRAVITY_LOGGING__LEVEL": "WARNING"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "scenario pool curated-2026.11 (shipped): 450 pairs" in result.output
+    assert "with 3 pairs: 150, fewer: 0, none: 0" in result.output
+    assert len(load_pool(out, STATEMENTS)) == 450

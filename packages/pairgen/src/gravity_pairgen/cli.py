@@ -139,11 +139,14 @@ def build(
             + ", ".join(f"{k}={v}" for k, v in report.omissions.counts.most_common())
         )
     t = report.timings
-    rate = report.rows("gravity") / max(t["build"] + t["write"], 1e-9)
+    seconds = max(t["build"] + t["write"], 1e-9)  # pair building and writing, without setup and LLM calls
+    rates = f"{report.total_rows / seconds:,.0f} rows/s"
+    if report.rows("gravity"):
+        rates += f", {report.rows('gravity') / seconds:,.0f} GRAVITY pairs/s"
     click.echo(
         f"timings: setup {t['setup']:.1f}s, pairs {t['build']:.1f}s, LLM {t['llm']:.1f}s "
         f"({report.llm_calls} calls, {report.llm_cached} cached), write {t['write']:.1f}s, total {t['total']:.1f}s; "
-        f"{report.total_rows} rows, {rate:,.0f} gravity pairs/s excluding setup and LLM"
+        f"{report.total_rows} rows; {rates} excluding setup and LLM"
     )
 
 
