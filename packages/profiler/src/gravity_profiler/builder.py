@@ -42,12 +42,15 @@ class BuildStats:
     truncated_users: int = 0
     estimated_fields: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)
+    # Tokens the models processed: "scoring" (annotator prompts), "summary prompt", "summary generated".
+    tokens: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: BuildStats) -> None:
         self.users += other.users
         self.truncated_users += other.truncated_users
         self.estimated_fields.update(other.estimated_fields)
         self.seconds.update(other.seconds)
+        self.tokens.update(other.tokens)
 
 
 @dataclass
@@ -128,8 +131,13 @@ class ProfileBuilder:
         protocol = protocol or self.config.protocol
         answer_skips = answer_skips if answer_skips is not None else SkipLog()
         stats = BuildStats()
+        before = self.annotator.usage.prompt_tokens
         scored = [self._score(u, protocol, answer_skips, stats) for u in users]
+        stats.tokens["scoring"] += self.annotator.usage.prompt_tokens - before
+        prompt_before, generated_before = self.author.usage.prompt_tokens, self.author.usage.completion_tokens
         user_texts, value_texts = self._summaries(scored, answer_skips, stats)
+        stats.tokens["summary prompt"] += self.author.usage.prompt_tokens - prompt_before
+        stats.tokens["summary generated"] += self.author.usage.completion_tokens - generated_before
         built_at = int(time.time() * 1000)
         profiles = []
         for s, user_summary, value_summary in zip(scored, user_texts, value_texts, strict=True):

@@ -121,11 +121,7 @@ def build(
             "demographics estimated",
             ", ".join(f"{k}={v}" for k, v in sorted(s.estimated_fields.items())) or "none",
         ),
-        ("annotator prompt tokens", builder.annotator.usage.prompt_tokens),
-        (
-            "author tokens (prompt / generated)",
-            f"{builder.author.usage.prompt_tokens} / {builder.author.usage.completion_tokens}",
-        ),
+        ("tokens processed", ", ".join(f"{k} {v}" for k, v in s.tokens.items()) or "none"),
         (
             "seconds: metadata, reading, profiling",
             ", ".join(f"{report.seconds.get(k, 0.0):.1f}" for k in ("metadata", "reading", "profiling")),

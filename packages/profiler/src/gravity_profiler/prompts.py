@@ -132,7 +132,10 @@ def demographic_question(field: str, options: Sequence[str]) -> str:
 
 def user_summary_prompt(reviews: ReviewContext) -> str:
     """Table 12, UserSummary: the user-summary generation prompt."""
-    return f"Please generate a summary of the user based on their historical reviews:\n{reviews.text}"
+    return (
+        f"Please generate a summary of the user based on their historical reviews:\n{reviews.text}\n"
+        "Now write the summary of the user in 3-5 sentences of your own words; do not copy the reviews."
+    )
 
 
 def value_summary_prompt(supported: Sequence[str], opposed: Sequence[str], max_sentences: int) -> str:

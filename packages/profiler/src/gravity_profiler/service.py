@@ -15,7 +15,6 @@ Health is NOT_SERVING while Kafka is unreachable.
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -38,7 +37,8 @@ from gravity_profiler.store import PendingItem, ProfilerStore
 
 log = get_logger(__name__)
 SERVICE = "profiler"
-_READY_TTL_S = 2.0
+_PROBE_INTERVAL_S = 2.0
+_PROBE_TIMEOUT_S = 5.0
 _MAX_COHORT_ID = 200
 
 
@@ -56,9 +56,10 @@ class ProfilerService:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
-        self._ready_checked = 0.0
-        self._ready_value = False
-        self._ready_lock = threading.Lock()
+        self._probe: threading.Thread | None = None
+        # Kafka reachability, refreshed by a background probe: a ping against a dead broker blocks for
+        # its bootstrap timeout, which neither health checks nor RPCs should wait for.
+        self._kafka_ok = threading.Event()
         self.published = 0
         self.failed = 0
 
@@ -71,16 +72,21 @@ class ProfilerService:
         )
 
     def start(self) -> None:
+        self._probe = threading.Thread(target=self._watch_kafka, name="profiler-kafka-probe", daemon=True)
+        self._probe.start()
         self._worker = threading.Thread(target=self._work, name="profiler-worker", daemon=True)
         self._worker.start()
 
     def ready(self) -> bool:
-        with self._ready_lock:
-            now = time.monotonic()
-            if now - self._ready_checked >= _READY_TTL_S:
-                self._ready_value = self.bus.ping(timeout_s=2.0)
-                self._ready_checked = now
-            return self._ready_value
+        return self._kafka_ok.is_set()
+
+    def _watch_kafka(self) -> None:
+        while not self._stop.is_set():
+            if self.bus.ping(timeout_s=_PROBE_TIMEOUT_S):
+                self._kafka_ok.set()
+            else:
+                self._kafka_ok.clear()
+            self._stop.wait(_PROBE_INTERVAL_S)
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,6 +94,8 @@ class ProfilerService:
         if self._worker is not None:
             # A build in progress is not interrupted; its queue entry stays and is resumed at next start.
             self._worker.join(5.0)
+        if self._probe is not None:
+            self._probe.join(1.0)
         self.bus.close()
         self.catalog.close()
 

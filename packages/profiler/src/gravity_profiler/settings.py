@@ -65,10 +65,10 @@ class ProfilerSettings(BaseModel):
     # Candidate countries when a user's country must be estimated.
     countries: list[str] = Field(default_factory=lambda: ["USA", "Brazil", "India", "Japan"])
     # Summaries by the author LLM: generated in batches across users.
-    summary_max_tokens: int = Field(default=160, ge=16)
+    summary_max_tokens: int = Field(default=128, ge=16)
     value_summary_max_sentences: int = Field(default=6, ge=1)
     # Supported/opposed statements listed in the value-summary prompt (most confident first).
-    value_summary_max_statements: int = Field(default=40, ge=1)
+    value_summary_max_statements: int = Field(default=24, ge=1)
     # Users profiled together (LLM summaries are batched over them).
     batch_users: int = Field(default=8, ge=1)
     # Service: the background worker's idle poll interval.

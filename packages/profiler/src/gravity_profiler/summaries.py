@@ -14,13 +14,18 @@ from collections.abc import Sequence
 from gravity_core.llm import Completion, GenerationParams, LLMClient
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_ENDINGS = (".", "!", "?", '"', "'", "”")
+_LIST_MARKER = re.compile(r"^(?:[-*•]|\d+[.)])\s+")
 _LEADING_LABEL = re.compile(r"^\s*(?:\*\*)?(?:user )?(?:value )?summary(?:\*\*)?\s*:\s*", re.IGNORECASE)
 
 
 def sentences(text: str) -> list[str]:
-    """Split prose into sentences at ., ! or ? followed by whitespace."""
-    flat = " ".join(text.split())
-    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()] if flat else []
+    """Split prose into sentences at ., ! or ? followed by whitespace, and at list items."""
+    out = []
+    for line in text.splitlines():
+        flat = _LIST_MARKER.sub("", " ".join(line.split()))
+        out += [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+    return out
 
 
 def clean_summary(text: str, max_sentences: int | None = None, cut_off: bool = False) -> str:
@@ -29,9 +34,15 @@ def clean_summary(text: str, max_sentences: int | None = None, cut_off: bool = F
     ``cut_off`` (the generation hit its token limit) drops a trailing unfinished sentence when at least
     one complete sentence precedes it.
     """
-    parts = sentences(_LEADING_LABEL.sub("", text.strip()))
-    if cut_off and len(parts) > 1 and not parts[-1].endswith((".", "!", "?", '"', "'")):
+    parts = []
+    for sentence in sentences(_LEADING_LABEL.sub("", text.strip())):
+        # small models loop; a repeated sentence adds nothing
+        if sentence not in parts:
+            parts.append(sentence)
+    if cut_off and len(parts) > 1 and not parts[-1].endswith(_ENDINGS):
         parts = parts[:-1]
+    # list items and headings read as sentences of the paragraph
+    parts = [p if p.endswith(_ENDINGS) else p.rstrip(":;,- ") + "." for p in parts]
     if max_sentences is not None:
         parts = parts[:max_sentences]
     return " ".join(parts)

@@ -1,0 +1,204 @@
+"""The profiler on the real embedded model: the batch command end to end, both stance protocols, the
+OpenAI-compatible path against a real HTTP server, and the classifier estimator's plumbing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from profiler_fixtures import NO_AGE_NO_COUNTRY, NO_GENDER
+
+from gravity.v1 import common_pb2, profile_pb2
+from gravity_core.cli.main import cli
+from gravity_core.config import LLMEndpoint
+from gravity_core.errors import ConfigError
+from gravity_core.llm.openai_backend import OpenAILLM
+from gravity_core.llm.server import OpenAICompatServer
+from gravity_core.proto_io import read_jsonl
+from gravity_core.skips import SkipLog
+from gravity_core.values import load_seed_statements
+from gravity_profiler import prompts
+from gravity_profiler.personality import ClassifierEstimator
+from gravity_profiler.settings import ClassifierSettings, ProfilerSettings
+from gravity_profiler.stances import infer_stances, outcome
+from gravity_profiler.summaries import sentences
+
+pytestmark = pytest.mark.model
+
+
+def test_profile_build_command_on_the_sample(tmp_path: Path, sample_files) -> None:
+    """`gravity profile build` on the exported sample, two users with missing demographics."""
+    out = tmp_path / "profiles.jsonl"
+    env = {
+        "GRAVITY_ARTIFACTS__ROOT": str(tmp_path / "artifacts"),
+        "GRAVITY_CACHE__ENABLED": "false",
+        "GRAVITY_LOGGING__LEVEL": "WARNING",
+        "GRAVITY_PROFILER__SUMMARY_MAX_TOKENS": "48",
+        # the same endpoint as the embedded_llm fixture, so the process loads the model once
+        "GRAVITY_LLM__DEFAULTS__MAX_TOKENS": "64",
+    }
+    result = CliRunner().invoke(
+        cli,
+        [
+            "profile",
+            "build",
+            "--reviews",
+            str(sample_files["Books.jsonl"]),
+            "--meta",
+            str(sample_files["meta_Books.jsonl"]),
+            "--demographics",
+            str(sample_files["demographics.csv"]),
+            "--out",
+            str(out),
+            "--min-reviews",
+            "20",
+            "--user",
+            NO_GENDER,
+            "--user",
+            NO_AGE_NO_COUNTRY,
+            "--cohort-id",
+            "sample-two",
+        ],
+        env=env,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"profiles written\s+2\n", result.output) and "nothing skipped" in result.output
+    profiles = {p.user_id: p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())}
+    assert set(profiles) == {NO_GENDER, NO_AGE_NO_COUNTRY}
+    for p in profiles.values():
+        assert p.cohort_id == "sample-two" and p.cohort_size == 2
+        assert len(p.values) == 150
+        assert {v.stance for v in p.values} <= {
+            profile_pb2.STANCE_SUPPORT,
+            profile_pb2.STANCE_OPPOSE,
+            profile_pb2.STANCE_NEUTRAL,
+        }
+        assert all(0.0 < v.confidence <= 1.0 for v in p.values)
+        assert p.interests and all(i.share >= 0.1 for i in p.interests)
+        assert len(p.personality.traits) == 5
+        assert all(
+            t.level in (profile_pb2.TRAIT_LEVEL_HIGH, profile_pb2.TRAIT_LEVEL_LOW)
+            for t in p.personality.traits
+        )
+        assert p.value_summary and p.user_summary
+        assert len(sentences(p.value_summary)) <= 6
+        assert p.models["annotator"] == "embedded:smollm2-135m"
+    gender = profiles[NO_GENDER].demographics.gender
+    assert gender.provenance == common_pb2.PROVENANCE_ESTIMATED and gender.value in ("female", "male")
+    assert 0.5 <= gender.confidence <= 1.0  # the chosen value is the most likely of two
+    given = profiles[NO_GENDER].demographics.country
+    assert (given.value, given.provenance, given.confidence) == ("USA", common_pb2.PROVENANCE_GIVEN, 1.0)
+    country = profiles[NO_AGE_NO_COUNTRY].demographics.country
+    assert country.provenance == common_pb2.PROVENANCE_ESTIMATED and country.value in (
+        "USA",
+        "Brazil",
+        "India",
+        "Japan",
+    )
+
+
+def test_per_statement_protocol_agrees_with_shared_prefix(embedded_llm, sample_inputs) -> None:
+    """The paper's protocol on a statement subset: same prompts, same answers, many more tokens."""
+    user = sample_inputs[NO_GENDER]
+    statements = load_seed_statements()[:6]
+    config = ProfilerSettings()
+    context = prompts.review_context(user.reviews, user.books, 3000, 400)
+    stance_context = prompts.stance_context(context, prompts.demographics_text("young", "", "USA"))
+    embedded_llm.reuse_prefix = False  # the baseline re-reads the whole history for every statement
+    try:
+        before = embedded_llm.usage.prompt_tokens
+        per = infer_stances(embedded_llm, stance_context, statements, "per-statement", config)
+        per_tokens = embedded_llm.usage.prompt_tokens - before
+    finally:
+        embedded_llm.reuse_prefix = True
+    before = embedded_llm.usage.prompt_tokens
+    shared = infer_stances(embedded_llm, stance_context, statements, "shared-prefix", config)
+    shared_tokens = embedded_llm.usage.prompt_tokens - before
+    per_out = [outcome(s, sc) for s, sc in zip(statements, per, strict=True)]
+    shared_out = [outcome(s, sc) for s, sc in zip(statements, shared, strict=True)]
+    assert all(o.usable for o in per_out + shared_out)
+    assert [o.stance for o in per_out] == [o.stance for o in shared_out]
+    for a, b in zip(per, shared, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=5e-3)
+    assert per_tokens > 3 * shared_tokens
+
+
+def test_remote_endpoint_batches_statements_and_falls_back_per_statement(embedded_llm, sample_inputs) -> None:
+    """The OpenAI 'batched' strategy against a real OpenAI-compatible HTTP server on the same model."""
+    server = OpenAICompatServer(embedded_llm, model_name="smol").start()
+    try:
+        remote = OpenAILLM(
+            LLMEndpoint(backend="openai", model="smol", base_url=server.base_url, max_tokens=64)
+        )
+        user = sample_inputs[NO_GENDER]
+        statements = load_seed_statements()[:4]
+        config = ProfilerSettings(remote_batch_size=2)
+        context = prompts.review_context(user.reviews, user.books, 1500, 300)
+        demo = prompts.demographics_text("young", "", "USA")
+        scores = infer_stances(
+            remote,
+            prompts.stance_context(context, demo),
+            statements,
+            "shared-prefix",
+            config,
+            prompts.stance_context(context, demo, prompts.stance_batch_question(2)),
+        )
+        assert len(scores) == 4 and all(s.usable and s.best in prompts.STANCE_CHOICES for s in scores)
+        # two batched calls, plus one single-statement call per line the reply did not answer
+        parsed = sum(s.method == "parsed" for s in scores)
+        assert remote.usage.calls == 2 + (4 - parsed)
+        remote.close()
+    finally:
+        server.stop()
+
+
+def test_classifier_estimator_reads_a_local_model_in_the_configured_label_order(tmp_path: Path) -> None:
+    """A tiny randomly initialised sequence classifier saved locally (no download) stands in for RoBERTa."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from gravity_core.llm.models import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("smollm2-135m"))
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=5,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model_dir = tmp_path / "tiny-big5"
+    LlamaForSequenceClassification(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    assert json.loads((model_dir / "config.json").read_text())["num_labels"] == 5
+
+    context = prompts.ReviewContext(
+        "1. Review (rated 5/5): I adored every page of this gentle mystery.", 1, 1
+    )
+    ocean = ClassifierEstimator(ClassifierSettings(path=str(model_dir), threshold=0.5)).estimate(context)
+    reversed_order = ClassifierEstimator(
+        ClassifierSettings(path=str(model_dir), label_order=list("NAECO"))
+    ).estimate(context)
+    assert ocean.estimator == f"classifier:{model_dir}"
+    assert [t.trait for t in ocean.traits] == [
+        profile_pb2.TRAIT_OPENNESS,
+        profile_pb2.TRAIT_CONSCIENTIOUSNESS,
+        profile_pb2.TRAIT_EXTRAVERSION,
+        profile_pb2.TRAIT_AGREEABLENESS,
+        profile_pb2.TRAIT_NEUROTICISM,
+    ]
+    scores = [t.score for t in ocean.traits]
+    assert [t.score for t in reversed_order.traits] == pytest.approx(scores[::-1])
+    for t in ocean.traits:
+        assert 0.0 <= t.score <= 1.0
+        assert t.level == (profile_pb2.TRAIT_LEVEL_HIGH if t.score >= 0.5 else profile_pb2.TRAIT_LEVEL_LOW)
+    wrong = ClassifierSettings(path=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"config\.json"):
+        ClassifierEstimator(wrong)
