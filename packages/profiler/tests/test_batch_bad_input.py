@@ -193,3 +193,34 @@ def test_unusable_llm_answers_become_neutral_and_are_reported(
     assert issues.counts["unparseable_answer"] == 2
     assert issues.counts["empty_summary"] == 4
     assert any(s.record_id.endswith("/hofstede-02") for s in issues.examples)
+
+
+def test_gzipped_inputs_and_the_per_statement_protocol(
+    tmp_path: Path, sample_files, make_settings, scripted
+) -> None:
+    import gzip
+
+    paths = {}
+    for name in ("Books.jsonl", "meta_Books.jsonl"):
+        paths[name] = tmp_path / f"{name}.gz"
+        paths[name].write_bytes(gzip.compress(sample_files[name].read_bytes()))
+    llm = scripted(summary="A reader.")
+    builder = ProfileBuilder(make_settings(), ProfilerSettings(), annotator=llm, author=llm)
+    out = tmp_path / "profiles.jsonl"
+    report = build_profiles(
+        builder,
+        paths["Books.jsonl"],
+        paths["meta_Books.jsonl"],
+        out,
+        min_reviews=20,
+        users={USA_GRANDMOTHER},
+        protocol="per-statement",
+    )
+    assert report.users_built == 1 and report.input_skips.total == 0
+    # the paper's protocol: one request per statement, each carrying the whole review history
+    stance_prompts = [p for p in llm.prompts if "Statement: " in p]
+    assert len(stance_prompts) == 150
+    [profile] = [p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())]
+    latest = " ".join(profile.reviews[0].text.split())[:60]
+    assert all(latest in p for p in stance_prompts)
+    assert len(profile.values) == 150 and profile.revision

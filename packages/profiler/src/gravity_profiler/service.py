@@ -28,8 +28,8 @@ from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailabl
 from gravity_core.grpc import ServiceHost, check_deadline, require_field
 from gravity_core.logging import get_logger
 from gravity_core.service import run
-from gravity_core.skips import SkipLog
-from gravity_profiler.builder import ProfileBuilder, cohort_id_for, input_digest
+from gravity_core.skips import Skip, SkipLog
+from gravity_profiler.builder import COHORT_ID, ProfileBuilder, cohort_id_for, input_digest
 from gravity_profiler.ingest import IngestSession
 from gravity_profiler.inputs import UserInput, from_request
 from gravity_profiler.settings import profiler_settings
@@ -39,7 +39,6 @@ log = get_logger(__name__)
 SERVICE = "profiler"
 _PROBE_INTERVAL_S = 2.0
 _PROBE_TIMEOUT_S = 5.0
-_MAX_COHORT_ID = 200
 
 
 class ProfilerService:
@@ -121,7 +120,8 @@ class ProfilerService:
             raise Unavailable(
                 "Kafka is unreachable, so the profile cannot be published; retry or set skip_publish"
             )
-        skips = self._dlq_skips() if self.ready() else SkipLog()
+        # Without Kafka (skip_publish), left-out reviews are logged instead of dead-lettered.
+        skips = self._dlq_skips() if self.ready() else SkipLog(on_skip=_log_skip)
         for index, reason, detail in rejected:
             skips.add(reason, detail, "BuildProfileRequest.reviews", index + 1, record_id=user.user_id)
         known = [r for r in user.reviews if r.parent_asin in user.books]
@@ -294,11 +294,13 @@ class ProfilerService:
             user.books.update(self.catalog.get_many(missing))
 
 
+def _log_skip(skip: Skip) -> None:
+    log.warning("record_skipped", reason=skip.reason, detail=skip.detail, source=skip.source, line=skip.line)
+
+
 def _check_cohort_id(cohort_id: str, field: str) -> None:
-    if len(cohort_id) > _MAX_COHORT_ID:
-        raise InvalidInput(field, f"must be at most {_MAX_COHORT_ID} characters")
-    if any(not c.isprintable() for c in cohort_id):
-        raise InvalidInput(field, "must be printable text")
+    if cohort_id and not COHORT_ID.fullmatch(cohort_id):
+        raise InvalidInput(field, f"{cohort_id[:40]!r} must be 1-128 letters, digits, '.', '_' or '-'")
 
 
 class _Servicer(profile_pb2_grpc.ProfilerServiceServicer):
