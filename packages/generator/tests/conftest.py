@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -190,7 +191,10 @@ def make_adapter_ref() -> Callable[..., training_pb2.AdapterRef]:
 @pytest.fixture(scope="session")
 def trained_adapters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """method -> adapter directory (PEFT files + gravity_adapter.json) under one adapters root."""
-    out = train_adapters(tmp_path_factory.mktemp("adapters"), TRAINING_TEXTS)
+    root = tmp_path_factory.mktemp("adapters")
+    # On a busy CPU, torch driven from the main thread is several times slower than from a worker thread.
+    with ThreadPoolExecutor(1) as pool:
+        out = pool.submit(train_adapters, root, TRAINING_TEXTS).result()
     for method, directory in out.items():
         adapter_ref(directory, method, f"{method}-test")
     return out

@@ -71,7 +71,13 @@ class GeneratorApp:
         """Open the catalog, read profiles, load the models and the adapters in ``adapters_dir``."""
         cfg = self.cfg
         check_paths(cfg)
-        self.catalog = Catalog.open(cfg.resolved_meta_path(), self.skips)
+        catalog_skips = SkipLog()
+        self.catalog = Catalog.open(cfg.resolved_meta_path(), catalog_skips)
+        if self.skips.on_skip is None:
+            self.skips.extend(catalog_skips.to_dict())
+        elif catalog_skips.total:
+            # The catalog index remembers its bad lines; re-sending them to the DLQ on every start is noise.
+            log.warning("catalog_lines_skipped", summary=catalog_skips.summary_lines(limit=5))
         if cfg.profiles_path:
             loaded = ProfileStore.from_jsonl(cfg.profiles_path, self.skips)
             for profile in loaded:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gravity.v1 import judge_pb2, profile_pb2
+from gravity_core.adapters import find_adapters
 from gravity_core.amazon import BookRecord
+from gravity_core.errors import NotFound
 from gravity_core.llm import GenerationParams
 from gravity_core.logging import get_logger
 from gravity_core.targets import select_targets
 from gravity_generator.app import GeneratorApp
 from gravity_generator.engine import Job, Result
-from gravity_generator.methods import ORIGINAL, BookInput
+from gravity_generator.methods import ADAPTER_METHODS, ORIGINAL, PROMPT_METHODS, BookInput
 from gravity_generator.registry import MethodUnavailable
+from gravity_generator.settings import GeneratorSettings
 
 log = get_logger(__name__)
 
@@ -66,6 +70,24 @@ def choose_methods(app: GeneratorApp, requested: Sequence[str]) -> list[str]:
                 f"method {method!r} has no adapter: pass --adapters with a {method!r} adapter"
             )
     return list(dict.fromkeys(requested))
+
+
+def precheck_methods(cfg: GeneratorSettings, requested: Sequence[str]) -> None:
+    """Fail before any model loads when an explicitly named method cannot run: no adapter for it in
+    ``adapters_dir`` (or ``served_adapters``), or no such method at all."""
+    if not requested or list(requested) == ["all"]:
+        return
+    found = set(find_adapters(Path(cfg.adapters_dir).expanduser())) if cfg.adapters_dir else set()
+    found |= set(cfg.served_adapters)
+    for method in requested:
+        if method in PROMPT_METHODS or method in found:
+            continue
+        if method in ADAPTER_METHODS:
+            raise MethodUnavailable(
+                f"method {method!r} has no adapter: pass --adapters with a {method!r} adapter"
+            )
+        known = ", ".join([*PROMPT_METHODS, *ADAPTER_METHODS, *sorted(found - set(ADAPTER_METHODS))])
+        raise NotFound("method", f"unknown method {method!r} (known: {known})")
 
 
 def select_jobs(

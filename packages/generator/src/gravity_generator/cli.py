@@ -97,8 +97,8 @@ def generate(
     from gravity_core.cli.common import progress
     from gravity_core.llm import GenerationParams
     from gravity_core.proto_io import write_jsonl
-    from gravity_generator.app import GeneratorApp, load_config
-    from gravity_generator.batch import choose_methods, generate_batch, select_jobs
+    from gravity_generator.app import GeneratorApp, check_paths, load_config
+    from gravity_generator.batch import choose_methods, generate_batch, precheck_methods, select_jobs
 
     settings = cli.settings
     updates = {"profiles_path": profiles_path, "follow_topics": False}
@@ -107,6 +107,8 @@ def generate(
     if adapters_dir is not None:
         updates["adapters_dir"] = adapters_dir
     cfg = load_config(settings).model_copy(update=updates)
+    check_paths(cfg)
+    precheck_methods(cfg, _split(methods))
     started = time.perf_counter()
     app = GeneratorApp(settings, cfg, micro_batch=False)
     try:

@@ -70,19 +70,18 @@ def run_group(llm: LLMClient, calls: Sequence[Call]) -> list[Outcome]:
 
 
 class DirectCompleter:
-    """Calls the backend from the caller's thread.
+    """Calls the backend for the caller, without waiting for other callers.
 
-    Embedded: calls with equal params go to the model as one chat_batch. openai: calls run concurrently
-    (up to the endpoint's ``concurrency``) so the server can batch them, each with its own outcome.
+    Embedded (``concurrency`` 1): calls with equal params go to the model as one chat_batch, run on one
+    dedicated model thread like the service's batcher — on a busy CPU, OpenMP generation driven from the
+    main thread measured several times slower than from a worker thread. openai: calls run concurrently (up
+    to the endpoint's ``concurrency``) so the server can batch them, each with its own outcome.
     """
 
     def __init__(self, llm: LLMClient, concurrency: int = 1) -> None:
         self.llm = llm
-        self._pool = (
-            ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="generator-call")
-            if concurrency > 1
-            else None
-        )
+        self.concurrency = max(1, concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="generator-call")
 
     def complete(self, calls: Sequence[Call]) -> list[Outcome]:
         results: list[Outcome | None] = [None] * len(calls)
@@ -93,19 +92,18 @@ class DirectCompleter:
                 results[i] = expired
             else:
                 live.append(i)
-        if self._pool is not None and len(live) > 1:
-            futures = {i: self._pool.submit(run_group, self.llm, [calls[i]]) for i in live}
-            for i, future in futures.items():
-                results[i] = future.result()[0]
+        if self.concurrency > 1:
+            groups = [[i] for i in live]
         else:
-            groups: dict[GenerationParams, list[int]] = defaultdict(list)
+            by_params: dict[GenerationParams, list[int]] = defaultdict(list)
             for i in live:
-                groups[calls[i].params].append(i)
-            for indices in groups.values():
-                for i, outcome in zip(indices, run_group(self.llm, [calls[i] for i in indices]), strict=True):
-                    results[i] = outcome
+                by_params[calls[i].params].append(i)
+            groups = list(by_params.values())
+        futures = [(g, self._pool.submit(run_group, self.llm, [calls[i] for i in g])) for g in groups]
+        for indices, future in futures:
+            for i, outcome in zip(indices, future.result(), strict=True):
+                results[i] = outcome
         return [r for r in results if r is not None]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
