@@ -60,6 +60,12 @@ from gravity_trainer.recipes import RECIPES, parse_overrides
     default=None,
     help="Store the adapter and publish its AdapterRef (default: only when --out is not given).",
 )
+@click.option(
+    "--progress-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also append progress events as JSON Lines to this file (the service tails it).",
+)
 @pass_cli
 def train(
     cli: CliContext,
@@ -75,6 +81,7 @@ def train(
     manifest_sha256: str,
     adapter_id: str,
     publish: bool | None,
+    progress_file: str | None,
 ) -> None:
     """Train a LoRA adapter with a GRAVITY recipe (gravity-dpo, gravity-sft, user-sft, pref-align)."""
     from gravity_trainer.settings import TrainerSettings
@@ -97,7 +104,9 @@ def train(
         "expected_manifest_sha256": manifest_sha256,
         "adapter_id": adapter_id,
     }
-    run_training(settings, section, request_kwargs, Path(out).expanduser() if out else None, publish)
+    run_training(
+        settings, section, request_kwargs, Path(out).expanduser() if out else None, publish, progress_file
+    )
 
 
 def _resolve(pairs: str | None, dataset: str) -> tuple[Path, str]:
@@ -107,10 +116,15 @@ def _resolve(pairs: str | None, dataset: str) -> tuple[Path, str]:
 
 
 def run_training(
-    settings: Any, section: Any, request_kwargs: dict[str, Any], out: Path | None, publish: bool | None
+    settings: Any,
+    section: Any,
+    request_kwargs: dict[str, Any],
+    out: Path | None,
+    publish: bool | None,
+    progress_file: str | None = None,
 ) -> None:
     from gravity_core.artifacts import ArtifactStore
-    from gravity_trainer.progress import Reporter
+    from gravity_trainer.progress import JsonlSink, Reporter
     from gravity_trainer.run import TrainRequest, prepare, train
 
     started = time.perf_counter()
@@ -123,7 +137,10 @@ def run_training(
         adapter_id = prepare(probe, check_out=False).adapter_id
         out = section.work_path(store.root) / "jobs" / adapter_id
     request = TrainRequest(out=out, **request_kwargs)
-    reporter = Reporter([lambda e: click.echo(e.line(), err=True)])
+    sinks: list[Any] = [lambda e: click.echo(e.line(), err=True)]
+    if progress_file:
+        sinks.append(JsonlSink(progress_file))
+    reporter = Reporter(sinks)
     outcome = train(request, reporter)
     if not reporter.main_process:
         return

@@ -1,7 +1,8 @@
 """Reading a pair dataset for training: verified shards, validated rows, a deterministic held-out split.
 
-Shard-level problems (missing, checksum mismatch, unreadable parquet, missing columns, empty, row count
-different from the manifest) are errors raised before any training starts. Row-level problems (empty text,
+Shard-level problems (missing, checksum mismatch, unreadable or zero-byte parquet, missing columns, row count
+different from the manifest, no rows in the whole dataset) are errors raised before any training starts; a
+zero-row shard the manifest declares (a reader with nothing in this dataset) is counted. Row-level problems (empty text,
 chosen identical to rejected, duplicate pair ids, prompts longer than the context) skip that row and are
 counted with shard and row number, so a run never drops data silently.
 """
@@ -87,12 +88,20 @@ def load_pair_set(directory: str | Path, manifest: DatasetManifest, dataset: str
         missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise InvalidInput("pairs", f"shard {shard.path} lacks column(s) {', '.join(missing)}")
-        if table.num_rows == 0:
-            raise InvalidInput("pairs", f"shard {shard.path} is empty (user {shard.user_id} has no pairs)")
         if table.num_rows != shard.rows:
             raise InvalidInput(
                 "pairs", f"shard {shard.path} has {table.num_rows} rows, the manifest says {shard.rows}"
             )
+        if table.num_rows == 0:
+            # pairgen writes a zero-row shard for a reader with nothing in this dataset; the manifest says so
+            skips.add(
+                "empty_shard",
+                f"reader {shard.user_id} has no pairs in {dataset}",
+                shard.path,
+                0,
+                shard.user_id,
+            )
+            continue
         data = table.select(list(columns)).to_pydict()
         for i in range(table.num_rows):
             row = {c: data[c][i] for c in columns}
@@ -185,6 +194,8 @@ class LengthReport:
     kept: list[PairRow]
     # rows whose completion will be cut at max_length (trained on, but partly)
     truncated: int
+    # pair_id -> approximate tokens of prompt + longest completion (for length-grouped batching)
+    lengths: dict[str, int] = field(default_factory=dict)
 
 
 def filter_by_length(rows: list[PairRow], tokenizer: Any, max_length: int, skips: SkipLog) -> LengthReport:
@@ -200,6 +211,7 @@ def filter_by_length(rows: list[PairRow], tokenizer: Any, max_length: int, skips
         )
     ]
     kept: list[PairRow] = []
+    lengths: dict[str, int] = {}
     truncated = 0
     for row, p_len, c_len in zip(rows, prompt_lens, completion_lens, strict=True):
         if p_len >= max_length:
@@ -215,7 +227,8 @@ def filter_by_length(rows: list[PairRow], tokenizer: Any, max_length: int, skips
         if p_len + c_len + 2 > max_length:
             truncated += 1
         kept.append(row)
-    return LengthReport(kept, truncated)
+        lengths[row.pair_id] = min(max_length, p_len + c_len + 2)
+    return LengthReport(kept, truncated, lengths)
 
 
 def _chat_token_ids(tokenizer: Any, conversations: list[list[dict[str, str]]]) -> list[list[int]]:

@@ -7,12 +7,14 @@ the data loading that follows it, before the model is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +186,31 @@ class _Run:
             f"{recipe.name}: dataset {p.dataset_id} (manifest {p.manifest_sha[:12]}), base {p.request.base_model}, "
             f"{'resuming' if p.out_state is OutState.RESUME else 'new run'} in {self.out}"
         )
+        with self._exclusive():
+            return self._execute()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One process trains into a directory at a time (a second `gravity train`, an orphaned child)."""
+        if not self.state.is_main_process:
+            yield
+            return
+        from filelock import FileLock, Timeout
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.work / ".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise InvalidInput("out", f"another process is training into {self.out}") from None
+        try:
+            self._write_run_state()
+            yield
+        finally:
+            lock.release()
+
+    def _execute(self) -> TrainOutcome:
+        p, recipe = self.p, self.recipe
         pairs = load_pair_set(p.request.pairs, p.manifest, p.dataset, recipe.kind)
         tokenizer = self._tokenizer()
         lengths = filter_by_length(pairs.rows, tokenizer, recipe.max_length, pairs.skips)
@@ -200,7 +227,6 @@ class _Run:
             f"({pairs.shards} shards); skipped {pairs.skips.total}, completions cut at max_length {lengths.truncated}"
             + (f", {split.beyond_max_steps} beyond max_steps" if split.beyond_max_steps else "")
         )
-        self._write_run_state()
 
         from gravity_core.llm.models import resolve_model_path
 
@@ -209,7 +235,7 @@ class _Run:
         n_params = sum(t.numel() for t in model.parameters())
         checkpointing = use_gradient_checkpointing(recipe.gradient_checkpointing, n_params)
         schedule = _schedule(recipe, len(split.train), self.state.num_processes)
-        train_ds, eval_ds = self._datasets(split, recipe.kind, tokenizer)
+        train_ds, eval_ds = self._datasets(split, recipe.kind, lengths.lengths)
 
         from gravity_trainer.trainers import build_trainer, common_arguments
 
@@ -265,7 +291,7 @@ class _Run:
                 },
             )
 
-    def _datasets(self, split: Any, kind: str, tokenizer: Any) -> tuple[Any, Any]:
+    def _datasets(self, split: Any, kind: str, lengths: dict[str, int]) -> tuple[Any, Any]:
         """The train and eval sets, materialised once in the work directory.
 
         On resume the same files are loaded again, so the tokenised data and the precomputed reference
@@ -278,7 +304,10 @@ class _Run:
             path = self.work / "data" / name
             with self.state.main_process_first():
                 if not (path / "state.json").is_file() and self.state.is_main_process:
-                    records = [{**r.conversational(kind), "pair_id": r.pair_id} for r in rows]
+                    records = [
+                        {**r.conversational(kind), "pair_id": r.pair_id, "length": lengths.get(r.pair_id, 0)}
+                        for r in rows
+                    ]
                     tmp = path.with_name(f".{name}.tmp")
                     shutil.rmtree(tmp, ignore_errors=True)
                     Dataset.from_list(records).save_to_disk(str(tmp))

@@ -15,6 +15,7 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
 
+from gravity_core.errors import InvalidInput
 from gravity_trainer.packing import SharedPromptCollator, branch_logps
 from gravity_trainer.recipes import DPORecipe, RecipeConfig, SFTRecipe
 
@@ -191,6 +192,8 @@ def build_trainer(
                 callbacks=callbacks,
                 length_column=recipe.group_by_length,
             )
+        if recipe.group_by_length:
+            raise InvalidInput("recipe.group_by_length", "needs shared_prompt batches for DPO recipes")
         return DPOTrainer(
             model=model,
             args=config,

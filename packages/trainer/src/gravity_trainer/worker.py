@@ -1,0 +1,296 @@
+"""The service's run executor: one training run at a time, each in its own process.
+
+A child process (``python -m gravity_trainer.launch`` or the configured launcher, e.g. accelerate) keeps the
+service responsive and gives the memory back after every run; a crash of the run never takes the service
+down. The child writes progress events to a JSON Lines file that the worker tails into the run record. On
+success the adapter is copied into the artifact store and its AdapterRef published; on failure the run is
+marked FAILED with the reason and a dead letter is published; either way the worker moves on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gravity.v1 import training_pb2
+from gravity_core.artifacts import ArtifactStore
+from gravity_core.bus import Bus, dead_letter
+from gravity_core.errors import GravityError, Unavailable
+from gravity_core.logging import get_logger
+from gravity_core.proto_io import to_dict
+from gravity_trainer.progress import ProgressEvent
+from gravity_trainer.publishing import publish_ref, store_adapter
+from gravity_trainer.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunRecord, RunStore
+from gravity_trainer.settings import TrainerSettings
+
+log = get_logger(__name__)
+
+
+class RunWorker:
+    def __init__(
+        self,
+        runs: RunStore,
+        store: ArtifactStore,
+        bus: Bus | None,
+        section: TrainerSettings,
+        base_model: str,
+        work_root: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.runs = runs
+        self.store = store
+        self.bus = bus
+        self.section = section
+        self.base_model = base_model
+        self.work_root = work_root
+        self.env = env
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()
+        self.current: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> RunWorker:
+        self._thread = threading.Thread(target=self._loop, name="trainer-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Stop the current run's process (its record stays RUNNING, so the next start resumes it)."""
+        self._stop.set()
+        self._wake.set()
+        with self._child_lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            _terminate(child, timeout_s)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # ---------------------------------------------------------------- loop
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            record = self.runs.next_queued()
+            if record is None:
+                self._wake.wait(2.0)
+                self._wake.clear()
+                continue
+            try:
+                self._execute(record)
+            except Exception as exc:  # the worker must outlive any run
+                log.exception("run_crashed", run=record.run_id)
+                self._fail(record.run_id, f"{type(exc).__name__}: {exc}")
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.work_root / "work" / run_id
+
+    def _execute(self, record: RunRecord) -> None:
+        run_dir = self.run_dir(record.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out = run_dir / "adapter"
+        progress_file = run_dir / "progress.jsonl"
+        progress_file.unlink(missing_ok=True)
+        self.current = record.run_id
+        self.runs.update(
+            record.run_id, state=RUNNING, attempts=record.attempts + 1, message="starting", step=record.step
+        )
+        log.info("run_started", run=record.run_id, recipe=record.recipe, dataset=record.dataset)
+        code, error = self._run_child(record, out, progress_file, run_dir / "train.log")
+        self.current = None
+        if self._stop.is_set():
+            return  # stopped by the service: the record stays RUNNING and resumes on the next start
+        if code != 0:
+            self._fail(record.run_id, error or f"training exited with status {code}")
+            return
+        try:
+            stored = store_adapter(self.store, out)
+        except GravityError as exc:
+            self._fail(record.run_id, f"storing the adapter failed: {exc}")
+            return
+        self._publish(stored)
+        if self._stop.is_set():
+            return
+        self.runs.update(
+            record.run_id,
+            state=SUCCEEDED,
+            message=f"adapter {stored.adapter_id} stored at {stored.uri}",
+            step=int(stored.steps),
+            adapter=to_dict(stored),
+            metrics=dict(stored.metrics),
+        )
+        log.info("run_succeeded", run=record.run_id, adapter=stored.adapter_id)
+        if not self.section.keep_work_dirs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _publish(self, ref: training_pb2.AdapterRef) -> None:
+        """Retry until Kafka takes it: the adapter is safe in the store, only the announcement is pending."""
+        if self.bus is None:
+            return
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                publish_ref(self.bus, ref)
+                return
+            except Unavailable as exc:
+                log.warning("adapter_publish_retry", adapter=ref.adapter_id, error=str(exc))
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _fail(self, run_id: str, reason: str) -> None:
+        record = self.runs.update(run_id, state=FAILED, message=reason)
+        log.error("run_failed", run=run_id, reason=reason)
+        if self.bus is not None:
+            self.bus.publish_dead_letter(
+                dead_letter(
+                    "trainer",
+                    "training_failed",
+                    f"run {run_id} ({record.recipe} on {record.dataset}, {record.trigger}): {reason}",
+                    source_file=record.pairs_dir,
+                    key=run_id.encode(),
+                )
+            )
+
+    # ---------------------------------------------------------------- child
+    def command(self, record: RunRecord, out: Path, progress_file: Path) -> list[str]:
+        prefix = list(self.section.launcher) or [sys.executable, "-m", "gravity_trainer.launch"]
+        cmd = [
+            *prefix,
+            "--pairs",
+            record.pairs_dir,
+            "--dataset",
+            record.dataset,
+            "--recipe",
+            record.recipe,
+            "--out",
+            str(out),
+            "--base-model",
+            self.base_model,
+            "--manifest-sha256",
+            record.manifest_sha256,
+            "--progress-file",
+            str(progress_file),
+            "--no-publish",
+        ]
+        if record.adapter_id:
+            cmd += ["--adapter-id", record.adapter_id]
+        if self.section.recipe_config:
+            cmd += ["--config", self.section.recipe_config]
+        if self.section.allow_base_mismatch:
+            cmd.append("--allow-base-mismatch")
+        for key, value in sorted(record.overrides.items()):
+            cmd += ["--set", f"{key}={_literal(value)}"]
+        return cmd
+
+    def _run_child(
+        self, record: RunRecord, out: Path, progress_file: Path, log_file: Path
+    ) -> tuple[int, str]:
+        cmd = self.command(record, out, progress_file)
+        env = dict(self.env if self.env is not None else os.environ)
+        with open(log_file, "ab") as log_out:
+            child = subprocess.Popen(
+                cmd, stdout=log_out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+            with self._child_lock:
+                self._child = child
+            tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
+            while child.poll() is None:
+                if self._stop.wait(0.5):
+                    break
+                tail.poll()
+            tail.poll()
+        with self._child_lock:
+            self._child = None
+        code = child.poll()
+        return (code if code is not None else -1), _last_error(log_file)
+
+    def _on_progress(self, run_id: str, event: ProgressEvent) -> None:
+        changes: dict[str, Any] = {"message": event.line()}
+        if event.kind in ("log", "eval"):
+            changes.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch)
+            record = self.runs.get(run_id)
+            if record is not None:
+                changes["metrics"] = {**record.metrics, **event.metrics}
+        self.runs.update(run_id, **changes)
+
+
+class _Tail:
+    """Reads the JSON Lines progress file incrementally."""
+
+    def __init__(self, path: Path, on_event: Callable[[ProgressEvent], None]) -> None:
+        self.path = path
+        self.on_event = on_event
+        self.offset = 0
+        self.partial = ""
+
+    def poll(self) -> None:
+        if not self.path.is_file():
+            return
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+            self.offset = f.tell()
+        lines = (self.partial + chunk).split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                try:
+                    self.on_event(ProgressEvent.from_json(line))
+                except (ValueError, TypeError) as exc:
+                    log.warning("progress_line_unreadable", path=str(self.path), error=str(exc))
+
+
+def _literal(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _last_error(log_file: Path) -> str:
+    """The child's one-line error ("error: ..."), else the last non-empty line of its output."""
+    try:
+        lines = [
+            ln.strip()
+            for ln in log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            if ln.strip()
+        ]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.startswith(("error:", "internal error:")):
+            return line
+    return lines[-1][:500] if lines else ""
+
+
+def _die_with_parent() -> None:
+    """Linux: the run gets SIGTERM when the service dies, so a restarted service never races an orphan."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _terminate(child: subprocess.Popen[bytes], timeout_s: float) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(timeout_s)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(5)
+
+
+__all__ = ["FAILED", "QUEUED", "RUNNING", "SUCCEEDED", "RunWorker"]

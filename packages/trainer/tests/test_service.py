@@ -1,0 +1,180 @@
+"""The trainer service on the embedded broker: ShardRef in, AdapterRef out; Submit/Status/ListAdapters over gRPC."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from gravity.v1 import common_pb2, pairs_pb2, training_pb2, training_pb2_grpc
+from gravity_core.adapters import ADAPTER_META
+from gravity_core.artifacts import ArtifactStore, sha256_dir
+from gravity_core.bus import Bus
+from gravity_core.datasets import load_manifest, manifest_sha256
+from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_trainer.runs import RunRecord, RunStore
+from gravity_trainer.service import start_trainer
+
+TINY = {
+    "max_steps": 1,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_eval_rows": 1,
+}
+
+
+def _read(broker: Any, topic: str, cls: type, count: int, timeout_s: float) -> list[Any]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=2000
+    )
+    consumer.assign([TopicPartition(topic, 0)])
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            for record in consumer:
+                found.append(cls.FromString(record.value))
+                if len(found) >= count:
+                    break
+    finally:
+        consumer.close()
+    return found
+
+
+def _dataset_in_store(make_pairs: Callable[..., Path], store: ArtifactStore) -> Path:
+    source = make_pairs({"gravity": 4})
+    target = store.path("datasets/test")
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.broker
+@pytest.mark.model
+def test_shard_ref_to_adapter_ref_and_grpc(
+    broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path]
+) -> None:
+    settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
+    store = ArtifactStore.from_settings(settings)
+    pairs = _dataset_in_store(make_pairs, store)
+    sha = manifest_sha256(load_manifest(pairs))
+    ref = pairs_pb2.ShardRef(
+        shard_id="test/gravity/A3INDIA",
+        dataset_id="test/gravity",
+        kind="dpo",
+        manifest_uri=store.uri(pairs / "manifest.json"),
+        manifest_sha256=sha,
+        dataset_complete=True,
+        cohort_size=3,
+    )
+    # A broken copy of the dataset: the manifest is fine, a shard is not, so the run fails after it was queued.
+    broken = store.path("datasets/broken")
+    shutil.copytree(pairs, broken)
+    (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
+
+    running = start_trainer(settings)
+    channel = make_channel(running.target)
+    stub = training_pb2_grpc.TrainerServiceStub(channel)
+    bus = Bus(settings.kafka, "test")
+    try:
+        wait_for_serving(channel, timeout_s=120)
+        # bad requests are answered at once, naming the field
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Submit(training_pb2.SubmitRequest(dataset="no/such", recipe="gravity-dpo"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "dataset" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Submit(
+                training_pb2.SubmitRequest(
+                    dataset="test/gravity", recipe="gravity-dpo", overrides={"beta": "-1"}
+                )
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "recipe.beta" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.Status(training_pb2.StatusRequest(run_id="nope")))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # a run that fails is reported (Status FAILED with the reason, a dead letter) and the service goes on
+        failing = stub.Submit(training_pb2.SubmitRequest(dataset=str(broken), recipe="gravity-dpo"))
+        assert failing.state == training_pb2.RUN_STATE_QUEUED
+        final = list(stub.Status(training_pb2.StatusRequest(run_id=failing.run_id), timeout=300))[-1]
+        assert final.state == training_pb2.RUN_STATE_FAILED
+        assert "does not match its manifest checksum" in final.message
+
+        # a stale ShardRef (its manifest changed since) is dead-lettered; the complete one trains; a replay does not
+        stale = pairs_pb2.ShardRef()
+        stale.CopyFrom(ref)
+        stale.manifest_sha256 = "0" * 64
+        bus.publish(settings.kafka.topics.shards, stale.shard_id, stale)
+        bus.publish(settings.kafka.topics.shards, ref.shard_id, ref)
+        bus.publish(settings.kafka.topics.shards, ref.shard_id, ref)
+
+        published = _read(broker, settings.kafka.topics.adapters, training_pb2.AdapterRef, 1, 600)
+        assert len(published) == 1, "no AdapterRef within 10 minutes"
+        adapter = published[0]
+        assert (adapter.method, adapter.recipe, adapter.dataset_id) == (
+            "gravity",
+            "gravity-dpo",
+            "test/gravity",
+        )
+        assert (
+            adapter.dataset_manifest_sha256 == sha
+            and adapter.steps == 1
+            and "eval_rewards/accuracies" in adapter.metrics
+        )
+        stored = store.resolve(adapter.uri)
+        assert stored == store.path(f"adapters/{adapter.adapter_id}")
+        assert adapter.sha256 == sha256_dir(stored, exclude=(ADAPTER_META,))
+        assert "eval_rewards/accuracies" in (stored / "README.md").read_text()
+
+        # Submit of the same dataset and recipe finds the same run; its Status stream ends SUCCEEDED with the ref
+        again = stub.Submit(training_pb2.SubmitRequest(dataset="test/gravity", recipe="gravity-dpo"))
+        statuses = list(stub.Status(training_pb2.StatusRequest(run_id=again.run_id), timeout=120))
+        assert statuses[-1].state == training_pb2.RUN_STATE_SUCCEEDED
+        assert statuses[-1].adapter.adapter_id == adapter.adapter_id
+        listed = stub.ListAdapters(training_pb2.ListAdaptersRequest())
+        assert [a.adapter_id for a in listed.adapters] == [adapter.adapter_id]
+
+        letters = _read(broker, settings.kafka.topics.dlq, common_pb2.DeadLetter, 2, 60)
+        assert sorted(d.reason for d in letters) == ["manifest_checksum_mismatch", "training_failed"]
+        assert all(d.service == "trainer" for d in letters)
+
+        time.sleep(3)  # the replayed ShardRef had time to be consumed: still one successful run, one failed
+        states = sorted(r.state for r in RunStore(store.root / "trainer").all())
+        assert states == ["failed", "succeeded"]
+        assert len(_read(broker, settings.kafka.topics.adapters, training_pb2.AdapterRef, 2, 5)) == 1
+    finally:
+        bus.close()
+        channel.close()
+        running.stop()
+
+
+def test_runs_survive_a_restart(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.put(
+        RunRecord(
+            run_id="r1",
+            pairs_dir="/p",
+            dataset="gravity",
+            recipe="gravity-dpo",
+            manifest_sha256="s",
+            state="running",
+            step=3,
+        )
+    )
+    store.put(
+        RunRecord(run_id="r2", pairs_dir="/p", dataset="user-sft", recipe="user-sft", manifest_sha256="s")
+    )
+    (tmp_path / "runs" / "garbage.json").write_text("{not json")
+    reopened = RunStore(tmp_path)
+    assert [r.run_id for r in reopened.recover()] == ["r1"]
+    queued = reopened.next_queued()
+    assert queued is not None and queued.run_id == "r1" and queued.step == 3
+    assert json.loads((tmp_path / "runs" / "r1.json").read_text())["state"] == "queued"
+    assert {r.run_id for r in reopened.all()} == {"r1", "r2"}
