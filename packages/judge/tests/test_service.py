@@ -13,6 +13,7 @@ from judge_fixtures import METHOD_TEXTS, USERS, ScriptedJudge, generation, profi
 
 from gravity.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 from gravity_core.bus import Bus
+from gravity_core.errors import ConfigError
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_core.grpc.client import health_status
 from gravity_core.service import start_in_thread
@@ -165,6 +166,24 @@ def test_requests_are_validated_with_the_field_named(scripted_service) -> None: 
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == code and err.value.details().startswith(field), err.value.details()
+
+
+def test_profiles_file_is_loaded_at_start(make_settings, profiles_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(**{"judge.profiles_file": str(profiles_path)})
+    running = start_in_thread(JudgeService(settings, llm=ScriptedJudge()), settings, port=0, poll_s=0.1)
+    try:
+        rating = _stub(running).Rate(
+            judge_pb2.RateRequest(
+                persona=judge_pb2.JudgePersona(user_id="U_BRA"),
+                candidate=judge_pb2.Candidate(id="x", text="A VIVID one."),
+            )
+        )
+        assert rating.usable and rating.score > 4.0
+    finally:
+        running.stop(0.5)
+    missing = make_settings(**{"judge.profiles_file": str(profiles_path.with_name("nope.jsonl"))})
+    with pytest.raises(ConfigError, match="profiles_file"):
+        JudgeService(missing, llm=ScriptedJudge()).start()
 
 
 def test_evaluate_with_nothing_judgeable_reports_the_skips(scripted_service) -> None:  # type: ignore[no-untyped-def]

@@ -67,11 +67,14 @@ def _inputs(units: int, candidates: int) -> list[_Unit]:
 @pass_cli
 def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     """Ranking, pairwise and Likert judgments/s: log-prob scoring (shared prefix / per question) vs free text."""
+    from gravity_core.config import LLMEndpoint
     from gravity_core.llm import make_llm
     from gravity_judge.judging import Candidate, Judge
     from gravity_judge.settings import JudgeSettings
 
-    endpoint = cli.settings.llm.role("judge").model_copy(update={"backend": "embedded"})
+    role = cli.settings.llm.role("judge")
+    # The embedded model the judge role names, or the default one when the role points at an endpoint.
+    endpoint = role if role.backend == "embedded" else LLMEndpoint()
     llm = make_llm(endpoint, cache=None)
     data = _inputs(units, candidates)
     modes = [

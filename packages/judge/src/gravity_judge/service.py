@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -69,11 +70,10 @@ class JudgeService:
 
     def start(self) -> None:
         if self.cfg.profiles_file:
+            if not Path(self.cfg.profiles_file).expanduser().is_file():
+                raise ConfigError(f"judge.profiles_file {self.cfg.profiles_file} does not exist")
             skips = SkipLog()
-            try:
-                loaded = ProfileStore.from_jsonl(self.cfg.profiles_file, skips)
-            except FileNotFoundError:
-                raise ConfigError(f"judge.profiles_file {self.cfg.profiles_file} does not exist") from None
+            loaded = ProfileStore.from_jsonl(Path(self.cfg.profiles_file).expanduser(), skips)
             for profile in loaded:
                 self.store.put(profile)
             log.info("profiles_loaded", count=len(loaded), skipped=skips.total, file=self.cfg.profiles_file)
