@@ -74,9 +74,13 @@ def test_shard_ref_to_adapter_ref_and_grpc(
         dataset_complete=True,
         cohort_size=3,
     )
-    # A broken copy of the dataset: the manifest is fine, a shard is not, so the run fails after it was queued.
+    # A broken copy of the dataset (another manifest, so another run): the manifest reads fine, a shard does not
+    # match it, so the run fails after it was queued.
     broken = store.path("datasets/broken")
     shutil.copytree(pairs, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["created_at_ms"] = 2
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
 
     running = start_trainer(settings)

@@ -81,7 +81,7 @@ class RecipeConfig(BaseModel):
     # Held-out split: a pair is held out when the hash of its pair_id falls below eval_fraction; at most
     # max_eval_rows of them (the lowest hashes) are evaluated, the rest are simply not trained on.
     eval_fraction: float = Field(0.05, gt=0, lt=0.5)
-    max_eval_rows: int = Field(128, ge=1)
+    max_eval_rows: int = Field(64, ge=1)
     # Evaluate (and checkpoint) this many times over the run; eval_steps > 0 sets the interval instead.
     evaluations: int = Field(4, ge=1)
     eval_steps: int = Field(0, ge=0)
