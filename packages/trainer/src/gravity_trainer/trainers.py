@@ -137,6 +137,8 @@ def common_arguments(
         "save_steps": schedule.eval_steps,
         "save_total_limit": recipe.save_total_limit,
         "load_best_model_at_end": early,
+        # early stopping's patience counter survives a resume
+        "restore_callback_states_from_checkpoint": early,
         "metric_for_best_model": recipe.metric_for_best_model,
         "greater_is_better": False,
         "logging_strategy": "steps",
