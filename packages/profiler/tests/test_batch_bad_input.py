@@ -11,6 +11,7 @@ from profiler_fixtures import CASUAL, NO_AGE_NO_COUNTRY, USA_GRANDMOTHER
 from gravity.v1 import common_pb2, profile_pb2
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
+from gravity_profiler import prompts
 from gravity_profiler.batch import build_profiles
 from gravity_profiler.builder import ProfileBuilder
 from gravity_profiler.settings import ProfilerSettings
@@ -218,7 +219,7 @@ def test_gzipped_inputs_and_the_per_statement_protocol(
     )
     assert report.users_built == 1 and report.input_skips.total == 0
     # the paper's protocol: one request per statement, each carrying the whole review history
-    stance_prompts = [p for p in llm.prompts if "Statement: " in p]
+    stance_prompts = [p for p in llm.prompts if prompts.STANCE_QUESTION in p]
     assert len(stance_prompts) == 150
     [profile] = [p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())]
     latest = " ".join(profile.reviews[0].text.split())[:60]

@@ -30,13 +30,16 @@ pytestmark = pytest.mark.model
 
 
 def test_profile_build_command_on_the_sample(tmp_path: Path, sample_files) -> None:
-    """`gravity profile build` on the exported sample, two users with missing demographics."""
+    """`gravity profile build` on the exported sample for a reader with missing age and country (the other
+    qualifying readers are left out to keep the suite's time budget; gender estimation is covered by
+    test_service.py)."""
     out = tmp_path / "profiles.jsonl"
     env = {
         "GRAVITY_ARTIFACTS__ROOT": str(tmp_path / "artifacts"),
         "GRAVITY_CACHE__ENABLED": "false",
         "GRAVITY_LOGGING__LEVEL": "WARNING",
         "GRAVITY_PROFILER__SUMMARY_MAX_TOKENS": "48",
+        "GRAVITY_PROFILER__PROMPT_REVIEW_CHARS": "3000",
         # the same endpoint as the embedded_llm fixture, so the process loads the model once
         "GRAVITY_LLM__DEFAULTS__MAX_TOKENS": "64",
     }
@@ -56,21 +59,24 @@ def test_profile_build_command_on_the_sample(tmp_path: Path, sample_files) -> No
             "--min-reviews",
             "20",
             "--user",
-            NO_GENDER,
-            "--user",
             NO_AGE_NO_COUNTRY,
+            "--user",
+            "NO-SUCH-READER",
             "--cohort-id",
-            "sample-two",
+            "sample-one",
         ],
         env=env,
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"profiles written\s+2\n", result.output) and "nothing skipped" in result.output
+    assert re.search(r"profiles written\s+1\n", result.output)
+    assert "unknown_user=1" in result.output and re.search(
+        r"histories truncated in prompts\s+1\n", result.output
+    )
     profiles = {p.user_id: p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())}
-    assert set(profiles) == {NO_GENDER, NO_AGE_NO_COUNTRY}
+    assert set(profiles) == {NO_AGE_NO_COUNTRY}
     for p in profiles.values():
-        assert p.cohort_id == "sample-two" and p.cohort_size == 2
+        assert p.cohort_id == "sample-one" and p.cohort_size == 1
         assert len(p.values) == 150
         assert {v.stance for v in p.values} <= {
             profile_pb2.STANCE_SUPPORT,
@@ -87,26 +93,24 @@ def test_profile_build_command_on_the_sample(tmp_path: Path, sample_files) -> No
         assert p.value_summary and p.user_summary
         assert len(sentences(p.value_summary)) <= 6
         assert p.models["annotator"] == "embedded:smollm2-135m"
-    gender = profiles[NO_GENDER].demographics.gender
-    assert gender.provenance == common_pb2.PROVENANCE_ESTIMATED and gender.value in ("female", "male")
-    assert 0.5 <= gender.confidence <= 1.0  # the chosen value is the most likely of two
-    given = profiles[NO_GENDER].demographics.country
-    assert (given.value, given.provenance, given.confidence) == ("USA", common_pb2.PROVENANCE_GIVEN, 1.0)
-    country = profiles[NO_AGE_NO_COUNTRY].demographics.country
-    assert country.provenance == common_pb2.PROVENANCE_ESTIMATED and country.value in (
-        "USA",
-        "Brazil",
-        "India",
-        "Japan",
+    d = profiles[NO_AGE_NO_COUNTRY].demographics
+    assert (d.gender.value, d.gender.provenance, d.gender.confidence) == (
+        "male",
+        common_pb2.PROVENANCE_GIVEN,
+        1.0,
     )
+    assert d.country.provenance == common_pb2.PROVENANCE_ESTIMATED
+    assert d.country.value in ("USA", "Brazil", "India", "Japan") and 0.25 <= d.country.confidence <= 1.0
+    assert d.age_group.provenance == common_pb2.PROVENANCE_ESTIMATED and d.age == 0
+    assert d.age_group.value in ("young", "middle-aged", "senior") and 1 / 3 <= d.age_group.confidence <= 1.0
 
 
 def test_per_statement_protocol_agrees_with_shared_prefix(embedded_llm, sample_inputs) -> None:
     """The paper's protocol on a statement subset: same prompts, same answers, many more tokens."""
     user = sample_inputs[NO_GENDER]
-    statements = load_seed_statements()[:6]
+    statements = load_seed_statements()[:5]
     config = ProfilerSettings()
-    context = prompts.review_context(user.reviews, user.books, 3000, 400)
+    context = prompts.review_context(user.reviews, user.books, 1500, 400)
     stance_context = prompts.stance_context(context, prompts.demographics_text("young", "", "USA"))
     embedded_llm.reuse_prefix = False  # the baseline re-reads the whole history for every statement
     try:
@@ -177,7 +181,7 @@ def test_classifier_estimator_reads_a_local_model_in_the_configured_label_order(
     model_dir = tmp_path / "tiny-big5"
     LlamaForSequenceClassification(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
-    assert json.loads((model_dir / "config.json").read_text())["num_labels"] == 5
+    assert len(json.loads((model_dir / "config.json").read_text())["id2label"]) == 5
 
     context = prompts.ReviewContext(
         "1. Review (rated 5/5): I adored every page of this gentle mystery.", 1, 1

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from gravity_core.amazon import BookRecord, ReviewRecord
 
-PROMPT_VERSION = "profiler-prompts-1"
+PROMPT_VERSION = "profiler-prompts-2"
 
 # Appendix B's labels, in the order they are offered. Each is scored by its first token ("no" stands
 # for "no support"), as the OpenAI backend does from first-token log-probabilities; the option list in
@@ -95,7 +95,9 @@ def stance_context(reviews: ReviewContext, demographics: str, question: str = ST
 
 
 def stance_question(statement: str) -> str:
-    return f"Statement: {statement}"
+    # Just the statement: everything constant sits in the shared context, so each statement's own row
+    # is as short as it can be (the question above names "the following statement").
+    return statement
 
 
 def stance_batch_question(n: int) -> str:
@@ -116,8 +118,8 @@ def ipip_context(reviews: ReviewContext) -> str:
 
 
 def ipip_question(item: str) -> str:
-    # Mini-IPIP items are first-person fragments ("Am the life of the party."), read as "The user ...".
-    return f'Phrase: "{item}"'
+    # Mini-IPIP items are first-person fragments ("Am the life of the party.") read as describing the user.
+    return item
 
 
 def demographic_context(reviews: ReviewContext) -> str:

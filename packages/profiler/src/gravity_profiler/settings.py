@@ -54,7 +54,7 @@ class ProfilerSettings(BaseModel):
     statements_path: str = ""
     # Reviews in prompts: most recent first, up to this many characters (longer histories are truncated
     # with a warning); each single review is cut at max_review_chars.
-    prompt_review_chars: int = Field(default=6000, ge=200)
+    prompt_review_chars: int = Field(default=4000, ge=200)
     max_review_chars: int = Field(default=800, ge=50)
     # Reviews stored in the profile (most recent first), for LaMP and UserSFT.
     max_reviews_in_profile: int = Field(default=200, ge=0)
