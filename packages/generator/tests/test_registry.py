@@ -118,3 +118,16 @@ def test_methods_unavailable_until_loaded_and_ablations_listed(
         ref_for(fake_adapter_dir(tmp_path, "abl2", b"retrained"), "gravity-no-values", "abl-1", 2)
     )
     assert again is not None and again.name.startswith("abl-1-") and registry.llm.unloaded == ["abl-1"]
+
+
+def test_openai_endpoint_adapters_are_never_unloaded_by_the_registry(fake_llm, tmp_path: Path) -> None:
+    registry = AdapterRegistry(fake_llm(backend="openai"), ArtifactStore(tmp_path / "store"))
+    registry.register_external("pref-align", "pref-align-served")  # vLLM --lora-modules: used as is
+    assert registry.acquire("pref-align").name == "pref-align-served" and registry.llm.loaded == {}
+    registry.install(ref_for(fake_adapter_dir(tmp_path, "a"), "gravity", "g-a", 1))
+    registry.install(ref_for(fake_adapter_dir(tmp_path, "b", b"b"), "gravity", "g-b", 2))
+    # other replicas may still use g-a on the shared server: it stays loaded there
+    assert set(registry.llm.loaded) == {"g-a", "g-b"} and registry.llm.unloaded == []
+    registry.llm.loaded.clear()  # the server restarted and forgot its runtime adapters
+    assert registry.reload("g-b") and "g-b" in registry.llm.loaded
+    assert not registry.reload("pref-align-served")  # not ours to load

@@ -15,7 +15,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.catalog import Catalog
 from gravity_core.config import Settings
 from gravity_core.embeddings import Embedder
-from gravity_core.errors import ConfigError
+from gravity_core.errors import ConfigError, Unavailable
 from gravity_core.llm import LLMClient, llm_for_role
 from gravity_core.logging import get_logger
 from gravity_core.profiles import ProfileStore
@@ -142,8 +142,6 @@ class GeneratorApp:
         return installed
 
     def require_engine(self) -> Personalizer:
-        from gravity_core.errors import Unavailable
-
         if self.engine is None or not self.loaded.is_set():
             raise Unavailable("the generator is starting: the model and adapters are still loading")
         return self.engine

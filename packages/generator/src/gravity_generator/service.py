@@ -19,9 +19,11 @@ import grpc
 from gravity.v1 import generation_pb2, generation_pb2_grpc, training_pb2
 from gravity_core.bus import Bus, ConsumerLoop
 from gravity_core.config import Settings
+from gravity_core.errors import InvalidInput
 from gravity_core.grpc import ServiceHost, check_deadline
 from gravity_core.logging import get_logger
 from gravity_core.service import RunningService, run, start_in_thread
+from gravity_core.skips import SkipLog
 from gravity_generator.app import GeneratorApp, check_paths, load_config
 from gravity_generator.requests import deadline_from, job_from_request, to_response
 from gravity_generator.settings import GeneratorSettings
@@ -46,8 +48,6 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     ) -> Iterator[generation_pb2.PersonalizeStreamResponse]:
         check_deadline(context)
         if not request.HasField("request"):
-            from gravity_core.errors import InvalidInput
-
             raise InvalidInput("request", "is required")
         job = job_from_request(
             request.request, self.app, deadline_from(context.time_remaining()), context.is_active
@@ -83,8 +83,6 @@ class GeneratorService:
         self.settings = settings
         self.cfg = cfg or load_config(settings)
         self.bus = Bus(settings.kafka, self.name) if self.cfg.follow_topics else None
-        from gravity_core.skips import SkipLog
-
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
         self.boot_id = uuid.uuid4().hex[:8]
