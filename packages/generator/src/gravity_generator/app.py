@@ -86,7 +86,10 @@ class GeneratorApp:
         author_llm = llm_for_role(self.settings, "author")
         self._llms = [writer_llm, author_llm]
         writer = self._completer(writer_llm, "writer")
-        author = self._completer(author_llm, "author")
+        # Roles configured alike share one in-process model: one batcher then lets TriAgent's edit calls
+        # join the writer's batches instead of queueing for the same model separately.
+        shared = getattr(author_llm, "inner", author_llm) is getattr(writer_llm, "inner", writer_llm)
+        author = writer if shared else self._completer(author_llm, "author")
         self.registry = AdapterRegistry(writer_llm, ArtifactStore.from_settings(self.settings))
         for method, model_name in cfg.served_adapters.items():
             if writer_llm.info.backend != "openai":
