@@ -161,3 +161,32 @@ def test_consecutive_calls_reuse_the_encoded_prefix(embedded_llm) -> None:
     # the second question re-encodes only what follows the shared history
     history_tokens = embedded_llm.count_tokens(history)
     assert cold_tokens - warm_tokens >= history_tokens * 0.9
+
+
+def test_choice_scores_match_a_plain_forward_pass(embedded_llm) -> None:
+    """Packed rows over a shared prefix give what scoring every full text from scratch gives."""
+    import torch
+
+    context = [{"role": "user", "content": "Reviews: I pray daily and adore my grandchildren.\nQuestion: "}]
+    suffixes = ["Is the reader religious?", "Does the reader dislike children? Answer briefly."]
+    choices = ["yes", "no", "not sure"]  # one multi-token choice
+    packed = embedded_llm.score_choices_shared_prefix(context, suffixes, choices)
+    embedded_llm._pack_rows = False
+    try:
+        padded = embedded_llm.score_choices_shared_prefix(context, suffixes, choices)
+    finally:
+        embedded_llm._pack_rows = True
+    tok = embedded_llm.tokenizer
+    for suffix, got, other in zip(suffixes, packed, padded, strict=True):
+        text = embedded_llm.render([{"role": "user", "content": context[0]["content"] + suffix}])
+        n_prompt = len(tok(text, add_special_tokens=False)["input_ids"])
+        totals = []
+        for choice in choices:
+            ids = tok(text + choice, add_special_tokens=False)["input_ids"]
+            with torch.inference_mode():
+                logits = embedded_llm.base_model(input_ids=torch.tensor([ids])).logits[0].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            totals.append(sum(float(logprobs[p - 1, ids[p]]) for p in range(n_prompt, len(ids))))
+        reference = torch.softmax(torch.tensor(totals), dim=0).tolist()
+        assert got.probabilities == pytest.approx(reference, abs=2e-3)
+        assert other.probabilities == pytest.approx(reference, abs=2e-3)

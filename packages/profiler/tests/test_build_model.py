@@ -149,7 +149,7 @@ def test_remote_endpoint_batches_statements_and_falls_back_per_statement(embedde
             statements,
             "shared-prefix",
             config,
-            prompts.stance_context(context, demo, prompts.stance_batch_question(2)),
+            prompts.stance_context(context, demo, prompts.stance_batch_question()),
         )
         assert len(scores) == 4 and all(s.usable and s.best in prompts.STANCE_CHOICES for s in scores)
         # two batched calls, plus one single-statement call per line the reply did not answer

@@ -194,3 +194,26 @@ def test_settings_validate_their_values() -> None:
         ProfilerSettings(countries=[" "])
     with pytest.raises(ValueError):
         ProfilerSettings(protocol="all-at-once")
+
+
+def test_batched_remote_strategy_parses_lines_and_reasks_the_rest() -> None:
+    from profiler_fixtures import ScriptedLLM
+
+    from gravity_profiler.stances import infer_stances
+
+    remote = ScriptedLLM(summary="Here you go:\n1: no support\n2: support\n", backend="openai")
+    statements = load_seed_statements()[:3]
+    config = ProfilerSettings(remote_batch_size=3)
+    scores = infer_stances(remote, "single\n", statements, "shared-prefix", config, "batched\n")
+    assert [s.method for s in scores] == ["parsed", "parsed", "logprobs"]
+    assert [outcome(st, s).stance for st, s in zip(statements[:2], scores, strict=False)] == [
+        profile_pb2.STANCE_OPPOSE,
+        profile_pb2.STANCE_SUPPORT,
+    ]
+    # one batched call listing all three, then the unanswered third statement alone
+    assert remote.prompts[0].startswith("batched\n1. ") and statements[2].text in remote.prompts[0]
+    assert remote.prompts[1] == "single\n" + statements[2].text and len(remote.prompts) == 2
+    # the embedded backend, or vLLM's prefix cache, scores every statement against the shared context
+    local = ScriptedLLM()
+    infer_stances(local, "single\n", statements, "shared-prefix", config, "batched\n")
+    assert local.prompts == ["single\n" + s.text for s in statements]

@@ -175,9 +175,7 @@ class ProfileBuilder:
 
         started = time.perf_counter()
         stance_context = prompts.stance_context(context, demographics.text)
-        batched_context = prompts.stance_context(
-            context, demographics.text, prompts.stance_batch_question(c.remote_batch_size)
-        )
+        batched_context = prompts.stance_context(context, demographics.text, prompts.stance_batch_question())
         scores = infer_stances(self.annotator, stance_context, self.statements, protocol, c, batched_context)
         stances = [outcome(s, sc) for s, sc in zip(self.statements, scores, strict=True)]
         for st in stances:

@@ -100,10 +100,10 @@ def stance_question(statement: str) -> str:
     return statement
 
 
-def stance_batch_question(n: int) -> str:
+def stance_batch_question() -> str:
     """The several-statements-per-call variant for endpoints without prefix reuse (OpenAI)."""
     return (
-        f"For each of the following {n} statements, please select ONE of {{'support', 'no support', 'neutral'}} "
+        "For each of the following statements, please select ONE of {'support', 'no support', 'neutral'} "
         "based on how well the statement reflects the user's beliefs. Answer with exactly one line per "
         "statement, in the form '<number>: <label>', and nothing else."
     )

@@ -84,6 +84,9 @@ class EmbeddedLLM(LLMClient):
         self._prefix_kv: _PrefixKV | None = None
         # Models whose forward takes logits_to_keep skip the vocabulary projection where no logit is read.
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.base_model.forward).parameters
+        # Score choice rows packed into one sequence over a shared prefix cache (falls back to a padded
+        # batch with a cache copy per row for architectures that reject custom attention masks).
+        self._pack_rows = True
         self._name = endpoint.model
         log.info(
             "embedded_model_loaded",
@@ -420,49 +423,13 @@ class EmbeddedLLM(LLMClient):
                 rows.append((i, rest_ids, single))
 
         scores = [[0.0] * len(choices) for _ in suffixes]
-        batch = max(1, self.endpoint.max_batch_size * 2)
         with self._lock, torch.inference_mode(), self._adapter_scope(adapter):
             cache, last_logits, encoded = self._encode_prefix(prefix_ids, adapter)
             first = torch.log_softmax(last_logits, dim=-1)
-            for start in range(0, len(rows), batch):
-                chunk = rows[start : start + batch]
-                width = max(len(r[1]) for r in chunk)
-                logprobs = None
-                if width:
-                    pad = self.tokenizer.pad_token_id
-                    ids = torch.full((len(chunk), width), pad, dtype=torch.long, device=self.device)
-                    mask = torch.zeros(
-                        (len(chunk), len(prefix_ids) + width), dtype=torch.long, device=self.device
-                    )
-                    mask[:, : len(prefix_ids)] = 1
-                    for k, (_, row_ids, _) in enumerate(chunk):
-                        if row_ids:
-                            ids[k, : len(row_ids)] = torch.tensor(row_ids, device=self.device)
-                        mask[k, len(prefix_ids) : len(prefix_ids) + len(row_ids)] = 1
-                    batch_cache = copy.deepcopy(cache)
-                    batch_cache.batch_repeat_interleave(len(chunk))
-                    # Only positions some choice token is read from need the vocabulary projection.
-                    keep = torch.zeros((len(chunk), width), dtype=torch.bool, device=self.device)
-                    for k, (_, _, targets) in enumerate(chunk):
-                        for _, positions in targets:
-                            for pos, _ in positions:
-                                if pos > 0:
-                                    keep[k, pos - 1] = True
-                    kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keeps_logits else {}
-                    logits = self.model(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        past_key_values=batch_cache,
-                        use_cache=True,
-                        **kwargs,
-                    ).logits
-                    if self._keeps_logits:
-                        # (kept positions, vocab) in row-major order -> look up by (row, position)
-                        flat = torch.log_softmax(logits.float(), dim=-1)
-                        index = {tuple(p): n for n, p in enumerate(keep.nonzero().tolist())}
-                        logprobs = _KeptLogprobs(flat, index)
-                    else:
-                        logprobs = torch.log_softmax(logits.float(), dim=-1)
+            for chunk in self._row_chunks(rows):
+                logprobs = (
+                    self._row_logprobs(chunk, cache, len(prefix_ids)) if any(r[1] for r in chunk) else None
+                )
                 for k, (i, _, targets) in enumerate(chunk):
                     for j, positions in targets:
                         total = 0.0
@@ -472,6 +439,121 @@ class EmbeddedLLM(LLMClient):
                         scores[i][j] = total
         self.usage.add(encoded + sum(len(r[1]) for r in rows))
         return [_normalize(choices, s, len(prefix_ids)) for s in scores]
+
+    def _row_chunks(self, rows: list[Any]) -> Iterator[list[Any]]:
+        """Rows in chunks: up to a token budget when packed, ``2 x max_batch_size`` rows when padded."""
+        if not self._pack_rows:
+            step = max(1, self.endpoint.max_batch_size * 2)
+            for start in range(0, len(rows), step):
+                yield rows[start : start + step]
+            return
+        budget = max(64, self.endpoint.max_batch_size * 64)
+        chunk: list[Any] = []
+        used = 0
+        for row in rows:
+            if chunk and used + len(row[1]) > budget:
+                yield chunk
+                chunk, used = [], 0
+            chunk.append(row)
+            used += len(row[1])
+        if chunk:
+            yield chunk
+
+    def _row_logprobs(self, chunk: list[Any], cache: Any, n_prefix: int) -> Any:
+        """Log-probabilities after each row position, looked up as ``result[row, position]``."""
+        if self._pack_rows:
+            try:
+                return self._packed_logprobs(chunk, cache, n_prefix)
+            except (TypeError, ValueError, RuntimeError) as exc:  # an architecture without custom 4D masks
+                log.warning("packed_scoring_unsupported", model=self._name, error=str(exc)[:200])
+                self._pack_rows = False
+        return self._padded_logprobs(chunk, cache, n_prefix)
+
+    def _packed_logprobs(self, chunk: list[Any], cache: Any, n_prefix: int) -> _KeptLogprobs:
+        """All rows as one sequence after the prefix; a block-diagonal mask keeps each row to the prefix and
+        its own earlier tokens, and position ids restart after the prefix for every row. The prefix cache is
+        thus shared by every row instead of copied per row."""
+        offsets: list[int] = []
+        ids: list[int] = []
+        positions: list[int] = []
+        for _, row_ids, _ in chunk:
+            offsets.append(len(ids))
+            ids.extend(row_ids)
+            positions.extend(range(n_prefix, n_prefix + len(row_ids)))
+        total = len(ids)
+        allowed = torch.zeros((total, n_prefix + total), dtype=torch.bool, device=self.device)
+        allowed[:, :n_prefix] = True
+        for offset, (_, row_ids, _) in zip(offsets, chunk, strict=True):
+            n = len(row_ids)
+            if n:
+                block = torch.ones((n, n), dtype=torch.bool, device=self.device).tril()
+                allowed[offset : offset + n, n_prefix + offset : n_prefix + offset + n] = block
+        dtype = self.base_model.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        # Only positions some choice token is read from need the vocabulary projection.
+        wanted = sorted(
+            {
+                offset + pos - 1
+                for offset, (_, _, targets) in zip(offsets, chunk, strict=True)
+                for _, row_positions in targets
+                for pos, _ in row_positions
+                if pos > 0
+            }
+        )
+        kwargs: dict[str, Any] = (
+            {"logits_to_keep": torch.tensor(wanted, device=self.device)} if self._keeps_logits else {}
+        )
+        logits = self.model(
+            input_ids=torch.tensor([ids], device=self.device),
+            position_ids=torch.tensor([positions], device=self.device),
+            attention_mask=mask[None, None],
+            past_key_values=copy.deepcopy(cache),
+            use_cache=True,
+            **kwargs,
+        ).logits[0]
+        flat = torch.log_softmax(logits.float(), dim=-1)
+        # row of ``flat`` holding each wanted position
+        index = {p: n for n, p in enumerate(wanted)} if self._keeps_logits else {p: p for p in wanted}
+        return _KeptLogprobs(
+            flat,
+            {
+                (k, pos - 1): index[offset + pos - 1]
+                for k, (offset, (_, _, targets)) in enumerate(zip(offsets, chunk, strict=True))
+                for _, row_positions in targets
+                for pos, _ in row_positions
+                if pos > 0
+            },
+        )
+
+    def _padded_logprobs(self, chunk: list[Any], cache: Any, n_prefix: int) -> Any:
+        """Rows as a right-padded batch, each on its own copy of the prefix cache."""
+        width = max(len(r[1]) for r in chunk)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((len(chunk), n_prefix + width), dtype=torch.long, device=self.device)
+        mask[:, :n_prefix] = 1
+        for k, (_, row_ids, _) in enumerate(chunk):
+            if row_ids:
+                ids[k, : len(row_ids)] = torch.tensor(row_ids, device=self.device)
+            mask[k, n_prefix : n_prefix + len(row_ids)] = 1
+        batch_cache = copy.deepcopy(cache)
+        batch_cache.batch_repeat_interleave(len(chunk))
+        keep = torch.zeros((len(chunk), width), dtype=torch.bool, device=self.device)
+        for k, (_, _, targets) in enumerate(chunk):
+            for _, positions in targets:
+                for pos, _ in positions:
+                    if pos > 0:
+                        keep[k, pos - 1] = True
+        kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._keeps_logits else {}
+        logits = self.model(
+            input_ids=ids, attention_mask=mask, past_key_values=batch_cache, use_cache=True, **kwargs
+        ).logits
+        if not self._keeps_logits:
+            return torch.log_softmax(logits.float(), dim=-1)
+        # (kept positions, vocab) in row-major order -> look up by (row, position)
+        flat = torch.log_softmax(logits.float(), dim=-1)
+        return _KeptLogprobs(flat, {tuple(p): n for n, p in enumerate(keep.nonzero().tolist())})
 
     def _encode_prefix(self, prefix_ids: list[int], adapter: str | None) -> tuple[Any, torch.Tensor, int]:
         """(KV cache, next-token logits, tokens encoded) after ``prefix_ids``; reuses the previous prefix.
