@@ -20,21 +20,21 @@ def _split(values: tuple[str, ...]) -> list[str]:
     "--profiles",
     "profiles_path",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     help="profiles.jsonl (gravity.v1.UserProfile per line).",
 )
 @click.option(
     "--meta",
     "meta_path",
     default=None,
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False),
     help="meta_Books.jsonl[.gz] (default: generator.meta_path, else the bundled sample).",
 )
 @click.option(
     "--adapters",
     "adapters_dir",
     default=None,
-    type=click.Path(file_okay=False),
+    type=click.Path(exists=True, file_okay=False),
     help="Directory of trained adapters (gravity_adapter.json + PEFT files).",
 )
 @click.option(

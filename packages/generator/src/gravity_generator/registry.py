@@ -258,7 +258,7 @@ class AdapterRegistry:
 def _checksum_matches(directory: Path, expected: str) -> bool:
     """The checksum with or without gravity_adapter.json: the file holding the checksum can't be part of it,
     so writers hash the directory before adding it, or exclude it."""
-    return expected in (sha256_dir(directory, exclude=(ADAPTER_META,)), sha256_dir(directory))
+    return expected == sha256_dir(directory, exclude=(ADAPTER_META,)) or expected == sha256_dir(directory)
 
 
 def check_shapes(directory: Path, llm: LLMClient) -> None:
