@@ -194,3 +194,40 @@ def test_mutual_tls_with_health_port_for_probes(make_settings, tmp_path) -> None
         wait_for_serving(probe, timeout_s=5)
     finally:
         run.stop(0.5)
+
+
+class _Status(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+
+def test_call_with_retry_waits_out_unavailable_but_not_other_errors() -> None:
+    from gravity_core.grpc import call_with_retry
+
+    outcomes = [_Status(grpc.StatusCode.UNAVAILABLE)] * 3 + ["answer"]
+    budgets: list[float] = []
+
+    def flaky(remaining: float) -> str:
+        budgets.append(remaining)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert call_with_retry(flaky, timeout_s=30) == "answer"
+    assert len(budgets) == 4 and budgets == sorted(budgets, reverse=True)  # one shrinking deadline
+
+    def invalid(remaining: float) -> str:
+        raise _Status(grpc.StatusCode.INVALID_ARGUMENT)
+
+    with pytest.raises(grpc.RpcError):
+        call_with_retry(invalid, timeout_s=30)
+
+    def down(remaining: float) -> str:
+        raise _Status(grpc.StatusCode.UNAVAILABLE)
+
+    with pytest.raises(grpc.RpcError):  # gives up once the deadline is spent
+        call_with_retry(down, timeout_s=0.5)

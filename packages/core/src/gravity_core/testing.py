@@ -50,6 +50,16 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return export_sample(tmp_path_factory.mktemp("sample"))
 
 
+@pytest.fixture(scope="session")
+def sample_profiles(sample_files: dict[str, Path]) -> list[Any]:
+    """The 16 main sample readers as synthetic UserProfiles (no profiler; see gravity_core.synthetic)."""
+    from gravity_core.catalog import Catalog
+    from gravity_core.synthetic import profiles_from_files
+
+    catalog = Catalog.open(sample_files["meta_Books.jsonl"])
+    return profiles_from_files(sample_files["Books.jsonl"], catalog, sample_files["demographics.csv"])
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings isolated to this test: artifacts and response cache under tmp_path, no env leakage.

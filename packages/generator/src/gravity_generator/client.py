@@ -21,7 +21,10 @@ import grpc
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core.config import GrpcSettings
 from gravity_core.errors import GravityError
-from gravity_core.grpc import make_channel
+from gravity_core.grpc import call_with_retry, make_channel
+
+# A client built with timeout_s=None still needs a horizon for its retries.
+_NO_DEADLINE_S = 24 * 3600.0
 
 
 class GeneratorCallError(GravityError):
@@ -84,8 +87,12 @@ class GeneratorClient:
         settings: GrpcSettings | None = None,
         timeout_s: float | None = 600.0,
         channel: grpc.Channel | None = None,
+        wait_for_ready: bool = True,
     ) -> None:
         self.target = target
+        # Calls wait (up to their deadline) for a generator that is restarting or not up yet instead of
+        # failing fast; with the channel's retry policy a crash mid-call is retried on the new process.
+        self.wait_for_ready = wait_for_ready
         self._channel = channel or make_channel(target, settings)
         self._owns_channel = channel is None
         self._stub = generation_pb2_grpc.GeneratorServiceStub(self._channel)
@@ -97,7 +104,12 @@ class GeneratorClient:
         """Keyword arguments as :func:`build_request`; or ``request=<PersonalizeRequest>``."""
         message = request.pop("request", None) or build_request(**request)
         try:
-            return self._stub.Personalize(message, timeout=timeout_s or self.timeout_s)
+            return call_with_retry(
+                lambda remaining: self._stub.Personalize(
+                    message, timeout=remaining, wait_for_ready=self.wait_for_ready
+                ),
+                timeout_s or self.timeout_s or _NO_DEADLINE_S,
+            )
         except grpc.RpcError as exc:
             raise _call_error(exc) from None
 
@@ -107,7 +119,9 @@ class GeneratorClient:
         """Text deltas as they are generated, then the final PersonalizeResponse."""
         message = request.pop("request", None) or build_request(**request)
         call = self._stub.PersonalizeStream(
-            generation_pb2.PersonalizeStreamRequest(request=message), timeout=timeout_s or self.timeout_s
+            generation_pb2.PersonalizeStreamRequest(request=message),
+            timeout=timeout_s or self.timeout_s,
+            wait_for_ready=self.wait_for_ready,
         )
         try:
             for event in call:
@@ -123,7 +137,9 @@ class GeneratorClient:
     def list_methods(self, timeout_s: float | None = 30.0) -> list[generation_pb2.MethodInfo]:
         try:
             return list(
-                self._stub.ListMethods(generation_pb2.ListMethodsRequest(), timeout=timeout_s).methods
+                self._stub.ListMethods(
+                    generation_pb2.ListMethodsRequest(), timeout=timeout_s, wait_for_ready=self.wait_for_ready
+                ).methods
             )
         except grpc.RpcError as exc:
             raise _call_error(exc) from None

@@ -31,7 +31,7 @@ from gravity_core.cli.common import CliContext, pass_cli, summary_table
 @click.option(
     "--train-steps",
     type=int,
-    default=12,
+    default=8,
     show_default=True,
     help="Optimizer steps per adapter (paper: 3 epochs).",
 )

@@ -41,7 +41,7 @@ from gravity_core.demo import tomlwrite
 from gravity_core.demo.ingest import choose_users, ingest, ingest_requests
 from gravity_core.demo.processes import ServiceProcess, Supervisor, gravity_command
 from gravity_core.errors import GravityError, Unavailable
-from gravity_core.grpc.client import make_channel
+from gravity_core.grpc.client import call_with_retry, make_channel
 from gravity_core.proto_io import write_jsonl
 from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
@@ -59,7 +59,7 @@ class DemoOptions:
     users: int | None = 8
     min_reviews: int = 20
     books_per_user: int = 1
-    train_steps: int = 12
+    train_steps: int = 8
     max_new_tokens: int = 160
     judge_orders: int = 2
     pref_align_books: int = 2
@@ -87,8 +87,8 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "evaluations": 2,
         "per_device_train_batch_size": 4,
         "gradient_accumulation_steps": 1,
-        "max_length": 512,
-        "max_eval_rows": 16,
+        "max_length": 320,
+        "max_eval_rows": 8,
     }
     config: dict[str, Any] = {
         "llm": {"defaults": {"backend": "embedded", "model": "smollm2-135m", "max_batch_size": 8}},
@@ -364,19 +364,22 @@ def _generate(
         for m in generator.ListMethods(generation_pb2.ListMethodsRequest(), timeout=10).methods
         if m.available
     ]
-    jobs = []
-    for user, profile in sorted(profiles.items()):
-        for book in select_targets(profile, catalog, n=opts.books_per_user):
-            for method in methods:
-                jobs.append((user, book, method))
+    targets = [
+        (user, book)
+        for user, profile in sorted(profiles.items())
+        for book in select_targets(profile, catalog, n=opts.books_per_user)
+    ]
+    # Method-major order: requests in flight together share a method, so the generator's micro-batches
+    # run one adapter (or none) at a time instead of a slower mixed-adapter batch.
+    jobs = [(user, book, method) for method in methods for user, book in targets]
     rows: list[Any] = []
     done = 0
 
     def call(job: tuple[str, Any, str]) -> Any:
         user, book, method = job
-        resp = generator.Personalize(
-            generation_pb2.PersonalizeRequest(user_id=user, parent_asin=book.parent_asin, method=method),
-            timeout=1800,
+        request = generation_pb2.PersonalizeRequest(user_id=user, parent_asin=book.parent_asin, method=method)
+        resp = call_with_retry(
+            lambda remaining: generator.Personalize(request, timeout=remaining, wait_for_ready=True), 1800
         )
         return jpb.Generation(
             user_id=user,

@@ -134,3 +134,30 @@ def wait_for_serving(
             raise Unavailable(f"service {service or '(server)'} exited before it was SERVING")
         time.sleep(0.2)
     raise Unavailable(f"service {service or '(server)'} not SERVING after {timeout_s:.0f}s (last: {status})")
+
+
+def call_with_retry(
+    call: Callable[[float], Any],
+    timeout_s: float,
+    retry_on: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,),
+    max_backoff_s: float = 5.0,
+) -> Any:
+    """``call(remaining_seconds)`` until it succeeds, retrying ``retry_on`` codes with backoff until the
+    overall deadline.
+
+    The channel's retry policy covers blips (gRPC caps it at 5 attempts); this covers a server that is
+    restarting — down, then up but still loading its model (UNAVAILABLE) — for as long as the caller is
+    willing to wait. Use it for idempotent calls only.
+    """
+    deadline = time.monotonic() + timeout_s
+    backoff = 0.2
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return call(max(remaining, 0.001))
+        except grpc.RpcError as exc:
+            code = exc.code() if callable(getattr(exc, "code", None)) else None
+            if code not in retry_on or deadline - time.monotonic() <= backoff:
+                raise
+        time.sleep(backoff)
+        backoff = min(backoff * 2, max_backoff_s)
