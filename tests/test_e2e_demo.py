@@ -11,20 +11,11 @@ import pytest
 from harness import processes_mentioning
 
 from gravity_core.demo.processes import gravity_command
+from gravity_judge.methods import MAIN_METHODS, ORIGINAL
 
 pytestmark = [pytest.mark.broker, pytest.mark.model, pytest.mark.timeout(2400)]
 
-NINE_METHODS = {
-    "original",
-    "base-rewrite",
-    "demo-based",
-    "user-summary",
-    "lamp",
-    "tri-agent",
-    "user-sft",
-    "pref-align",
-    "gravity",
-}
+NINE_METHODS = {ORIGINAL, *MAIN_METHODS}  # the book's own description, seven baselines, GRAVITY
 
 
 def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -46,14 +37,16 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     methods = set(report["sample"]["methods"])
-    # the book's own description, the paper's seven baselines and GRAVITY
     assert methods == NINE_METHODS, methods
     overall = report["metrics"]["overall"]
     for method in methods:
-        rate = overall[method]["top1_win_rate"]["value"]
-        assert 0.0 <= rate <= 1.0
-    assert abs(sum(overall[m]["top1_win_rate"]["value"] for m in methods) - 1.0) < 1e-6
-    generations = (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(generations) == 2 * 9
-    assert "report.json" in proc.stdout and "gravity" in proc.stdout  # the summary table and the path
+        assert 0.0 <= overall[method]["top1_win_rate"]["value"] <= 100.0
+    # every (user, book) unit has exactly one top-ranked description
+    assert sum(overall[m]["top1_win_rate"]["value"] for m in methods) == pytest.approx(100.0)
+    generations = [
+        json.loads(line) for line in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(generations) == 2 * 9 and all(g["text"].strip() for g in generations)
+    # the summary table names every method, and the report's path is printed
+    assert all(overall[m]["display"] in proc.stdout for m in methods) and "report.html" in proc.stdout
     assert not processes_mentioning(str(out)), "processes outlived the demo"

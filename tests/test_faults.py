@@ -23,12 +23,13 @@ from harness import processes_mentioning, wait_until
 
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.broker import EmbeddedBroker, free_port
-from gravity_core.bus import Bus, decode
+from gravity_core.bus import Bus
 from gravity_core.config import SERVICES
 from gravity_core.datasets import load_manifest, verify_shards
 from gravity_core.demo.ingest import choose_users, ingest, ingest_requests
 from gravity_core.demo.processes import gravity_command
 from gravity_core.proto_io import write_jsonl
+from gravity_core.testing import drain
 from gravity_generator.client import GeneratorClient
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
@@ -43,15 +44,6 @@ def _topics(name: str) -> dict[str, str]:
     }
     out["kafka.group_prefix"] = f"test-{name}"
     return out
-
-
-def _drain(consumer, cls, want: int, timeout_s: float) -> list:  # type: ignore[no-untyped-def]
-    got: list = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            got += [decode(r.value, cls, r.headers) for r in records]
-    return got
 
 
 def _pair_ids(directory: Path) -> dict[str, Counter[str]]:
@@ -164,14 +156,14 @@ def test_malformed_review_is_dead_lettered_and_counted_while_others_flow(
         assert result.lines_skipped == 1 and sum(result.skipped_by_reason.values()) == 1
         assert sorted(result.accepted_users) == sorted(users)
 
-        letters = _drain(dlq, common_pb2.DeadLetter, 1, 60)
+        letters = drain(dlq, common_pb2.DeadLetter, 1, 60)
         assert len(letters) == 1, letters
         letter = letters[0]
         assert letter.reason in result.skipped_by_reason
         assert letter.source_file.endswith("Books.jsonl") and letter.source_line == 6
         assert letter.payload == broken.encode()
 
-        profiles = _drain(published, profile_pb2.UserProfile, len(users), 600)
+        profiles = drain(published, profile_pb2.UserProfile, len(users), 600)
         assert sorted(p.user_id for p in profiles) == sorted(users)
         assert all(len(p.values) == 150 and p.personality.traits for p in profiles)
     finally:

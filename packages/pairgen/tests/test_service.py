@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 
 import grpc
 import pytest
 
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.artifacts import ArtifactStore
-from gravity_core.bus import Bus, decode
+from gravity_core.bus import Bus
 from gravity_core.datasets import load_manifest, verify_shards
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_core.service import start_in_thread
+from gravity_core.testing import drain
 from gravity_pairgen.service import PairGenService
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
-
-
-def _drain(consumer, cls, want: int, timeout_s: float = 60.0) -> list:
-    got: list = []
-    deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            got += [decode(r.value, cls, r.headers) for r in records]
-    return got
 
 
 def _copy(profile: profile_pb2.UserProfile, **changes) -> profile_pb2.UserProfile:
@@ -69,7 +60,7 @@ def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(servic
     for profile in [good[0], bad, good[1], good[2]]:
         bus.publish(topics.profiles, profile.user_id, profile)
 
-    refs = _drain(refs_in, pairs_pb2.ShardRef, 8)
+    refs = drain(refs_in, pairs_pb2.ShardRef, 8)
     assert len(refs) == 8
     assert {r.dataset_id for r in refs} == {"c1/gravity", "c1/user-sft"}
     by_user = {(r.user_id, r.dataset_id): r for r in refs}
@@ -86,7 +77,7 @@ def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(servic
     assert all(r.dataset_complete and r.cohort_size == 3 for r in last)
     assert not any(r.dataset_complete for r in refs[:-2])
 
-    letters = _drain(dlq, common_pb2.DeadLetter, 1)
+    letters = drain(dlq, common_pb2.DeadLetter, 1)
     assert [(d.service, d.reason) for d in letters] == [("pairgen", "no_stances")]
     assert bad.user_id in letters[0].detail and letters[0].source_topic == topics.profiles
 
@@ -101,7 +92,7 @@ def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(servic
 
     # the same profile again: its shard is rewritten in place, identical, never duplicated
     bus.publish(topics.profiles, good[0].user_id, good[0])
-    again = _drain(refs_in, pairs_pb2.ShardRef, 2)
+    again = drain(refs_in, pairs_pb2.ShardRef, 2)
     assert {r.user_id for r in again} == {good[0].user_id} and all(r.dataset_complete for r in again)
     manifest = load_manifest(cohort_dir)
     assert {s.user_id: s.sha256 for s in manifest.dataset("gravity").shards} == before
@@ -110,7 +101,7 @@ def test_consumes_profiles_publishes_shard_refs_and_reprocessing_replaces(servic
     # the rejected user, fixed: back in the cohort, which now needs all four
     fixed = _copy(sample_profiles[3], cohort_id="c1", cohort_size=4)
     bus.publish(topics.profiles, fixed.user_id, fixed)
-    last = _drain(refs_in, pairs_pb2.ShardRef, 2)
+    last = drain(refs_in, pairs_pb2.ShardRef, 2)
     assert all(r.row_count > 0 and r.dataset_complete and r.cohort_size == 4 for r in last)
     assert load_manifest(cohort_dir).users("gravity") == {p.user_id for p in [*good, fixed]}
     refs_in.close()

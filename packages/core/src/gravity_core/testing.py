@@ -88,3 +88,17 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(None, env=env, overrides=base)
 
     return build
+
+
+def drain(consumer: Any, cls: type, want: int, timeout_s: float = 60.0) -> list[Any]:
+    """Decode up to ``want`` messages of ``cls`` from a Kafka consumer, polling until ``timeout_s``."""
+    import time
+
+    from gravity_core.bus import decode
+
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < want and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            got += [decode(r.value, cls, r.headers) for r in records]
+    return got
