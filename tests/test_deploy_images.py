@@ -74,6 +74,8 @@ def test_cuda_trainer_image_keeps_the_locked_torch() -> None:
     installed = _installed(output)
     assert {"gravity-core", "gravity-trainer", "torch"} <= installed
     assert "+cpu" not in output
+    # the Job's accelerate config launches DeepSpeed ZeRO-2; QLoRA needs bitsandbytes
+    assert {"deepspeed", "bitsandbytes"} <= installed
 
 
 def test_install_env_refuses_unknown_services_and_variants() -> None:

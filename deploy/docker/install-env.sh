@@ -11,7 +11,7 @@
 #   cpu  (default) the universal lock pins the CUDA build from PyPI (~3 GB with its nvidia-* wheels);
 #        skip it and its CUDA runtime wheels and install the same torch version's CPU build instead, from
 #        TORCH_CPU_INDEX (default: the PyTorch CPU index) or from the wheel file TORCH_WHEEL (a mirror).
-#   cuda the lock as is (the trainer's GPU image).
+#   cuda the lock as is (the trainer's GPU image, with its `gpu` extra: deepspeed, bitsandbytes).
 # --dry-run prints what would be installed and changes nothing (the tests use it to check the recipe).
 set -euo pipefail
 
@@ -30,7 +30,10 @@ esac
 
 sync=(uv sync --frozen --no-dev --no-editable --package "gravity-${service}")
 case "$torch_variant" in
-    cuda) ;;
+    cuda)
+        # The GPU trainer launches with DeepSpeed ZeRO and trains 4-bit QLoRA: gravity-trainer[gpu].
+        if [ "$service" = trainer ]; then sync+=(--extra gpu); fi
+        ;;
     cpu)
         sync+=(--no-install-package torch)
         while IFS= read -r pkg; do
