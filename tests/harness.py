@@ -36,7 +36,8 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        options = DemoOptions(out=self.out, extra=self.overrides)
+        # No response cache: a test must make the model calls it means to, not replay an earlier run's.
+        options = DemoOptions(out=self.out, extra={"cache.enabled": False, **self.overrides})
         config = demo_config(options, self.bootstrap, self.ports, sample_dir() / "meta_Books.jsonl")
         self.config_path = self.out / "config.toml"
         self.config_path.write_text(tomlwrite.dumps(config), encoding="utf-8")
