@@ -19,7 +19,7 @@ import grpc
 from gravity_core.broker import free_port
 from gravity_core.config import SERVICES, Settings, load_settings
 from gravity_core.demo import tomlwrite
-from gravity_core.demo.processes import ServiceProcess, Supervisor, gravity_command
+from gravity_core.demo.processes import ServiceProcess, Supervisor
 from gravity_core.demo.run import DemoOptions, demo_config
 from gravity_core.grpc.client import health_status, make_channel
 from gravity_core.sample import sample_dir
@@ -45,12 +45,7 @@ class Stack:
 
     def start(self, name: str) -> ServiceProcess:
         process = self.supervisor.processes.get(name) or self.supervisor.add(
-            ServiceProcess(
-                name,
-                gravity_command("serve", name, config=self.config_path),
-                self.out / "logs" / f"{name}.log",
-                target=self.settings.grpc.target(name),
-            )
+            ServiceProcess.serve(name, self.config_path, self.out / "logs", self.settings.grpc)
         )
         return process.start()
 

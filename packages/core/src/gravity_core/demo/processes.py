@@ -44,6 +44,16 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
+    @classmethod
+    def serve(cls, name: str, config_path: str | Path, log_dir: Path, grpc: GrpcSettings) -> ServiceProcess:
+        """`gravity serve NAME --config FILE`, logging to ``log_dir/NAME.log``, health-checked at its gRPC target."""
+        return cls(
+            name,
+            gravity_command("serve", name, config=config_path),
+            log_dir / f"{name}.log",
+            target=grpc.target(name),
+        )
+
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:

@@ -39,7 +39,7 @@ from gravity_core.catalog import Catalog
 from gravity_core.config import SERVICES, load_settings
 from gravity_core.demo import tomlwrite
 from gravity_core.demo.ingest import choose_users, ingest, ingest_requests
-from gravity_core.demo.processes import ServiceProcess, Supervisor, gravity_command
+from gravity_core.demo.processes import ServiceProcess, Supervisor
 from gravity_core.errors import GravityError, Unavailable
 from gravity_core.grpc.client import call_with_retry, make_channel
 from gravity_core.proto_io import write_jsonl
@@ -226,14 +226,7 @@ def _run(
 
     with progress.step(f"starting services ({', '.join(SERVICES)})") as note:
         for name in SERVICES:
-            supervisor.add(
-                ServiceProcess(
-                    name,
-                    gravity_command("serve", name, config=config_path),
-                    out / "logs" / f"{name}.log",
-                    target=settings.grpc.target(name),
-                )
-            ).start()
+            supervisor.add(ServiceProcess.serve(name, config_path, out / "logs", settings.grpc)).start()
         for process in supervisor:
             process.wait_serving(timeout_s=600, grpc_settings=settings.grpc)
             note(f"{process.name} SERVING on {process.target}")

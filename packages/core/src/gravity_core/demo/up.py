@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from gravity_core.config import SERVICES, Settings, check_settings
-from gravity_core.demo.processes import ServiceProcess, Supervisor, gravity_command
+from gravity_core.demo.processes import ServiceProcess, Supervisor
 from gravity_core.grpc.client import health_status, make_channel
 from gravity_core.logging import get_logger
 
@@ -25,14 +25,7 @@ def run_up(settings: Settings, config_path: str, services: list[str], log_dir: P
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Supervisor() as supervisor:
         for name in services:
-            supervisor.add(
-                ServiceProcess(
-                    name,
-                    gravity_command("serve", name, config=config_path),
-                    log_dir / f"{name}.log",
-                    target=settings.grpc.target(name),
-                )
-            ).start()
+            supervisor.add(ServiceProcess.serve(name, config_path, log_dir, settings.grpc)).start()
         echo(f"started {', '.join(services)}; logs in {log_dir}; Ctrl-C to stop")
         backoff = dict.fromkeys(services, 1.0)
         last_status: dict[str, str] = {}
