@@ -14,6 +14,7 @@ class Stance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STANCE_SUPPORT: _ClassVar[Stance]
     STANCE_OPPOSE: _ClassVar[Stance]
     STANCE_NEUTRAL: _ClassVar[Stance]
+    STANCE_UNREADABLE: _ClassVar[Stance]
 
 class Trait(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -29,10 +30,12 @@ class TraitLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRAIT_LEVEL_UNSPECIFIED: _ClassVar[TraitLevel]
     TRAIT_LEVEL_LOW: _ClassVar[TraitLevel]
     TRAIT_LEVEL_HIGH: _ClassVar[TraitLevel]
+    TRAIT_LEVEL_UNKNOWN: _ClassVar[TraitLevel]
 STANCE_UNSPECIFIED: Stance
 STANCE_SUPPORT: Stance
 STANCE_OPPOSE: Stance
 STANCE_NEUTRAL: Stance
+STANCE_UNREADABLE: Stance
 TRAIT_UNSPECIFIED: Trait
 TRAIT_OPENNESS: Trait
 TRAIT_CONSCIENTIOUSNESS: Trait
@@ -42,6 +45,7 @@ TRAIT_NEUROTICISM: Trait
 TRAIT_LEVEL_UNSPECIFIED: TraitLevel
 TRAIT_LEVEL_LOW: TraitLevel
 TRAIT_LEVEL_HIGH: TraitLevel
+TRAIT_LEVEL_UNKNOWN: TraitLevel
 
 class Interest(_message.Message):
     __slots__ = ("genre", "share", "review_count", "genre_group")
@@ -72,14 +76,18 @@ class ValueStance(_message.Message):
     def __init__(self, statement_id: _Optional[str] = ..., stance: _Optional[_Union[Stance, str]] = ..., confidence: _Optional[float] = ..., statement: _Optional[str] = ..., framework: _Optional[str] = ..., topic: _Optional[str] = ...) -> None: ...
 
 class TraitScore(_message.Message):
-    __slots__ = ("trait", "level", "score")
+    __slots__ = ("trait", "level", "score", "readable_items", "items")
     TRAIT_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    READABLE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     trait: Trait
     level: TraitLevel
     score: float
-    def __init__(self, trait: _Optional[_Union[Trait, str]] = ..., level: _Optional[_Union[TraitLevel, str]] = ..., score: _Optional[float] = ...) -> None: ...
+    readable_items: int
+    items: int
+    def __init__(self, trait: _Optional[_Union[Trait, str]] = ..., level: _Optional[_Union[TraitLevel, str]] = ..., score: _Optional[float] = ..., readable_items: _Optional[int] = ..., items: _Optional[int] = ...) -> None: ...
 
 class Personality(_message.Message):
     __slots__ = ("traits", "estimator")
@@ -90,7 +98,7 @@ class Personality(_message.Message):
     def __init__(self, traits: _Optional[_Iterable[_Union[TraitScore, _Mapping]]] = ..., estimator: _Optional[str] = ...) -> None: ...
 
 class UserProfile(_message.Message):
-    __slots__ = ("user_id", "demographics", "interests", "values", "value_summary", "personality", "user_summary", "review_count", "version", "revision", "reviews", "reviewed_asins", "cohort_id", "cohort_size", "built_at_ms", "models")
+    __slots__ = ("user_id", "demographics", "interests", "values", "value_summary", "personality", "user_summary", "review_count", "version", "revision", "reviews", "reviewed_asins", "cohort_id", "cohort_size", "built_at_ms", "models", "evidence")
     class ModelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +122,7 @@ class UserProfile(_message.Message):
     COHORT_SIZE_FIELD_NUMBER: _ClassVar[int]
     BUILT_AT_MS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     demographics: _common_pb2.Demographics
     interests: _containers.RepeatedCompositeFieldContainer[Interest]
@@ -130,7 +139,26 @@ class UserProfile(_message.Message):
     cohort_size: int
     built_at_ms: int
     models: _containers.ScalarMap[str, str]
-    def __init__(self, user_id: _Optional[str] = ..., demographics: _Optional[_Union[_common_pb2.Demographics, _Mapping]] = ..., interests: _Optional[_Iterable[_Union[Interest, _Mapping]]] = ..., values: _Optional[_Iterable[_Union[ValueStance, _Mapping]]] = ..., value_summary: _Optional[str] = ..., personality: _Optional[_Union[Personality, _Mapping]] = ..., user_summary: _Optional[str] = ..., review_count: _Optional[int] = ..., version: _Optional[int] = ..., revision: _Optional[str] = ..., reviews: _Optional[_Iterable[_Union[_common_pb2.Review, _Mapping]]] = ..., reviewed_asins: _Optional[_Iterable[str]] = ..., cohort_id: _Optional[str] = ..., cohort_size: _Optional[int] = ..., built_at_ms: _Optional[int] = ..., models: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    evidence: ProfileEvidence
+    def __init__(self, user_id: _Optional[str] = ..., demographics: _Optional[_Union[_common_pb2.Demographics, _Mapping]] = ..., interests: _Optional[_Iterable[_Union[Interest, _Mapping]]] = ..., values: _Optional[_Iterable[_Union[ValueStance, _Mapping]]] = ..., value_summary: _Optional[str] = ..., personality: _Optional[_Union[Personality, _Mapping]] = ..., user_summary: _Optional[str] = ..., review_count: _Optional[int] = ..., version: _Optional[int] = ..., revision: _Optional[str] = ..., reviews: _Optional[_Iterable[_Union[_common_pb2.Review, _Mapping]]] = ..., reviewed_asins: _Optional[_Iterable[str]] = ..., cohort_id: _Optional[str] = ..., cohort_size: _Optional[int] = ..., built_at_ms: _Optional[int] = ..., models: _Optional[_Mapping[str, str]] = ..., evidence: _Optional[_Union[ProfileEvidence, _Mapping]] = ...) -> None: ...
+
+class ProfileEvidence(_message.Message):
+    __slots__ = ("reviews_total", "reviews_read", "chunks", "pooling", "unreadable_stances", "unreadable_items", "review_chars_cap")
+    REVIEWS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REVIEWS_READ_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    POOLING_FIELD_NUMBER: _ClassVar[int]
+    UNREADABLE_STANCES_FIELD_NUMBER: _ClassVar[int]
+    UNREADABLE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_CHARS_CAP_FIELD_NUMBER: _ClassVar[int]
+    reviews_total: int
+    reviews_read: int
+    chunks: int
+    pooling: str
+    unreadable_stances: int
+    unreadable_items: int
+    review_chars_cap: int
+    def __init__(self, reviews_total: _Optional[int] = ..., reviews_read: _Optional[int] = ..., chunks: _Optional[int] = ..., pooling: _Optional[str] = ..., unreadable_stances: _Optional[int] = ..., unreadable_items: _Optional[int] = ..., review_chars_cap: _Optional[int] = ...) -> None: ...
 
 class BuildProfileRequest(_message.Message):
     __slots__ = ("user_id", "reviews", "books", "demographics", "skip_publish", "cohort_id", "cohort_size")
