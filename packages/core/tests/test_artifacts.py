@@ -63,3 +63,35 @@ def test_find_adapters_records_unreadable_refs_and_goes_on(tmp_path: Path) -> No
     skips = SkipLog()
     found = find_adapters(tmp_path, skips=skips)
     assert list(found) == ["gravity"] and skips.counts["bad_adapter_meta"] == 1
+
+
+def test_uris_resolve_only_inside_the_store(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    inside = store.path("datasets/c/manifest.json")
+    assert store.resolve(inside.as_uri()) == inside
+    assert store.resolve(str(inside)) == inside
+    assert store.resolve("datasets/c/manifest.json") == inside
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "store" / "link").symlink_to(tmp_path / "elsewhere")
+    for uri in (
+        (tmp_path / "elsewhere").as_uri(),
+        str(tmp_path / "elsewhere"),
+        "../elsewhere",
+        "datasets/../../elsewhere",
+        "link/x",  # a symlink inside the store that points out of it
+        "file://attacker.example/etc/passwd",
+        "s3://bucket/key",
+        "",
+    ):
+        with pytest.raises(InvalidInput) as err:
+            store.resolve(uri, field="manifest_uri")
+        assert err.value.field == "manifest_uri"
+
+
+def test_the_store_itself_is_never_replaced(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    store.write_json("keep.json", {"a": 1})
+    for rel in ("", ".", "adapters/.."):
+        with pytest.raises(InvalidInput), store.staged_dir(rel):
+            pass
+    assert store.read_json("keep.json") == {"a": 1}

@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from gravity.v1 import common_pb2
+from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, decode
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_generator.client import GeneratorCallError, GeneratorClient
@@ -40,6 +41,7 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
     bus = Bus(settings.kafka, "test-trainer")
     bus.ensure_topics()
     topics = settings.kafka.topics
+    store = ArtifactStore.from_settings(settings)
     running = start_generator(settings)
     try:
         wait_for_serving(make_channel(running.target), timeout_s=600)
@@ -61,25 +63,31 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION and "not loaded" in err.value.details
 
         # v1 arrives
-        v1_dir = tmp_path / "v1"
+        v1_dir = store.path("adapters/v1")
         shutil.copytree(trained_adapters["gravity"], v1_dir)
         bus.publish(topics.adapters, "gravity", make_adapter_ref(v1_dir, "gravity", "gravity-v1", 1_000))
         wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v1")
         assert client.personalize(**request).adapter == "gravity-v1"
 
         # a tampered v2: dead-lettered, v1 keeps serving
-        bad_dir = tmp_path / "bad"
+        bad_dir = store.path("adapters/bad")
         shutil.copytree(trained_adapters["pref-align"], bad_dir)
         bad = make_adapter_ref(bad_dir, "gravity", "gravity-bad", 2_000)
         (bad_dir / "adapter_model.safetensors").write_bytes(b"tampered")
         bus.publish(topics.adapters, "gravity", bad)
+        # a well-formed adapter outside the artifact store: never read, dead-lettered
+        outside = tmp_path / "outside"
+        shutil.copytree(trained_adapters["pref-align"], outside)
+        bus.publish(
+            topics.adapters, "gravity", make_adapter_ref(outside, "gravity", "gravity-outside", 2_500)
+        )
         dlq = bus.consumer(topics.dlq, "dlq-reader")
         letters: list[common_pb2.DeadLetter] = []
 
         def dead_lettered() -> bool:
             for records in dlq.poll(timeout_ms=500).values():
                 letters.extend(decode(r.value, common_pb2.DeadLetter, r.headers) for r in records)
-            return any(letter.reason == "checksum_mismatch" for letter in letters)
+            return {"checksum_mismatch", "bad_uri"} <= {letter.reason for letter in letters}
 
         wait_for(dead_lettered)
         dlq.close()
@@ -89,10 +97,13 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
             and letter.source_topic == topics.adapters
             and "gravity-bad" not in serving_adapter(client, "gravity")
         )
+        outside_letter = next(x for x in letters if x.reason == "bad_uri")
+        assert "outside the artifact store" in outside_letter.detail
+        assert "gravity-outside" not in running.service.app.registry.llm.info.adapters
         assert client.personalize(**request).adapter == "gravity-v1"
 
         # a good v2 (a different trained adapter): the method switches, v1 is unloaded from the model
-        v2_dir = tmp_path / "v2"
+        v2_dir = store.path("adapters/v2")
         shutil.copytree(trained_adapters["pref-align"], v2_dir)
         bus.publish(topics.adapters, "gravity", make_adapter_ref(v2_dir, "gravity", "gravity-v2", 3_000))
         wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v2")
@@ -101,7 +112,7 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         assert "gravity-v2" in writer.info.adapters and "gravity-v1" not in writer.info.adapters
 
         # an ablation adapter becomes a method of its own, served with the GRAVITY prompt
-        abl_dir = tmp_path / "ablation"
+        abl_dir = store.path("adapters/ablation")
         shutil.copytree(trained_adapters["user-sft"], abl_dir)
         bus.publish(
             topics.adapters,

@@ -111,9 +111,9 @@ def test_adapters_by_model_name_runtime_loading_and_outage_recovery(
         assert client.personalize(user_id=user, method="base-rewrite", **book).adapter == ""
 
         # hot-load a new adapter for the method through the server's runtime endpoint
-        v2 = tmp_path / "gravity-v2"
+        v2 = running.service.app.registry.store.path("adapters/gravity-v2")
         shutil.copytree(trained_adapters["pref-align"], v2)
-        running.service.app.registry.install(make_adapter_ref(v2, "gravity", "gravity-v2", 10**13))
+        running.service.app.registry.install(make_adapter_ref(v2, "gravity", "gravity-v2"))
         assert "gravity-v2" in llm_server.models()
         assert client.personalize(user_id=user, method="gravity", **book).adapter == "gravity-v2"
 

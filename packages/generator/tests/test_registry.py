@@ -1,5 +1,6 @@
 """Adapter bookkeeping: checks before loading, atomic switches, leases, retirement, newest wins."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,8 @@ def ref_for(
 
 @pytest.fixture
 def registry(fake_llm, tmp_path: Path) -> AdapterRegistry:
-    return AdapterRegistry(fake_llm(), ArtifactStore(tmp_path / "store"))
+    # the adapters the tests write under tmp_path are inside this store
+    return AdapterRegistry(fake_llm(), ArtifactStore(tmp_path))
 
 
 def test_install_switch_and_retire_after_the_last_lease(registry: AdapterRegistry, tmp_path: Path) -> None:
@@ -73,7 +75,11 @@ def test_bad_refs_are_rejected_and_the_current_adapter_stays(
             fake_adapter_dir(tmp_path, "tampered"), "gravity", "g-bad1", 200, sha="0" * 64
         ),
         "missing_files": training_pb2.AdapterRef(
-            adapter_id="g-bad2", method="gravity", uri=(tmp_path / "nowhere").as_uri(), created_at_ms=300
+            adapter_id="g-bad2",
+            method="gravity",
+            uri=(tmp_path / "nowhere").as_uri(),
+            sha256="0" * 64,
+            created_at_ms=300,
         ),
         "missing_field": training_pb2.AdapterRef(adapter_id="g-bad3", uri=good.as_uri(), created_at_ms=400),
         "bad_method": training_pb2.AdapterRef(
@@ -94,6 +100,40 @@ def test_bad_refs_are_rejected_and_the_current_adapter_stays(
         registry.install(ref_for(fake_adapter_dir(tmp_path, "broken", b"x"), "gravity", "g-bad6", 700))
     assert err.value.reason == "load_failed"
     assert registry.current()["gravity"].name == "g-good" and list(registry.llm.loaded) == ["g-good"]
+
+
+def test_refs_outside_the_store_unverified_or_from_the_future_are_rejected(
+    registry: AdapterRegistry, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    good = ref_for(fake_adapter_dir(tmp_path, "good", b"good"), "gravity", "g-good", 100)
+    registry.install(good)
+    elsewhere = fake_adapter_dir(tmp_path_factory.mktemp("elsewhere"), "outside", b"evil")
+    now_ms = int(time.time() * 1000)
+    cases = {
+        # a real adapter, correctly checksummed, but outside the artifact store
+        "bad_uri": ref_for(elsewhere, "gravity", "g-out", 200),
+        "bad_uri ": training_pb2.AdapterRef(
+            adapter_id="g-dots",
+            method="gravity",
+            uri=f"{tmp_path}/../../etc",
+            sha256="0" * 64,
+            created_at_ms=300,
+        ),
+        "missing_checksum": ref_for(
+            fake_adapter_dir(tmp_path, "nosha", b"x"), "gravity", "g-nosha", 400, sha=""
+        ),
+        # a stamp far ahead of the clock would make this ref the newest forever
+        "future_timestamp": ref_for(
+            fake_adapter_dir(tmp_path, "future", b"y"), "gravity", "g-future", now_ms + 10**11
+        ),
+    }
+    for reason, ref in cases.items():
+        with pytest.raises(AdapterRejected) as err:
+            registry.install(ref)
+        assert err.value.reason == reason.strip()
+    later = ref_for(fake_adapter_dir(tmp_path, "later", b"z"), "gravity", "g-later", now_ms)
+    assert registry.install(later) is not None and registry.current()["gravity"].name == "g-later"
+    assert set(registry.llm.loaded) <= {"g-good", "g-later"}
 
 
 def test_checksum_with_the_metadata_file_included_is_accepted(
@@ -121,7 +161,7 @@ def test_methods_unavailable_until_loaded_and_ablations_listed(
 
 
 def test_openai_endpoint_adapters_are_never_unloaded_by_the_registry(fake_llm, tmp_path: Path) -> None:
-    registry = AdapterRegistry(fake_llm(backend="openai"), ArtifactStore(tmp_path / "store"))
+    registry = AdapterRegistry(fake_llm(backend="openai"), ArtifactStore(tmp_path))
     registry.register_external("pref-align", "pref-align-served")  # vLLM --lora-modules: used as is
     assert registry.acquire("pref-align").name == "pref-align-served" and registry.llm.loaded == {}
     registry.install(ref_for(fake_adapter_dir(tmp_path, "a"), "gravity", "g-a", 1))

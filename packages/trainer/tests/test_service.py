@@ -182,3 +182,66 @@ def test_runs_survive_a_restart(tmp_path: Path) -> None:
     assert queued is not None and queued.run_id == "r1" and queued.step == 3
     assert json.loads((tmp_path / "runs" / "r1.json").read_text())["state"] == "queued"
     assert {r.run_id for r in reopened.all()} == {"r1", "r2"}
+
+
+@pytest.mark.broker
+def test_hostile_ids_and_uris_never_reach_outside_the_store(
+    broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Ids that would become paths and URIs that point elsewhere are refused before anything is touched."""
+    settings = make_settings(broker=broker)
+    store = ArtifactStore.from_settings(settings)
+    _dataset_in_store(make_pairs, store)
+    sentinel = store.path("profiler/keep.txt")
+    sentinel.parent.mkdir(parents=True)
+    sentinel.write_text("precious")
+    outside = make_pairs({"gravity": 2})  # a valid pairs directory, but not in the store
+    assert store.root not in outside.resolve().parents
+    running = start_trainer(settings)
+    channel = make_channel(running.target)
+    stub = training_pb2_grpc.TrainerServiceStub(channel)
+    bus = Bus(settings.kafka, "test")
+
+    def refused(call: Callable[[], Any], field: str) -> None:
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+        assert field in err.value.details()
+
+    try:
+        wait_for_serving(channel, timeout_s=120)
+        for adapter_id in ("../profiler", "..", "a/b", "/etc", ".hidden", "x" * 200):
+            refused(
+                lambda a=adapter_id: stub.Submit(
+                    training_pb2.SubmitRequest(dataset="test/gravity", recipe="gravity-dpo", adapter_id=a)
+                ),
+                "adapter_id",
+            )
+        for dataset in (str(outside), outside.as_uri(), "../../etc", "file://evil.example/x", "s3://b/k"):
+            refused(
+                lambda d=dataset: stub.Submit(training_pb2.SubmitRequest(dataset=d, recipe="gravity-dpo")),
+                "dataset",
+            )
+        for run_id in ("../../../etc/passwd", "../runs/x", "/tmp/x"):
+            refused(lambda r=run_id: list(stub.Status(training_pb2.StatusRequest(run_id=r))), "run_id")
+        # a ShardRef whose manifest lies outside the store: dead-lettered, no run queued
+        ref = pairs_pb2.ShardRef(
+            shard_id="evil/gravity/u",
+            dataset_id="evil/gravity",
+            kind="dpo",
+            manifest_uri=(outside / "manifest.json").as_uri(),
+            manifest_sha256=manifest_sha256(load_manifest(outside)),
+            dataset_complete=True,
+            cohort_size=1,
+        )
+        bus.publish(settings.kafka.topics.shards, ref.shard_id, ref)
+        letters = _read(broker, settings.kafka.topics.dlq, common_pb2.DeadLetter, 1, 60)
+        assert [d.reason for d in letters] == ["bad_uri"] and "outside the artifact store" in letters[
+            0
+        ].detail
+        assert RunStore(store.root / "trainer").all() == []
+        assert sentinel.read_text() == "precious" and not store.path("adapters").exists()
+    finally:
+        bus.close()
+        channel.close()
+        running.stop()

@@ -71,20 +71,36 @@ class ArtifactStore:
 
     # ------------------------------------------------------------- naming
     def path(self, rel: str) -> Path:
-        p = (self.root / rel).resolve()
-        if p != self.root and self.root not in p.parents:
-            raise InvalidInput("path", f"{rel!r} escapes the artifact store")
-        return p
+        """``rel`` under the store root; INVALID_ARGUMENT when it escapes the store."""
+        return self._confined(self.root / rel, rel, "path")
+
+    def _confined(self, candidate: Path, shown: str, field: str) -> Path:
+        path = candidate.resolve()
+        if path != self.root and self.root not in path.parents:
+            raise InvalidInput(field, f"{shown!r} is outside the artifact store {self.root}")
+        return path
 
     def uri(self, path: str | Path) -> str:
         return Path(path).resolve().as_uri()
 
-    def resolve(self, uri: str) -> Path:
-        """A local path for a ``file://`` URI, an absolute path, or a path relative to the store root."""
-        if uri.startswith("file://"):
-            return Path(unquote(urlparse(uri).path))
-        p = Path(uri)
-        return p if p.is_absolute() else self.path(uri)
+    def resolve(self, uri: str, field: str = "uri") -> Path:
+        """The local path of a ``file://`` URI, an absolute path or a path relative to the store root, which
+        must lie inside the store (symlinks followed): URIs come from requests and topics, and nothing outside
+        the store may be read, written or deleted on their say-so. INVALID_ARGUMENT naming ``field`` otherwise.
+        """
+        text = uri.strip()
+        if not text:
+            raise InvalidInput(field, "is required")
+        if text.startswith("file://"):
+            parsed = urlparse(text)
+            if parsed.netloc not in ("", "localhost"):
+                raise InvalidInput(field, f"{uri!r} names another host; only local file:// URIs are served")
+            candidate = Path(unquote(parsed.path))
+        elif "://" in text:
+            raise InvalidInput(field, f"{uri!r}: only file:// URIs and store paths are supported")
+        else:
+            candidate = Path(text).expanduser()
+        return self._confined(candidate if candidate.is_absolute() else self.root / candidate, uri, field)
 
     # ------------------------------------------------------------- writing
     def write_bytes(self, rel: str, data: bytes) -> ArtifactRef:
@@ -113,6 +129,8 @@ class ArtifactStore:
     def staged_dir(self, rel: str) -> Iterator[Path]:
         """Yield an empty staging directory; on success it atomically replaces ``rel``."""
         target = self.path(rel)
+        if target == self.root:
+            raise InvalidInput("path", f"{rel!r} names the artifact store itself, which is never replaced")
         target.parent.mkdir(parents=True, exist_ok=True)
         stage = target.with_name(f".{target.name}.{uuid.uuid4().hex}.staging")
         stage.mkdir()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from gravity_generator.methods import ADAPTER_METHODS, PROMPT_METHODS
 log = get_logger(__name__)
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+# A ref stamped further ahead than this (clock skew between trainer and generator hosts) is refused: the
+# newest ref serves its method, so a far-future stamp would pin the method against every later adapter.
+MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 
 
 class AdapterRejected(RecordError):
@@ -149,12 +153,24 @@ class AdapterRegistry:
             raise AdapterRejected("missing_field", "AdapterRef has no method")
         if method in PROMPT_METHODS:
             raise AdapterRejected("bad_method", f"method {method!r} is a prompt method and takes no adapter")
+        if not ref.sha256:
+            raise AdapterRejected(
+                "missing_checksum",
+                f"AdapterRef {ref.adapter_id!r} has no sha256; unverified adapters are not loaded",
+            )
+        ahead_ms = ref.created_at_ms - int(time.time() * 1000)
+        if ahead_ms > MAX_CLOCK_SKEW_MS:
+            raise AdapterRejected(
+                "future_timestamp",
+                f"AdapterRef {ref.adapter_id!r} is dated {ahead_ms / 3_600_000:.1f} h in the future; "
+                "it would pin its method",
+            )
         with self._install_lock:
             current = self.current().get(method)
             if current is not None and current.ref.created_at_ms > ref.created_at_ms:
                 log.info("adapter_ignored_older", method=method, adapter=ref.adapter_id)
                 return None
-            if current is not None and ref.sha256 and current.ref.sha256 == ref.sha256:
+            if current is not None and current.ref.sha256 == ref.sha256:
                 return current  # a replay of what is already served
             directory = self._locate(ref, path)
             self._check(ref, directory)
@@ -239,7 +255,7 @@ class AdapterRegistry:
             raise AdapterRejected("missing_files", f"{directory} has no adapter_config.json")
         if not any((directory / w).is_file() for w in WEIGHT_FILES):
             raise AdapterRejected("missing_files", f"{directory} has no {' or '.join(WEIGHT_FILES)}")
-        if ref.sha256 and not _checksum_matches(directory, ref.sha256):
+        if not _checksum_matches(directory, ref.sha256):
             raise AdapterRejected(
                 "checksum_mismatch",
                 f"{directory} does not match the AdapterRef's sha256 {ref.sha256[:16]}...",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import queue
-import re
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +27,7 @@ from gravity_core.config import Settings
 from gravity_core.errors import ConfigError, Unavailable
 from gravity_core.grpc import check_deadline, require
 from gravity_core.grpc.server import ServiceHost
+from gravity_core.identifiers import check_segment
 from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
 from gravity_core.profiles import ProfileStore
@@ -41,7 +41,6 @@ from gravity_judge.report import report_files
 from gravity_judge.settings import JudgeSettings
 
 log = get_logger(__name__)
-_REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SERVICE_NAME = "gravity.v1.JudgeService"
 
 
@@ -213,11 +212,8 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
         service = self.service
         require(len(request.generations) > 0, "generations", "is required")
         name = request.report_name.strip()
-        require(
-            not name or bool(_REPORT_NAME.match(name)),
-            "report_name",
-            "must be 1-128 characters of letters, digits, '.', '_' or '-' and start with a letter or digit",
-        )
+        if name:
+            check_segment("report_name", name)
         given: dict[str, Persona] = {}
         for i, message in enumerate(request.personas):
             require(bool(message.user_id), f"personas[{i}].user_id", "is required")

@@ -13,7 +13,6 @@ is known to have no rows for it. Zero-row shards are never written: trainers tre
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,20 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.datasets import MANIFEST, DatasetEntry, DatasetManifest, ShardEntry, manifest_bytes
+from gravity_core.identifiers import RULE, is_segment
 from gravity_core.skips import RecordError
 
 DEFAULT_COHORT = "default"
 ACCOUNTING = "accounting.json"
-_COHORT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def cohort_of(cohort_id: str) -> str:
     """The cohort directory name; ids that are not a safe path segment are rejected."""
     cohort = cohort_id.strip() or DEFAULT_COHORT
-    if not _COHORT.match(cohort) or cohort.endswith("."):
-        raise RecordError(
-            "bad_cohort_id", f"cohort_id {cohort_id!r} must be letters, digits, '.', '_' or '-' (max 128)"
-        )
+    if not is_segment(cohort):
+        raise RecordError("bad_cohort_id", f"cohort_id {cohort_id[:64]!r} must be {RULE}")
     return cohort
 
 

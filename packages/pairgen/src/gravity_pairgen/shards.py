@@ -19,16 +19,16 @@ from pathlib import Path
 
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.datasets import DPO_COLUMNS, SFT_COLUMNS, ShardEntry
+from gravity_core.identifiers import is_segment
 from gravity_pairgen.rows import Pair
 
 PROVENANCE_KEY = b"gravity.provenance"
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _schemas: dict[str, object] = {}
 
 
 def shard_file(user_id: str) -> str:
     """A file name for the user's shard: the id itself when it is filesystem-safe, else a safe form + hash."""
-    if _SAFE.match(user_id) and not user_id.endswith("."):
+    if is_segment(user_id) and len(user_id) <= 100:
         return f"{user_id}.parquet"
     safe = re.sub(r"[^A-Za-z0-9_-]+", "_", user_id).strip("_")[:60] or "user"
     return f"{safe}-{hashlib.sha256(user_id.encode()).hexdigest()[:12]}.parquet"

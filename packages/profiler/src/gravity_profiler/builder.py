@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -35,8 +34,6 @@ from gravity_profiler.stances import StanceOutcome, infer_stances, outcome
 
 log = get_logger(__name__)
 SCHEMA_VERSION = 1
-# What consumers accept as a cohort name (pairgen uses it in dataset paths).
-COHORT_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 @dataclass

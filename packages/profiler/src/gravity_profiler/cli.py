@@ -78,8 +78,9 @@ def build(
     max_users: int | None,
 ) -> None:
     """Profile every reader with enough reviews; write profiles.jsonl and a summary of what was skipped."""
+    from gravity_core.identifiers import RULE, is_segment
     from gravity_profiler.batch import build_profiles
-    from gravity_profiler.builder import COHORT_ID, ProfileBuilder
+    from gravity_profiler.builder import ProfileBuilder
     from gravity_profiler.settings import profiler_settings
 
     settings = cli.settings
@@ -88,8 +89,8 @@ def build(
         if min_reviews < 1:
             raise click.BadParameter("must be at least 1", param_hint="--min-reviews")
         config = config.model_copy(update={"min_reviews": min_reviews})
-    if cohort_id and not COHORT_ID.fullmatch(cohort_id):
-        raise click.BadParameter("must be 1-128 letters, digits, '.', '_' or '-'", param_hint="--cohort-id")
+    if cohort_id and not is_segment(cohort_id):
+        raise click.BadParameter(f"must be {RULE}", param_hint="--cohort-id")
     if max_users is not None and max_users < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-users")
     builder = ProfileBuilder(settings, config)

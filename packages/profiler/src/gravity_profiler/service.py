@@ -26,10 +26,11 @@ from gravity_core.bus import Bus, dead_letter
 from gravity_core.config import Settings
 from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
 from gravity_core.grpc import ServiceHost, check_deadline, require_field
+from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
 from gravity_core.service import run
 from gravity_core.skips import Skip, SkipLog
-from gravity_profiler.builder import COHORT_ID, ProfileBuilder, cohort_id_for, input_digest
+from gravity_profiler.builder import ProfileBuilder, cohort_id_for, input_digest
 from gravity_profiler.ingest import IngestSession
 from gravity_profiler.inputs import UserInput, from_request
 from gravity_profiler.settings import profiler_settings
@@ -299,8 +300,8 @@ def _log_skip(skip: Skip) -> None:
 
 
 def _check_cohort_id(cohort_id: str, field: str) -> None:
-    if cohort_id and not COHORT_ID.fullmatch(cohort_id):
-        raise InvalidInput(field, f"{cohort_id[:40]!r} must be 1-128 letters, digits, '.', '_' or '-'")
+    if cohort_id:
+        check_segment(field, cohort_id)
 
 
 class _Servicer(profile_pb2_grpc.ProfilerServiceServicer):

@@ -10,6 +10,7 @@ from gravity_core.adapters import ADAPTER_META, read_adapter_ref, write_adapter_
 from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.bus import Bus
 from gravity_core.errors import InvalidInput
+from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
 
 ADAPTERS_PREFIX = "adapters"
@@ -24,7 +25,7 @@ def store_adapter(store: ArtifactStore, source: Path) -> training_pb2.AdapterRef
     ref = read_adapter_ref(source)
     if not ref.adapter_id:
         raise InvalidInput("adapter_id", f"{source} has an AdapterRef without adapter_id")
-    rel = f"{ADAPTERS_PREFIX}/{ref.adapter_id}"
+    rel = f"{ADAPTERS_PREFIX}/{check_segment('adapter_id', ref.adapter_id)}"
     with store.staged_dir(rel) as stage:
         shutil.copytree(source, stage, dirs_exist_ok=True)
         stored = training_pb2.AdapterRef()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -83,7 +84,7 @@ class RunStore:
         self.changed = threading.Condition(self._lock)
 
     def _path(self, run_id: str) -> Path:
-        return self.root / f"{run_id}.json"
+        return self.root / f"{check_segment('run_id', run_id)}.json"
 
     def get(self, run_id: str) -> RunRecord | None:
         path = self._path(run_id)

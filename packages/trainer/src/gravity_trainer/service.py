@@ -25,6 +25,7 @@ from gravity_core.config import Settings
 from gravity_core.datasets import MANIFEST
 from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.grpc import ServiceHost, require
+from gravity_core.identifiers import check_segment, is_segment
 from gravity_core.logging import get_logger
 from gravity_core.proto_io import from_dict
 from gravity_core.service import RunningService, run, start_in_thread
@@ -57,17 +58,13 @@ class TrainerApp:
         dataset id ``<cohort>/<name>`` under the store (where pairgen writes ``<prefix>/<cohort>/manifest.json``)."""
         text = dataset.strip()
         require(bool(text), "dataset", "is required")
-        try:
-            path = self.store.resolve(text)
-        except InvalidInput:
-            path = None
-        for candidate in [path] if path is not None else []:
-            if (candidate / MANIFEST).is_file():
-                return candidate, ""
-            if (candidate.parent / MANIFEST).is_file() and candidate.name:
-                return candidate.parent, candidate.name
+        path = self.store.resolve(text, field="dataset")  # INVALID_ARGUMENT outside the store
+        if (path / MANIFEST).is_file():
+            return path, ""
+        if path != self.store.root and (path.parent / MANIFEST).is_file():
+            return path.parent, check_segment("dataset", path.name)
         cohort, _, name = text.rpartition("/")
-        if cohort and name and "/" not in cohort:
+        if is_segment(cohort) and is_segment(name):
             found = sorted(self.store.root.glob(f"{cohort}/{MANIFEST}")) + sorted(
                 self.store.root.glob(f"*/{cohort}/{MANIFEST}")
             )
@@ -142,7 +139,10 @@ class TrainerApp:
             return
         if not ref.manifest_uri:
             raise RecordError("missing_manifest_uri", f"ShardRef {ref.shard_id} has no manifest_uri")
-        manifest_path = self.store.resolve(ref.manifest_uri)
+        try:
+            manifest_path = self.store.resolve(ref.manifest_uri, field="manifest_uri")
+        except InvalidInput as exc:
+            raise RecordError("bad_uri", f"ShardRef {ref.shard_id}: {exc}") from None
         if not manifest_path.is_file():
             raise RecordError("manifest_missing", f"{ref.manifest_uri} does not exist")
         try:
@@ -183,17 +183,17 @@ class TrainerServicer(training_pb2_grpc.TrainerServiceServicer):
             require(default is not None, "recipe", "is required (no default recipe for this dataset)")
             recipe = recipe_class(str(default)).name
         overrides = {k: parse_value(v) for k, v in request.overrides.items()}
-        record, _ = self.app.submit(
-            pairs_dir, name, recipe, overrides, request.adapter_id.strip(), "grpc", request.dataset
-        )
+        adapter_id = request.adapter_id.strip()
+        if adapter_id:
+            check_segment("adapter_id", adapter_id)
+        record, _ = self.app.submit(pairs_dir, name, recipe, overrides, adapter_id, "grpc", request.dataset)
         self.worker.wake()
         return training_pb2.SubmitResponse(run_id=record.run_id, state=STATE_PROTO[record.state])
 
     def Status(
         self, request: training_pb2.StatusRequest, context: grpc.ServicerContext
     ) -> Iterator[training_pb2.StatusResponse]:
-        run_id = request.run_id.strip()
-        require(bool(run_id), "run_id", "is required")
+        run_id = check_segment("run_id", request.run_id.strip())
         record = self.app.runs.get(run_id)
         if record is None:
             raise NotFound("run_id", f"no run {run_id!r}")
