@@ -47,6 +47,12 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
         json.loads(line) for line in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     assert len(generations) == 2 * 9 and all(g["text"].strip() for g in generations)
+    # the books described and judged are exactly the ones the cohort's manifest held out of training
+    (manifest_path,) = (out / "artifacts" / "datasets").glob("*/manifest.json")
+    held_out = json.loads(manifest_path.read_text(encoding="utf-8"))["held_out"]
+    assert len(held_out) == 2 and {(g["user_id"], g["parent_asin"]) for g in generations} == {
+        (user, books[0]) for user, books in held_out.items()
+    }
     # the summary table names every method, and the report's path is printed
     assert all(overall[m]["display"] in proc.stdout for m in methods) and "report.html" in proc.stdout
     assert not processes_mentioning(str(out)), "processes outlived the demo"

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from gravity.v1 import judge_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.cli.main import cli
+from gravity_core.errors import InvalidInput
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_core.targets import select_targets
@@ -85,6 +86,39 @@ def test_generate_writes_every_method_for_every_target(
     assert f"{dirty}:{len(profiles) + 1}: malformed_json" in result.output
     assert f"{dirty}:{len(profiles) + 2}: bad_record" in result.output
     assert "unknown_user" in result.output
+
+
+def test_generate_uses_exactly_the_manifests_held_out_books(
+    tmp_path: Path, sample_files, profiles_file: Path, profiles, catalog: Catalog
+) -> None:
+    from gravity_core.datasets import DatasetManifest, manifest_bytes
+
+    first, second, third = (p.user_id for p in profiles[:3])
+    # books a manifest holds out for two readers; the third reader is not in the manifest
+    held = {
+        first: [b.parent_asin for b in select_targets(profiles[0], catalog, 2)][::-1],
+        second: [select_targets(profiles[1], catalog, 1)[0].parent_asin],
+    }
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "manifest.json").write_bytes(manifest_bytes(DatasetManifest(held_out=held)))
+    out = tmp_path / "generations.jsonl"
+    args = [
+        "--config", str(write_config(tmp_path)), "generate", "--profiles", str(profiles_file),
+        "--meta", str(sample_files["meta_Books.jsonl"]), "--method", "original", "--pairs", str(pairs),
+        "--users", f"{first},{second},{third}", "--books-per-user", "1", "--out", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [g for _, g in read_jsonl(out, judge_pb2.Generation, SkipLog())]
+    assert [(r.user_id, r.parent_asin) for r in rows] == [(first, held[first][0]), (second, held[second][0])]
+    assert "not_in_manifest" in result.output and "held-out books of" in result.output
+    # asking for more books than the manifest holds is an error, not a silent substitution
+    args[args.index("--books-per-user") + 1] = "2"
+    refused = CliRunner().invoke(cli, args)
+    assert isinstance(refused.exception, InvalidInput) and "fewer than the 2 asked for" in str(
+        refused.exception
+    )
 
 
 def test_generate_rejects_a_method_without_its_adapter(

@@ -9,6 +9,7 @@ from gravity_core.config import load_settings
 from gravity_core.llm import CachedLLM, ResponseCache
 from gravity_core.prompts import describe_request, persona, pref_align_prompt
 from gravity_core.proto_io import write_jsonl
+from gravity_core.targets import EvaluationPool
 from gravity_pairgen.baselines import PrefAlignGenerator, PrefAlignJob, pref_align_books, reviewed_asins
 from gravity_pairgen.batch import build_dataset
 from gravity_pairgen.interests import BookRanker
@@ -68,12 +69,15 @@ def test_pref_align_with_the_embedded_model_is_batched_and_cached(
     assert entry.kind == "dpo" and [s.rows for s in entry.shards] == [1, 1]
     import pyarrow.parquet as pq
 
+    held_out = EvaluationPool(sample_catalog, settings.evaluation)
     for profile in two:
         path = tmp_path / "one" / "pref-align" / f"{profile.user_id}.parquet"
         (row,) = pq.read_table(path).to_pylist()
         assert row["prompt"] == pref_align_prompt(profile) and row["facet"] == "pref_align"
         assert row["chosen"] and row["rejected"] and row["chosen"] != row["rejected"]
-        assert read_provenance(path)[row["pair_id"]] == [f"asin:{reviewed_asins(profile)[0]}"]
+        # the most recent reviewed book that is not held out for evaluation
+        newest = next(a for a in reviewed_asins(profile) if not held_out.holds_asin(a))
+        assert read_provenance(path)[row["pair_id"]] == [f"asin:{newest}"]
 
     again = build_dataset(settings, cfg, profiles, tmp_path / "two", catalog=sample_catalog, llm=llm)
     assert again.llm_cached == 4 and again.llm_calls == 4  # every call answered from the cache

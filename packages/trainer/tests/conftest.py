@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from gravity_core.artifacts import sha256_file
 from gravity_core.datasets import (
     DPO_COLUMNS,
+    PROVENANCE_KEY,
     SFT_COLUMNS,
     DatasetEntry,
     DatasetManifest,
@@ -93,13 +95,17 @@ def write_pairs_dir(
     datasets: dict[str, dict[str, list[dict[str, Any]]]],
     base_model: str = "smollm2-135m",
     cohort: str = "test",
+    held_out: dict[str, list[str]] | None = None,
 ) -> Path:
-    """``datasets``: name -> user -> rows (DPO when rows have "rejected"). Returns the directory."""
+    """``datasets``: name -> user -> rows (DPO when rows have "rejected"; a row's optional "provenance" list
+    goes into the shard's provenance metadata). Returns the directory."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     root.mkdir(parents=True, exist_ok=True)
-    manifest = DatasetManifest(cohort_id=cohort, cohort_size=0, base_model=base_model, created_at_ms=1)
+    manifest = DatasetManifest(
+        cohort_id=cohort, cohort_size=0, base_model=base_model, created_at_ms=1, held_out=held_out or {}
+    )
     users: set[str] = set()
     for name, by_user in datasets.items():
         first = next((rows[0] for rows in by_user.values() if rows), {})
@@ -115,6 +121,9 @@ def write_pairs_dir(
             rel = f"{name}/{user}.parquet"
             (root / name).mkdir(parents=True, exist_ok=True)
             table = pa.table({c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in columns})
+            provenance = {r["pair_id"]: r["provenance"] for r in rows if "provenance" in r}
+            if provenance:
+                table = table.replace_schema_metadata({PROVENANCE_KEY: json.dumps(provenance).encode()})
             pq.write_table(table, root / rel)
             entry.shards.append(
                 ShardEntry(

@@ -222,3 +222,27 @@ def test_wrong_kind_and_unknown_dataset(make_pairs: Callable[..., Path]) -> None
         _load(directory, "gravity", "sft")
     with pytest.raises(NotFound, match="no dataset 'pref-align'"):
         _load(directory, "pref-align")
+
+
+def test_a_shard_built_from_a_held_out_book_is_refused(make_pairs: Callable[..., Path]) -> None:
+    rows = [
+        {
+            "pair_id": f"p{i}",
+            "user_id": "A1JAPAN",
+            "facet": "summary",
+            "trait": "",
+            "prompt": "Which book would you rather read?",
+            "chosen": f"A book about tide pools, volume {i}.",
+            "rejected": f"A book about tax law, volume {i}.",
+            "provenance": [f"asin:B{i}", f"asin:B{i + 10}"],
+        }
+        for i in range(4)
+    ]
+    data = {"gravity": {"A1JAPAN": rows}}
+    clean = make_pairs(rows=data, name="clean", held_out={"U2": ["B99"]})
+    assert len(_load(clean).rows) == 4
+    # another reader's evaluation book in this reader's row: the dataset is refused before training
+    leaky = make_pairs(rows=data, name="leaky", held_out={"U2": ["B12"]})
+    with pytest.raises(InvalidInput) as err:
+        _load(leaky)
+    assert "B12" in err.value.message and "holds out for evaluation" in err.value.message

@@ -169,6 +169,17 @@ class EmbeddingSettings(_Section):
     batch_size: int = 64
 
 
+class EvaluationSettings(_Section):
+    """How evaluation books are chosen and held out of training (see gravity_core.targets). Pairgen records
+    it in every dataset manifest; the generator and the judge read the books from there."""
+
+    # Evaluation books per reader (paper: 5).
+    books_per_user: int = Field(default=5, ge=1)
+    # The best books of each genre that form its evaluation pool, never used in a training row.
+    pool_per_genre: int = Field(default=3, ge=1)
+    seed: int = 13
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     format: Literal["json", "console"] = "json"
@@ -186,6 +197,7 @@ class Settings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     source: str | None = Field(default=None, exclude=True)
 
     def section(self, name: str, model: type[T]) -> T:

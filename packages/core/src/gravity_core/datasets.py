@@ -9,7 +9,11 @@ Datasets: ``gravity`` (DPO), ``gravity-sft`` (SFT, §4.4), ``user-sft`` (SFT), `
 ablations ``gravity-no-<facet>`` (DPO). DPO shards have columns pair_id, user_id, facet, trait, prompt,
 chosen, rejected; SFT shards pair_id, user_id, facet, trait, prompt, completion. ``prompt`` is the user
 turn as plain text; the trainer applies the model's chat template. ``datasets.load_dataset("parquet",
-data_files=...)`` reads any shard set.
+data_files=...)`` reads any shard set. Each shard's parquet metadata maps pair ids to the ids the pair was
+built from (``asin:<parent_asin>``, ``genre:<name>``, statement and item ids) under :data:`PROVENANCE_KEY`.
+
+The manifest records the evaluation plan and each reader's held-out evaluation books (gravity_core.targets):
+no row of any dataset may be built from one, which the trainer checks again before it trains.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gravity_core.artifacts import sha256_file
+from gravity_core.config import EvaluationSettings
 from gravity_core.errors import InvalidInput, NotFound
 
 MANIFEST = "manifest.json"
 FORMAT = "gravity-pairs/v1"
 DPO_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "chosen", "rejected")
 SFT_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "completion")
+PROVENANCE_KEY = b"gravity.provenance"
+BOOK_PREFIX = "asin:"
 # The `facet` column: the four GRAVITY facets, then the baselines' rows (PrefAlign pairs, UserSFT examples).
 FACETS = ("category", "summary", "values", "personality", "pref_align", "user_sft")
 # Which trainer recipe consumes which dataset by default.
@@ -83,6 +90,13 @@ class DatasetManifest(BaseModel):
     base_model: str = ""
     created_at_ms: int = 0
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+    # How evaluation books were chosen, and each reader's (user -> parent_asins, in evaluation order).
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    held_out: dict[str, list[str]] = Field(default_factory=dict)
+
+    def held_out_books(self) -> set[str]:
+        """Every reader's evaluation books: no training row may use one."""
+        return {asin for books in self.held_out.values() for asin in books}
 
     def users(self, dataset: str) -> set[str]:
         return {s.user_id for s in self.dataset(dataset).shards}
@@ -118,6 +132,26 @@ def load_manifest(directory: str | Path) -> DatasetManifest:
     if manifest.format != FORMAT:
         raise InvalidInput("pairs", f"{path} has format {manifest.format!r}, expected {FORMAT!r}")
     return manifest
+
+
+def books_of(provenance: dict[str, list[str]]) -> dict[str, set[str]]:
+    """pair_id -> the parent_asins a pair was built from, from a shard's provenance map."""
+    return {
+        pair: {i[len(BOOK_PREFIX) :] for i in ids if i.startswith(BOOK_PREFIX)}
+        for pair, ids in provenance.items()
+    }
+
+
+def shard_provenance(metadata: dict[bytes, bytes] | None) -> dict[str, list[str]]:
+    """The provenance map stored in a shard's parquet schema metadata (empty when absent)."""
+    raw = (metadata or {}).get(PROVENANCE_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def verify_shards(directory: str | Path, manifest: DatasetManifest, dataset: str) -> list[Path]:

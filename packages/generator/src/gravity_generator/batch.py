@@ -16,10 +16,10 @@ from pathlib import Path
 from gravity.v1 import judge_pb2, profile_pb2
 from gravity_core.adapters import find_adapters
 from gravity_core.amazon import BookRecord
-from gravity_core.errors import NotFound
+from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.llm import GenerationParams
 from gravity_core.logging import get_logger
-from gravity_core.targets import select_targets
+from gravity_core.targets import EvaluationPool
 from gravity_generator.app import GeneratorApp
 from gravity_generator.engine import Job, Result
 from gravity_generator.methods import ADAPTER_METHODS, ORIGINAL, PROMPT_METHODS, BookInput
@@ -91,8 +91,14 @@ def precheck_methods(cfg: GeneratorSettings, requested: Sequence[str]) -> None:
 
 
 def select_jobs(
-    app: GeneratorApp, users: Sequence[str] | None, books_per_user: int, seed: int
+    app: GeneratorApp,
+    users: Sequence[str] | None,
+    books_per_user: int,
+    held_out: dict[str, list[str]] | None = None,
 ) -> list[tuple[profile_pb2.UserProfile, BookRecord]]:
+    """(profile, evaluation book) jobs: the first ``books_per_user`` of each reader's held-out books from a
+    dataset manifest (``held_out``, so generation uses exactly the books training left out), or, without
+    a manifest, the same selection computed from the catalog and the ``[evaluation]`` settings."""
     assert app.catalog is not None
     if users:
         profiles = []
@@ -105,9 +111,20 @@ def select_jobs(
                 )
     else:
         profiles = sorted(app.profiles, key=lambda p: p.user_id)
+    pool = EvaluationPool(app.catalog, app.settings.evaluation)
     pairs = []
     for profile in profiles:
-        targets = select_targets(profile, app.catalog, books_per_user, seed)
+        if held_out is None:
+            targets = pool.targets(profile, books_per_user)
+        elif profile.user_id not in held_out:
+            app.skips.add(
+                "not_in_manifest",
+                "the dataset manifest holds no evaluation books for this user",
+                record_id=profile.user_id,
+            )
+            continue
+        else:
+            targets = _manifest_books(app, profile.user_id, held_out[profile.user_id], books_per_user)
         if not targets:
             app.skips.add(
                 "no_targets",
@@ -116,6 +133,20 @@ def select_jobs(
             )
         pairs.extend((profile, book) for book in targets)
     return pairs
+
+
+def _manifest_books(app: GeneratorApp, user_id: str, books: list[str], n: int) -> list[BookRecord]:
+    assert app.catalog is not None
+    if n > len(books):
+        raise InvalidInput(
+            "--books-per-user",
+            f"the manifest holds {len(books)} evaluation book(s) for {user_id!r}, fewer than the {n} asked for",
+        )
+    found = app.catalog.get_many(books[:n])
+    missing = [a for a in books[:n] if a not in found]
+    for asin in missing:
+        app.skips.add("unknown_book", f"evaluation book {asin} is not in the catalog", record_id=user_id)
+    return [found[a] for a in books[:n] if a in found]
 
 
 def generate_batch(

@@ -53,10 +53,19 @@ def _split(values: tuple[str, ...]) -> list[str]:
     help="Output generations.jsonl (gravity.v1.Generation per line).",
 )
 @click.option(
+    "--pairs",
+    "pairs_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="The pairs directory the adapters were trained on: its manifest names each reader's held-out "
+    "evaluation books, and exactly those are used. Without it the same selection is computed from the "
+    "catalog and [evaluation].",
+)
+@click.option(
     "--books-per-user",
     type=click.IntRange(min=1),
     default=None,
-    help="Evaluation books per user (default: generator.books_per_user = 5).",
+    help="Evaluation books per user (default: evaluation.books_per_user = 5).",
 )
 @click.option("--users", multiple=True, help="Only these user ids (comma-separated or repeated).")
 @click.option(
@@ -72,12 +81,6 @@ def _split(values: tuple[str, ...]) -> list[str]:
     help="0 = greedy (default: generator.temperature).",
 )
 @click.option("--seed", type=int, default=None, help="Sampling seed (ignored when greedy).")
-@click.option(
-    "--target-seed",
-    type=int,
-    default=None,
-    help="Seed of the evaluation-book selection (default: generator.target_seed).",
-)
 @pass_cli
 def generate(
     cli: CliContext,
@@ -86,15 +89,16 @@ def generate(
     adapters_dir: str | None,
     methods: tuple[str, ...],
     out_path: str,
+    pairs_dir: str | None,
     books_per_user: int | None,
     users: tuple[str, ...],
     max_new_tokens: int | None,
     temperature: float | None,
     seed: int | None,
-    target_seed: int | None,
 ) -> None:
     """Write one generation per (user, evaluation book, method), `original` included (paper §3.4, §4.1)."""
     from gravity_core.cli.common import progress
+    from gravity_core.datasets import load_manifest
     from gravity_core.llm import GenerationParams
     from gravity_core.proto_io import write_jsonl
     from gravity_generator.app import GeneratorApp, check_paths, load_config
@@ -109,16 +113,22 @@ def generate(
     cfg = load_config(settings).model_copy(update=updates)
     check_paths(cfg)
     precheck_methods(cfg, _split(methods))
+    held_out = load_manifest(pairs_dir).held_out if pairs_dir else None
+    if held_out is not None:
+        click.echo(
+            f"evaluation books: the held-out books of {pairs_dir}/manifest.json ({len(held_out)} readers)"
+        )
+    else:
+        click.echo(
+            "evaluation books: computed from the catalog and [evaluation] (pass --pairs to use a manifest's)"
+        )
     started = time.perf_counter()
     app = GeneratorApp(settings, cfg, micro_batch=False)
     try:
         app.load()
         chosen = choose_methods(app, _split(methods))
         pairs = select_jobs(
-            app,
-            _split(users) or None,
-            books_per_user or cfg.books_per_user,
-            cfg.target_seed if target_seed is None else target_seed,
+            app, _split(users) or None, books_per_user or settings.evaluation.books_per_user, held_out
         )
         params = GenerationParams(
             temperature=cfg.temperature if temperature is None else temperature,

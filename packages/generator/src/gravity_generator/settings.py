@@ -50,10 +50,6 @@ class GeneratorSettings(BaseModel):
     # Longest review text (characters) put into a LaMP prompt.
     lamp_review_chars: int = Field(default=1200, ge=50)
 
-    # Batch evaluation (`gravity generate`): books per user and the target-selection seed (paper §3.4).
-    books_per_user: int = Field(default=5, ge=1)
-    target_seed: int = 13
-
     def replica(self) -> str:
         return self.replica_id or os.environ.get("HOSTNAME") or socket.gethostname() or "generator"
 

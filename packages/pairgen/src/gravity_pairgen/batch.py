@@ -127,6 +127,7 @@ def build_dataset(
     report.timings["setup"] = time.perf_counter() - started
     manifest = report.manifest
     manifest.seed, manifest.recipe = cfg.seed, cfg.recipe
+    manifest.evaluation = settings.evaluation
     manifest.base_model = settings.llm.role("writer").model
     manifest.created_at_ms = int(time.time() * 1000)
     for plan in plans:
@@ -184,9 +185,17 @@ def build_dataset(
                 )
             t2 = time.perf_counter()
             for build in builds:
-                builder.finish(build)
+                try:
+                    builder.finish(build)
+                except RecordError as exc:  # e.g. a row that would use a held-out evaluation book
+                    skips.add(exc.reason, exc.detail, str(profiles_path), record_id=build.user_id)
+                    newest.pop(build.user_id, None)
+                    # an earlier profile of this user may have written shards: they go too
+                    for stale in writer.record(manifest, None, build.user_id, writer.write(None)):
+                        stale.unlink(missing_ok=True)
+                    continue
                 omissions.merge(build.omissions)
-                for stale in writer.record(manifest, build.user_id, writer.write(build)):
+                for stale in writer.record(manifest, build, build.user_id, writer.write(build)):
                     stale.unlink(missing_ok=True)  # a newer profile of this user has no rows for it
             t3 = time.perf_counter()
             t_build, t_llm, t_write = t_build + t1 - t0, t_llm + t2 - t1, t_write + t3 - t2

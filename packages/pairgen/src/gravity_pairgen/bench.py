@@ -150,10 +150,12 @@ def _in_child(ctx: Any, fn: Any, args: tuple) -> dict[str, float]:
 def _own_catalog(resources: Any) -> Any:
     """A fresh SQLite connection for this process (connections must not cross a fork)."""
     from gravity_core.catalog import Catalog
+    from gravity_core.targets import EvaluationPool
     from gravity_pairgen.interests import BookRanker
 
     resources.catalog = Catalog.open(resources.catalog.source)
-    resources.ranker = BookRanker(resources.catalog)
+    resources.evaluation = EvaluationPool(resources.catalog, resources.evaluation.plan)
+    resources.ranker = BookRanker(resources.catalog, resources.evaluation)
     return resources
 
 

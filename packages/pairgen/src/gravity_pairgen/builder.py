@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from gravity.v1 import profile_pb2
 from gravity_core.catalog import Catalog
-from gravity_core.datasets import DatasetEntry
+from gravity_core.datasets import DatasetEntry, books_of
 from gravity_core.prompts import gravity_preamble
 from gravity_core.skips import RecordError
+from gravity_core.targets import EvaluationPool
 from gravity_core.values import SeedStatement
 from gravity_pairgen.banks import PersonalityBank
 from gravity_pairgen.baselines import PrefAlignJob, pref_align_books, reviewed_asins, user_sft_rows
@@ -87,6 +88,8 @@ class Resources:
 
     catalog: Catalog
     ranker: BookRanker
+    # The books held out for evaluation (the ranker excludes them too).
+    evaluation: EvaluationPool
     categories: CategoryIndex | None
     pool: ScenarioPool | None
     bank: PersonalityBank | None
@@ -104,6 +107,8 @@ class UserBuild:
     rows: dict[str, list[Pair]] = field(default_factory=dict)
     omissions: Omissions = field(default_factory=Omissions)
     pref_align: PrefAlignJob | None = None
+    # The reader's evaluation books (parent_asins, in evaluation order), chosen before any pair is built.
+    held_out: list[str] = field(default_factory=list)
 
     @property
     def user_id(self) -> str:
@@ -151,7 +156,9 @@ class PairBuilder:
     def build(self, profile: profile_pb2.UserProfile) -> UserBuild:
         """Every planned dataset's rows except PrefAlign's, which wait for :meth:`PrefAlignGenerator.run`."""
         genres = self.check(profile)
-        out = UserBuild(profile)
+        out = UserBuild(profile, held_out=[b.parent_asin for b in self.res.evaluation.targets(profile)])
+        if not out.held_out:
+            out.omissions.add("no_evaluation_books")
         sources = {p.source for p in self.plans}
         if sources & {GRAVITY, GRAVITY_SFT}:
             full = dedupe(self._gravity_pairs(profile, genres, out.omissions), out.omissions)
@@ -166,6 +173,10 @@ class PairBuilder:
                     ]
         if sources & {USER_SFT, PREF_ALIGN}:
             books = self.res.catalog.get_many(reviewed_asins(profile))
+            held = [a for a, b in books.items() if self.res.evaluation.holds(b)]
+            out.omissions.add("reviewed_book_held_out", len(held))
+            for asin in held:
+                del books[asin]
             if USER_SFT in sources:
                 rows = user_sft_rows(profile, books, self.cfg.description_max_chars, out.omissions)
                 out.rows[USER_SFT] = dedupe(rows, out.omissions, dpo=False)
@@ -182,9 +193,11 @@ class PairBuilder:
         return out
 
     def finish(self, build: UserBuild) -> UserBuild:
-        """Move generated PrefAlign pairs into the build's rows."""
+        """Move generated PrefAlign pairs into the build's rows, then refuse the build (RecordError, nothing
+        written) if any row would use a book held out for evaluation."""
         if build.pref_align is not None:
             build.rows[PREF_ALIGN] = dedupe(build.pref_align.pairs, build.omissions)
+        refuse_held_out(build, self.res.evaluation)
         return build
 
     def _gravity_pairs(
@@ -220,3 +233,21 @@ class PairBuilder:
             assert res.bank is not None
             pairs += personality_pairs(profile, preamble, res.bank, cfg.items_per_trait, cfg.seed, omissions)
         return pairs
+
+
+def refuse_held_out(build: UserBuild, evaluation: EvaluationPool) -> None:
+    """RecordError("held_out_book") when a row of any dataset was built from an evaluation book.
+
+    The builder never picks one, so this guards the invariant rather than filtering: a hit means the catalog
+    or the code changed under us, and training on it would make the evaluation unfair.
+    """
+    for dataset, rows in build.rows.items():
+        for pair in rows:
+            for asins in books_of({pair.pair_id: list(pair.provenance)}).values():
+                held = sorted(a for a in asins if evaluation.holds_asin(a))
+                if held:
+                    raise RecordError(
+                        "held_out_book",
+                        f"profile {build.user_id!r}: a {dataset} row ({pair.facet}, pair {pair.pair_id}) uses "
+                        f"{held[0]}, a book held out for evaluation; no shard was written",
+                    )

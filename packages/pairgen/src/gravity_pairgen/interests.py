@@ -4,7 +4,7 @@ Every catalog category name is embedded once with MiniLM into a FAISS index. For
 categories least similar to their top genre are the "distinct" ones; Category pairs put each of the
 user's genres (chosen) against each distinct category (rejected), and Summary pairs put the descriptions
 of highly rated books of the user's genres against those of the distinct categories. Books the user
-reviewed never appear.
+reviewed never appear, nor does any book held out for evaluation (gravity_core.targets).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from gravity_core.amazon import BookRecord
 from gravity_core.catalog import Catalog
 from gravity_core.embeddings import Embedder, VectorIndex
+from gravity_core.targets import EvaluationPool
 
 # Ranked books kept per genre beyond what one user needs, so a user's reviewed books rarely force a query.
 _RANK_RESERVE = 32
@@ -56,15 +57,17 @@ class CategoryIndex:
 
 
 class BookRanker:
-    """The catalog's highly rated books per genre, ranked once and reused for every user."""
+    """The catalog's highly rated books per genre that training may use, ranked once and reused for every
+    user: the genre's evaluation pool (held out for evaluation) is never among them."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, held_out: EvaluationPool | None = None) -> None:
         self.catalog = catalog
+        self.held_out = held_out or EvaluationPool(catalog)
         self._ranked: dict[tuple[str, int], list[BookRecord]] = {}
         self._lock = threading.Lock()
 
     def top(self, genre: str, n: int, exclude: Iterable[str] = ()) -> list[BookRecord]:
-        excluded = set(exclude)
+        excluded = set(exclude) | {b.parent_asin for b in self.held_out.books(genre)}
         limit = n + _RANK_RESERVE
         key = (genre, limit)
         with self._lock:

@@ -12,6 +12,7 @@ from gravity_core.embeddings import Embedder
 from gravity_core.logging import get_logger
 from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
+from gravity_core.targets import EvaluationPool
 from gravity_core.values import load_seed_statements
 from gravity_pairgen.banks import PersonalityBank
 from gravity_pairgen.builder import DatasetPlan, Resources, needed_facets
@@ -78,9 +79,11 @@ def load_resources(
         pool_pairs=len(pool) if pool else 0,
         bank_items=bank.size if bank else 0,
     )
+    evaluation = EvaluationPool(catalog, settings.evaluation)
     return Resources(
         catalog=catalog,
-        ranker=BookRanker(catalog),
+        ranker=BookRanker(catalog, evaluation),
+        evaluation=evaluation,
         categories=categories,
         pool=pool,
         bank=bank,

@@ -185,7 +185,7 @@ class PairGenService:
             else:
                 accounting.rejected.pop(user, None)
             written = writer.write(build)
-            stale = writer.record(manifest, user, written)
+            stale = writer.record(manifest, build, user, written)
             for w in written:
                 accounting.mark_empty(w.plan.name, user, build is not None and w.entry is None)
             manifest.seed, manifest.recipe, manifest.base_model = (
@@ -193,6 +193,7 @@ class PairGenService:
                 self.cfg.recipe,
                 self.base_model,
             )
+            manifest.evaluation = self.settings.evaluation
             uri, sha = self.manifests.save(cohort, manifest, accounting)
             for path in stale:
                 path.unlink(missing_ok=True)

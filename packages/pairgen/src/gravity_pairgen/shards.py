@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gravity_core.artifacts import ArtifactStore
-from gravity_core.datasets import DPO_COLUMNS, SFT_COLUMNS, ShardEntry
+from gravity_core.datasets import DPO_COLUMNS, PROVENANCE_KEY, SFT_COLUMNS, ShardEntry, shard_provenance
 from gravity_core.identifiers import is_segment
 from gravity_pairgen.rows import Pair
 
-PROVENANCE_KEY = b"gravity.provenance"
 _schemas: dict[str, object] = {}
 
 
@@ -108,5 +107,4 @@ def read_provenance(path: str | Path) -> dict[str, list[str]]:
     """pair_id -> provenance ids of a shard."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta.get(PROVENANCE_KEY, b"{}"))
+    return shard_provenance(pq.read_schema(path).metadata)

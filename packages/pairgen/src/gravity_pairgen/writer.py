@@ -60,9 +60,16 @@ class UserShardWriter:
         rel = f"{dataset}/{shard_file(user_id)}"
         return self.store.path(f"{self.prefix}/{rel}" if self.prefix else rel)
 
-    def record(self, manifest: DatasetManifest, user_id: str, written: list[WrittenShard]) -> list[Path]:
-        """Put the written shards into ``manifest``; a dataset without rows loses any earlier shard of the
-        user. Returns the files of those earlier shards, to delete once the manifest is saved."""
+    def record(
+        self, manifest: DatasetManifest, build: UserBuild | None, user_id: str, written: list[WrittenShard]
+    ) -> list[Path]:
+        """Put the written shards and the reader's held-out evaluation books into ``manifest``; a dataset
+        without rows loses any earlier shard of the user. Returns the files of those earlier shards, to
+        delete once the manifest is saved."""
+        if build is not None:
+            manifest.held_out[user_id] = list(build.held_out)
+        else:
+            manifest.held_out.pop(user_id, None)
         stale = []
         for w in written:
             if w.entry is not None:

@@ -4,7 +4,9 @@ Shard-level problems (missing, checksum mismatch, unreadable or zero-byte parque
 different from the manifest, no rows in the whole dataset) are errors raised before any training starts; a
 zero-row shard the manifest declares (a reader with nothing in this dataset) is counted. Row-level problems (empty text,
 chosen identical to rejected, duplicate pair ids, prompts longer than the context) skip that row and are
-counted with shard and row number, so a run never drops data silently.
+counted with shard and row number, so a run never drops data silently. A shard with a row built from a book
+the manifest holds out for evaluation is refused outright: pairgen never writes one, and training on it
+would make the evaluation unfair.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gravity_core.datasets import DPO_COLUMNS, SFT_COLUMNS, DatasetManifest, verify_shards
+from gravity_core.datasets import (
+    DPO_COLUMNS,
+    SFT_COLUMNS,
+    DatasetManifest,
+    books_of,
+    shard_provenance,
+    verify_shards,
+)
 from gravity_core.errors import InvalidInput
 from gravity_core.skips import SkipLog
 
@@ -77,6 +86,7 @@ def load_pair_set(directory: str | Path, manifest: DatasetManifest, dataset: str
         )
     paths = verify_shards(directory, manifest, dataset)
     columns = DPO_COLUMNS if kind == "dpo" else SFT_COLUMNS
+    held_out = manifest.held_out_books()
     skips = SkipLog()
     rows: list[PairRow] = []
     seen: dict[str, str] = {}
@@ -88,6 +98,7 @@ def load_pair_set(directory: str | Path, manifest: DatasetManifest, dataset: str
         missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise InvalidInput("pairs", f"shard {shard.path} lacks column(s) {', '.join(missing)}")
+        _refuse_held_out(shard.path, shard_provenance(table.schema.metadata), held_out)
         if table.num_rows != shard.rows:
             raise InvalidInput(
                 "pairs", f"shard {shard.path} has {table.num_rows} rows, the manifest says {shard.rows}"
@@ -124,6 +135,17 @@ def load_pair_set(directory: str | Path, manifest: DatasetManifest, dataset: str
             "pairs", f"dataset {dataset!r} has no usable rows ({'; '.join(skips.summary_lines(3))})"
         )
     return PairSet(kind, rows, len(paths), len({s.user_id for s in entry.shards}), skips)
+
+
+def _refuse_held_out(source: str, provenance: dict[str, list[str]], held_out: set[str]) -> None:
+    for pair, books in books_of(provenance).items():
+        hit = sorted(books & held_out)
+        if hit:
+            raise InvalidInput(
+                "pairs",
+                f"shard {source}: pair {pair} was built from {hit[0]}, a book the manifest holds out for "
+                "evaluation; refusing to train on it",
+            )
 
 
 def _parse_row(row: dict[str, Any], kind: str, source: str, line: int, skips: SkipLog) -> PairRow | None:

@@ -45,7 +45,6 @@ from gravity_core.grpc.client import call_with_retry, make_channel
 from gravity_core.proto_io import write_jsonl
 from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
-from gravity_core.targets import select_targets
 
 REQUIRED_ADAPTERS = ("gravity", "user-sft", "pref-align")
 
@@ -101,6 +100,8 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "grpc": {"host": "127.0.0.1", "ports": ports},
         "artifacts": {"root": str(out / "artifacts")},
         "logging": {"level": "INFO", "format": "json"},
+        # pairgen holds these books out of training and records them; generation uses exactly them
+        "evaluation": {"books_per_user": opts.books_per_user},
         "profiler": {"min_reviews": opts.min_reviews, "summary_max_tokens": 96, "batch_users": 8},
         "pairgen": {
             "meta": str(meta),
@@ -271,6 +272,7 @@ def _run(
         "pairs -> training -> adapters (Kafka: profiles -> pairgen -> shards -> trainer -> adapters)"
     ) as note:
         pairgen = pairs_pb2_grpc.PairGenServiceStub(channels["pairgen"])
+        held_out: dict[str, list[str]] = {}
         trainer = training_pb2_grpc.TrainerServiceStub(channels["trainer"])
         generator = generation_pb2_grpc.GeneratorServiceStub(channels["generator"])
 
@@ -282,6 +284,7 @@ def _run(
                         pairs_pb2.GetManifestRequest(dataset_id=result.cohort_id), timeout=10
                     ).manifest_json
                 )
+                held_out.update(manifest.get("held_out", {}))
                 rows = {
                     name: sum(s["rows"] for s in d["shards"])
                     for name, d in manifest.get("datasets", {}).items()
@@ -303,7 +306,7 @@ def _run(
 
     generations_path = out / "generations.jsonl"
     with progress.step("personalizing descriptions for every method (gRPC Generator)") as note:
-        generations = _generate(generator, profiles, meta, opts, note)
+        generations = _generate(generator, profiles, held_out, meta, opts, note)
         write_jsonl(generations, generations_path)
         note(f"{len(generations)} rows -> {generations_path}")
 
@@ -345,10 +348,12 @@ def _run(
 def _generate(
     generator: Any,
     profiles: dict[str, profile_pb2.UserProfile],
+    held_out: dict[str, list[str]],
     meta: Path,
     opts: DemoOptions,
     note: Callable[[str], None],
 ) -> list[Any]:
+    """Every method on each reader's evaluation books: the ones the cohort's manifest holds out of training."""
     from gravity.v1 import judge_pb2 as jpb
 
     catalog = Catalog.open(meta, SkipLog())
@@ -357,11 +362,16 @@ def _generate(
         for m in generator.ListMethods(generation_pb2.ListMethodsRequest(), timeout=10).methods
         if m.available
     ]
+    books = catalog.get_many(a for user in profiles for a in held_out.get(user, [])[: opts.books_per_user])
     targets = [
-        (user, book)
-        for user, profile in sorted(profiles.items())
-        for book in select_targets(profile, catalog, n=opts.books_per_user)
+        (user, books[asin])
+        for user in sorted(profiles)
+        for asin in held_out.get(user, [])[: opts.books_per_user]
+        if asin in books
     ]
+    without = sorted(set(profiles) - {user for user, _ in targets})
+    if without:
+        note(f"{len(without)} reader(s) have no evaluation book in the manifest: {', '.join(without)}")
     # Method-major order: requests in flight together share a method, so the generator's micro-batches
     # run one adapter (or none) at a time instead of a slower mixed-adapter batch.
     jobs = [(user, book, method) for method in methods for user, book in targets]
