@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gravity.v1 import training_pb2
 from gravity_core.errors import InvalidInput
+from gravity_core.files import write_text
 from gravity_core.proto_io import from_dict, to_json
 from gravity_core.skips import SkipLog
 
@@ -19,7 +20,7 @@ PEFT_FILES = ("adapter_config.json",)
 
 def write_adapter_ref(directory: str | Path, ref: training_pb2.AdapterRef) -> Path:
     path = Path(directory) / ADAPTER_META
-    path.write_text(to_json(ref) + "\n", encoding="utf-8")
+    write_text(path, to_json(ref) + "\n")
     return path
 
 

@@ -1,17 +1,16 @@
 """The artifact store: shards, manifests and adapters under one root (a local dir or a mounted volume).
 
-Topics carry references (URI + SHA-256) and the bytes live here. Every write is atomic: files are written
-to a temporary sibling and renamed; directories are staged and swapped in, so a reader never sees half
-an artifact and a crash leaves the previous version intact.
+Topics carry references (URI + SHA-256) and the bytes live here. Every write is atomic and durable
+(gravity_core.files): files are written to a temporary sibling, fsynced and renamed; directories are staged
+and swapped in, so a reader never sees half an artifact and a crash leaves the previous version intact (or,
+between the two renames of a swap, is repaired by :meth:`ArtifactStore.repair` at the next start).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from gravity_core import files
 from gravity_core.config import Settings
 from gravity_core.errors import InvalidInput, NotFound
 
@@ -103,15 +103,9 @@ class ArtifactStore:
         return self._confined(candidate if candidate.is_absolute() else self.root / candidate, uri, field)
 
     # ------------------------------------------------------------- writing
-    def write_bytes(self, rel: str, data: bytes) -> ArtifactRef:
+    def write_bytes(self, rel: str, data: bytes, durable: bool = True) -> ArtifactRef:
         target = self.path(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        files.write_bytes(target, data, durable)
         return ArtifactRef(self.uri(target), hashlib.sha256(data).hexdigest(), len(data))
 
     def write_json(self, rel: str, obj: Any) -> ArtifactRef:
@@ -131,15 +125,8 @@ class ArtifactStore:
         target = self.path(rel)
         if target == self.root:
             raise InvalidInput("path", f"{rel!r} names the artifact store itself, which is never replaced")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stage = target.with_name(f".{target.name}.{uuid.uuid4().hex}.staging")
-        stage.mkdir()
-        try:
+        with files.staged_dir(target) as stage:
             yield stage
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-        self._swap_in(stage, target)
 
     def publish_dir(self, rel: str, src: str | Path) -> ArtifactRef:
         """Copy directory ``src`` into the store at ``rel`` (atomically) and return its reference."""
@@ -154,15 +141,9 @@ class ArtifactStore:
             raise NotFound("uri", f"no artifact directory at {rel_or_uri}")
         return ArtifactRef(self.uri(target), sha256_dir(target), _dir_size(target))
 
-    @staticmethod
-    def _swap_in(stage: Path, target: Path) -> None:
-        trash = None
-        if target.exists():
-            trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-            os.replace(target, trash)
-        os.replace(stage, target)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+    def repair(self, grace_s: float = 60.0) -> list[str]:
+        """Complete swaps and remove temporary files a crash left in the store (services call it at start)."""
+        return files.repair(self.root, grace_s)
 
     # ------------------------------------------------------------ checking
     def verify(self, uri: str, sha256: str) -> bool:

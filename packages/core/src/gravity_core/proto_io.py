@@ -5,7 +5,6 @@ profiles.jsonl holds one gravity.v1.UserProfile per line; generations.jsonl one 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +13,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from gravity_core.amazon import iter_json_lines
+from gravity_core.files import atomic_open
 from gravity_core.skips import SkipLog
 
 M = TypeVar("M", bound=Message)
@@ -34,17 +34,11 @@ def from_dict(data: dict, cls: type[M]) -> M:
 
 def write_jsonl(messages: Iterable[Message], path: str | Path) -> int:
     """Write atomically (temp file + rename); returns the number of lines."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         for message in messages:
             f.write(to_json(message) + "\n")
             n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
     return n
 
 

@@ -3,7 +3,8 @@
 A service implements :class:`Service` (register servicers, start background work, report readiness,
 stop). :func:`run` hosts it until SIGTERM; :func:`start_in_thread` hosts it in-process for tests and
 embedding. Health follows :meth:`Service.ready`: NOT_SERVING while, for example, Kafka is unreachable,
-SERVING once it is, re-checked every ``poll_s`` seconds.
+SERVING once it is, re-checked every ``poll_s`` seconds. Before a service starts, the artifact store is
+repaired (gravity_core.files.repair): a swap a crash interrupted is completed and stale temporary files go.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gravity_core.artifacts import ArtifactStore
 from gravity_core.config import Settings
 from gravity_core.grpc.server import ServiceHost
 from gravity_core.logging import configure_logging, get_logger
@@ -78,6 +80,9 @@ def start_in_thread(
     service: Service, settings: Settings, port: int | None = None, poll_s: float = 1.0
 ) -> RunningService:
     """Start ``service`` on ``port`` (0 = any free port) and return at once; call ``.stop()`` when done."""
+    # A crash may have left a directory swap half done or temporary files behind: repair before serving.
+    for action in ArtifactStore.from_settings(settings).repair():
+        log.warning("artifact_store_repaired", service=service.name, action=action)
     host = ServiceHost(service.name, settings.grpc, port=port)
     service.register(host)
     bound = host.start(ready=False)

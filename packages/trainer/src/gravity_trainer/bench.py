@@ -248,9 +248,9 @@ def run(
     import tempfile
 
     from gravity_core.llm.models import resolve_model_path
-    from gravity_trainer.run import _quiet_libraries
+    from gravity_trainer.run import quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     model = base_model or cli.settings.llm.role("writer").model
     needed = steps * batch_size
     rows = pairs_from_dir(Path(pairs_dir), dataset, needed) if pairs_dir else synthetic_pairs(needed)

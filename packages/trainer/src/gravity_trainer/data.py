@@ -258,3 +258,35 @@ def _chat_token_ids(tokenizer: Any, conversations: list[list[dict[str, str]]]) -
     if hasattr(out, "keys"):  # transformers 5 returns a BatchEncoding
         out = out["input_ids"]
     return [list(ids) for ids in out]
+
+
+def materialize(work: Path, split: Split, kind: str, lengths: dict[str, int], state: Any) -> tuple[Any, Any]:
+    """The train and eval sets as Hugging Face datasets, written once under ``work/data``.
+
+    On resume the same files are loaded again, so the tokenised data and the precomputed reference
+    log-probabilities that TRL caches next to them are reused instead of recomputed. ``state`` is accelerate's
+    PartialState: the main process writes, the others wait and read.
+    """
+    import os
+    import shutil
+
+    from datasets import Dataset, load_from_disk
+
+    out = []
+    for name, rows in (("train", split.train), ("eval", split.eval)):
+        path = work / "data" / name
+        with state.main_process_first():
+            if not (path / "state.json").is_file() and state.is_main_process:
+                records = [
+                    {**r.conversational(kind), "pair_id": r.pair_id, "length": lengths.get(r.pair_id, 0)}
+                    for r in rows
+                ]
+                tmp = path.with_name(f".{name}.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                Dataset.from_list(records).save_to_disk(str(tmp))
+                os.replace(tmp, path)
+        ds = load_from_disk(str(path))
+        if len(ds) != len(rows):
+            raise InvalidInput("out", f"{path} holds {len(ds)} rows, expected {len(rows)}; remove {work}")
+        out.append(ds)
+    return out[0], out[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core.files import write_json
 from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
 
@@ -96,10 +96,7 @@ class RunStore:
     def put(self, record: RunRecord) -> RunRecord:
         with self._lock:
             record.updated_at_ms = int(time.time() * 1000)
-            path = self._path(record.run_id)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(asdict(record), indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, path)
+            write_json(self._path(record.run_id), asdict(record))
             self.changed.notify_all()
         return record
 

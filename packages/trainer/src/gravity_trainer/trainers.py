@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,6 +17,7 @@ from trl.trainer.utils import use_adapter
 from gravity_core.errors import InvalidInput
 from gravity_trainer.packing import SharedPromptCollator, branch_logps
 from gravity_trainer.recipes import DPORecipe, RecipeConfig, SFTRecipe
+from gravity_trainer.schedule import Schedule
 
 
 class SharedPromptDPOTrainer(DPOTrainer):
@@ -84,14 +84,6 @@ class SharedPromptDPOTrainer(DPOTrainer):
         if return_outputs:
             raise ValueError("shared-prompt DPO computes no logits to return; set prediction_loss_only")
         return loss
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Step counts the Trainer is configured with (derived from the data, the recipe and the world size)."""
-
-    total_steps: int
-    eval_steps: int
 
 
 def lora_config(recipe: RecipeConfig) -> LoraConfig:
