@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -26,6 +27,7 @@ from gravity_core.paths import gravity_home
 ENV_PREFIX = "GRAVITY_"
 CONFIG_ENV = "GRAVITY_CONFIG"
 ROLES = ("annotator", "author", "writer", "judge")
+OPENAI_HOSTS = frozenset({"api.openai.com"})
 SERVICES = ("profiler", "pairgen", "trainer", "generator", "judge")
 
 T = TypeVar("T", bound=BaseModel)
@@ -59,8 +61,12 @@ class LLMEndpoint(_Section):
     concurrency: int = 8
 
     def resolved_api_key(self) -> str | None:
+        """The role's own key; else ``OPENAI_API_KEY``, but only for OpenAI itself: the OpenAI key is never
+        sent to another host (a vLLM or llama.cpp server, a proxy) unless the role names that key itself."""
         if self.api_key is not None:
             return self.api_key.get_secret_value()
+        if self.base_url and urlparse(self.base_url).hostname not in OPENAI_HOSTS:
+            return None
         return os.environ.get("OPENAI_API_KEY")
 
 
@@ -182,7 +188,10 @@ class EvaluationSettings(_Section):
 
 class LoggingSettings(_Section):
     level: str = "INFO"
-    format: Literal["json", "console"] = "json"
+    # auto: readable console lines on a terminal, JSON lines otherwise (services, files, pipes).
+    format: Literal["json", "console", "auto"] = "auto"
+    # Key of the HMAC that hashes user ids in logs; empty: a per-installation key under $GRAVITY_HOME.
+    user_id_key: SecretStr | None = None
 
 
 class Settings(BaseModel):

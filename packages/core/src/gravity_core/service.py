@@ -16,7 +16,7 @@ from typing import Protocol
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.config import Settings
 from gravity_core.grpc.server import ServiceHost
-from gravity_core.logging import configure_logging, get_logger
+from gravity_core.logging import configure_from_settings, get_logger
 
 log = get_logger(__name__)
 
@@ -97,7 +97,7 @@ def start_in_thread(
 
 def run(service: Service, settings: Settings, port: int | None = None) -> None:
     """Host ``service`` in the foreground until SIGTERM/SIGINT, then shut down gracefully."""
-    configure_logging(settings.logging.level, settings.logging.format)
+    configure_from_settings(settings)
     running = start_in_thread(service, settings, port=port)
     log.info("service_running", service=service.name, target=running.target)
     running.host.wait_for_termination(on_stop=lambda: (running._stop.set(), service.stop()))

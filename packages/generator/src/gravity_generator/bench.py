@@ -127,7 +127,7 @@ def run(
     from gravity_core.catalog import Catalog
     from gravity_core.config import load_settings
     from gravity_core.grpc import make_channel, wait_for_serving
-    from gravity_core.logging import configure_logging
+    from gravity_core.logging import configure_from_settings
     from gravity_core.proto_io import write_jsonl
     from gravity_core.sample import export_sample
     from gravity_core.targets import select_targets
@@ -153,7 +153,7 @@ def run(
             "generator.adapters_dir": "",
         },
     )
-    configure_logging(settings.logging.level, settings.logging.format)
+    configure_from_settings(settings)
     if settings.llm.role("writer").backend != "embedded":
         raise click.ClickException(
             "this benchmark measures the embedded backend (llm.writer.backend = embedded)"

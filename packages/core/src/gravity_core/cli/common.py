@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from gravity_core.config import Settings, load_settings
-from gravity_core.logging import configure_logging
+from gravity_core.logging import configure_from_settings
 
 T = TypeVar("T")
 
@@ -26,8 +26,7 @@ class CliContext:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.config_path, overrides=self.overrides or None)
-            level = self.log_level or self._settings.logging.level
-            configure_logging(level, self._settings.logging.format)
+            configure_from_settings(self._settings, self.log_level)
         return self._settings
 
 

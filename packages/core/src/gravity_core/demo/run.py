@@ -122,7 +122,6 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "generator": {
             "meta_path": str(meta),
             "max_new_tokens": opts.max_new_tokens,
-            "books_per_user": opts.books_per_user,
             "max_batch": 8,
             "batch_window_ms": 25.0,
         },

@@ -7,7 +7,7 @@
   InvalidInput -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, Unavailable -> UNAVAILABLE,
   DeadlineExceeded -> DEADLINE_EXCEEDED, other GravityError -> FAILED_PRECONDITION, anything else ->
   INTERNAL (logged with its traceback, never sent to the client);
-* optional bearer-token auth (health checks stay open for probes) and TLS;
+* optional bearer-token auth (only the health Check stays open, for probes; compared in constant time) and TLS;
 * a ``liveness`` health name that stays SERVING while the process serves (liveness probes must not fail
   when only a dependency is down), and an optional plaintext health-only port (``grpc.health_port``)
   because kubelet gRPC probes speak neither TLS nor mTLS;
@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hmac
 import signal
 import threading
 import time
@@ -132,21 +133,42 @@ def _already_failed(exc: BaseException, context: grpc.ServicerContext) -> bool:
 
 
 class _AuthInterceptor(grpc.ServerInterceptor):
+    """Every RPC needs the bearer token except the health Check: probes must not need secrets, and Check is
+    answered at once. Health.Watch is a stream that holds a server thread for as long as the caller likes, so
+    anonymous callers could starve the pool; on the main port it needs the token like everything else (the
+    plaintext health-only port keeps serving both to probes)."""
+
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
+        self._expected = f"Bearer {token}".encode()
 
         def deny(request: Any, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
 
-        self._deny = grpc.unary_unary_rpc_method_handler(deny)
+        def deny_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+            yield from ()
+
+        # A denial must have the shape of the method it answers, or gRPC reports the mismatch instead.
+        self._deny = {
+            "unary_unary": grpc.unary_unary_rpc_method_handler(deny),
+            "unary_stream": grpc.unary_stream_rpc_method_handler(deny_stream),
+            "stream_unary": grpc.stream_unary_rpc_method_handler(deny),
+            "stream_stream": grpc.stream_stream_rpc_method_handler(deny_stream),
+        }
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith(f"/{HEALTH_SERVICE}/"):
+        if details.method == f"/{HEALTH_SERVICE}/Check":
             return continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        if metadata.get("authorization") != self._expected:
-            return self._deny
-        return continuation(details)
+        given = metadata.get("authorization", "")
+        given_bytes = given.encode() if isinstance(given, str) else bytes(given)
+        if hmac.compare_digest(given_bytes, self._expected):
+            return continuation(details)
+        handler = continuation(details)
+        for kind, denial in self._deny.items():
+            if handler is not None and getattr(handler, kind, None) is not None:
+                return denial
+        return self._deny["unary_unary"]
 
 
 class ServiceHost:

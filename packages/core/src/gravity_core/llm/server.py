@@ -10,6 +10,7 @@ Endpoints: GET /v1/models, POST /v1/chat/completions (stream, logprobs/top_logpr
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from gravity_core.config import LLMEndpoint, Settings
 from gravity_core.errors import GravityError, InvalidInput, NotFound
 from gravity_core.llm.types import GenerationParams
-from gravity_core.logging import configure_logging, get_logger
+from gravity_core.logging import configure_from_settings, get_logger
 
 log = get_logger(__name__)
 
@@ -69,7 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
         key = self.server.api_key
         if not key:
             return True
-        if self.headers.get("Authorization") == f"Bearer {key}":
+        given = (self.headers.get("Authorization") or "").encode()
+        if hmac.compare_digest(given, f"Bearer {key}".encode()):
             return True
         self._error(401, "invalid API key", "authentication_error")
         return False
@@ -340,7 +342,7 @@ def run_service(settings: Settings, port: int | None = None) -> None:
     """Entry point of `gravity serve llm`."""
     from gravity_core.llm.embedded import EmbeddedLLM
 
-    configure_logging(settings.logging.level, settings.logging.format)
+    configure_from_settings(settings)
     cfg = settings.section("llm_server", LLMServerSettings)
     endpoint = cfg.model or settings.llm.role("writer")
     if endpoint.backend != "embedded":
