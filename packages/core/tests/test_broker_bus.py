@@ -129,3 +129,99 @@ def test_unreachable_broker_is_unavailable(make_settings) -> None:
     assert bus.ping(timeout_s=1) is False
     with pytest.raises(Unavailable):
         bus.publish("t", "k", profile_pb2.UserProfile(user_id="x"), timeout_s=3)
+
+
+def test_every_kind_of_transient_failure_is_retried_with_backoff(broker, make_settings) -> None:
+    import errno
+
+    from filelock import Timeout
+
+    from gravity_core.errors import RateLimited
+
+    settings = make_settings(broker=broker)
+    bus = Bus(settings.kafka, "test")
+    bus.ensure_topics()
+    t = settings.kafka.topics
+    failures = [
+        OSError(errno.ENOSPC, "No space left on device"),
+        Timeout("/store/.manifest.lock"),
+        RateLimited("HTTP 429"),
+        OSError(errno.ESTALE, "Stale file handle"),
+    ]
+    attempts: list[str] = []
+    done = threading.Event()
+
+    def handler(profile: profile_pb2.UserProfile, record) -> None:
+        attempts.append(profile.user_id)
+        if failures:
+            raise failures.pop(0)
+        done.set()
+
+    loop = ConsumerLoop(bus, t.profiles, "transient", profile_pb2.UserProfile, handler).start()
+    bus.publish(t.profiles, "x", profile_pb2.UserProfile(user_id="x"))
+    assert done.wait(90)
+    loop.stop()
+    assert len(attempts) == 5 and loop.dead_lettered == 0 and loop.retries == 4
+    bus.close()
+
+
+def test_backoff_doubles_up_to_its_cap_per_item() -> None:
+    from gravity_core.bus.kafka import Backoff
+
+    backoff = Backoff(first_s=0.5, cap_s=4.0)
+    assert [backoff.next_delay("a") for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff.next_delay("b") == 0.5
+    backoff.clear("a")
+    assert backoff.next_delay("a") == 0.5
+
+
+class _FlakyDLQBus(Bus):
+    """The real bus, except that the first ``failures`` dead-letter publishes fail as a broker outage would."""
+
+    def __init__(self, *args, failures: int = 2, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failures = failures
+
+    def publish(self, topic, key, message, timeout_s: float = 30.0):
+        if topic == self.topics.dlq and self.failures > 0:
+            self.failures -= 1
+            raise Unavailable("publishing to the DLQ failed: broker unreachable")
+        return super().publish(topic, key, message, timeout_s)
+
+
+def test_a_record_is_committed_only_once_its_dead_letter_is_published(broker, make_settings) -> None:
+    from gravity_core.skips import RecordError
+
+    settings = make_settings(broker=broker)
+    bus = _FlakyDLQBus(settings.kafka, "test", failures=2)
+    bus.ensure_topics()
+    t = settings.kafka.topics
+    calls: list[str] = []
+
+    def handler(profile: profile_pb2.UserProfile, record) -> None:
+        calls.append(profile.user_id)
+        raise RecordError("never_works", "this record can never be processed")
+
+    loop = ConsumerLoop(bus, t.profiles, "dlq-flaky", profile_pb2.UserProfile, handler).start()
+    bus.publish(t.profiles, "bad", profile_pb2.UserProfile(user_id="bad"))
+    deadline = time.monotonic() + 60
+    while loop.dead_lettered < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    loop.stop()
+    # handled three times: twice its dead letter could not be published, so its offset stayed uncommitted
+    assert calls == ["bad", "bad", "bad"] and loop.dead_lettered == 1 and bus.failures == 0
+    dlq = bus.consumer(t.dlq, "dlq-flaky-reader")
+    letters = []
+    deadline = time.monotonic() + 30
+    while not letters and time.monotonic() < deadline:
+        for records in dlq.poll(timeout_ms=500).values():
+            letters += [decode(r.value, common_pb2.DeadLetter) for r in records]
+    dlq.close()
+    assert [x.reason for x in letters] == ["never_works"]
+    # committed now: a new loop in the group does not see it again
+    calls.clear()
+    again = ConsumerLoop(bus, t.profiles, "dlq-flaky", profile_pb2.UserProfile, handler).start()
+    time.sleep(8)
+    again.stop()
+    assert calls == []
+    bus.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class GravityError(Exception):
     """Base class: an expected failure with a message fit for users (no traceback needed)."""
@@ -29,9 +31,40 @@ class Unavailable(GravityError):
     """A dependency (broker, model endpoint) is down; retrying later may succeed."""
 
 
+class RateLimited(Unavailable):
+    """A dependency refused for now because of load or quota (HTTP 429); retry later (RESOURCE_EXHAUSTED)."""
+
+
 class ConfigError(GravityError):
     """The configuration file or environment is invalid."""
 
 
 class Unsupported(GravityError):
     """The backend or configuration cannot do what was asked."""
+
+
+# OS errors that say "not now" rather than "never": a full or failing disk, a busy or stale (NFS) file, a
+# timeout. A record that hit one is retried, not dead-lettered.
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ETIMEDOUT,
+        errno.ESTALE,
+        errno.EMFILE,
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same work later may succeed: a dependency down or rate-limiting, a disk full, a
+    lock held, or a configuration the operator must fix (a refused API key) — not a bad record."""
+    if isinstance(exc, Unavailable | ConfigError | TimeoutError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    # filelock.Timeout: another process holds the lock for now
+    return type(exc).__name__ == "Timeout" and type(exc).__module__.startswith("filelock")

@@ -285,7 +285,8 @@ class ProfilerService:
         self.failed += 1
         moved = self.store.fail(item)
         self.bus.publish_dead_letter(
-            dead_letter(SERVICE, reason, detail, source_file=str(moved), key=user_id.encode() or None)
+            dead_letter(SERVICE, reason, detail, source_file=str(moved), key=user_id.encode() or None),
+            required=False,  # the request itself is kept in the failed directory
         )
 
     def _add_catalog_books(self, user: UserInput) -> None:

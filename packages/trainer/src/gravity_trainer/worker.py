@@ -159,7 +159,8 @@ class RunWorker:
                     f"run {run_id} ({record.recipe} on {record.dataset}, {record.trigger}): {reason}",
                     source_file=record.pairs_dir,
                     key=run_id.encode(),
-                )
+                ),
+                required=False,  # the run's FAILED record with the reason is durable in the run store
             )
 
     # ---------------------------------------------------------------- child

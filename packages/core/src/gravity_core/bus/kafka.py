@@ -3,9 +3,11 @@
 * Publishing waits for ``acks=all`` so a returned publish is durable.
 * :class:`ConsumerLoop` commits a record's offset only after its handler returned, i.e. after the output
   was durably written; handlers are idempotent by key, so a crash replays without duplicating.
-* A record the handler cannot process goes to the dead-letter topic with the reason, then is committed:
-  the stream never stops on a bad record and nothing is dropped silently. A transient failure
-  (:class:`~gravity_core.errors.Unavailable`) is retried from the same offset instead.
+* A record the handler can never process goes to the dead-letter topic with the reason, then is committed:
+  the stream never stops on a bad record and nothing is dropped silently. A transient failure (a dependency
+  down or rate-limiting, a full disk, a held lock, a refused API key: :func:`~gravity_core.errors.is_transient`)
+  is retried from the same offset with exponential backoff instead, and so is a record whose dead letter
+  could not be published: its offset is committed only once the dead letter is durable.
 * Nothing relies on end offsets or lag, which Tansu under-reports.
 """
 
@@ -23,7 +25,7 @@ from google.protobuf.message import Message
 from gravity.v1 import common_pb2
 from gravity_core.bus.serde import decode, encode
 from gravity_core.config import KafkaSettings
-from gravity_core.errors import Unavailable
+from gravity_core.errors import Unavailable, is_transient
 from gravity_core.logging import get_logger
 from gravity_core.skips import RecordError, Skip
 
@@ -130,8 +132,10 @@ class Bus:
             raise Unavailable(f"publishing to {topic} failed: {exc}") from exc
         return meta.partition, meta.offset
 
-    def publish_dead_letter(self, record: common_pb2.DeadLetter) -> None:
-        """Best effort to the DLQ; if even that fails, the record is logged in full so it is never lost."""
+    def publish_dead_letter(self, record: common_pb2.DeadLetter, required: bool = True) -> None:
+        """Publish to the DLQ. When that fails the record is logged and, if ``required`` (a consumer that must
+        not commit the offset without it), Unavailable is raised so the caller retries; a notification whose
+        subject is kept durably elsewhere (a failed run's record, a moved file) passes ``required=False``."""
         try:
             self.publish(self.topics.dlq, f"{record.service}:{record.reason}", record)
         except Unavailable as exc:
@@ -141,8 +145,12 @@ class Bus:
                 detail=record.detail,
                 source_file=record.source_file,
                 source_line=record.source_line,
+                source_topic=record.source_topic,
+                source_offset=record.source_offset,
                 error=str(exc),
             )
+            if required:
+                raise
         log.warning(
             "dead_lettered",
             reason=record.reason,
@@ -153,7 +161,8 @@ class Bus:
         )
 
     def skip_to_dlq(self, skip: Skip, payload: bytes | None = None) -> None:
-        """Adapter for :class:`~gravity_core.skips.SkipLog` hooks in service mode."""
+        """Adapter for :class:`~gravity_core.skips.SkipLog` hooks in service mode (the skip is also counted and
+        reported to the caller, so an unpublished dead letter is logged, not raised)."""
         self.publish_dead_letter(
             dead_letter(
                 self.service,
@@ -163,7 +172,8 @@ class Bus:
                 source_line=skip.line,
                 key=skip.record_id.encode() or None,
                 payload=payload,
-            )
+            ),
+            required=False,
         )
 
     # -------------------------------------------------------------- admin
@@ -299,7 +309,9 @@ class ConsumerLoop(Generic[M]):
         self.ready = threading.Event()
         self.processed = 0
         self.dead_lettered = 0
+        self.retries = 0
         self.last_error: str | None = None
+        self._backoff = Backoff()
 
     def start(self) -> ConsumerLoop[M]:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -349,51 +361,76 @@ class ConsumerLoop(Generic[M]):
                     if self._stop.is_set():
                         return
                     if not self._handle(record):
-                        # transient failure: rewind to this record and retry after a pause
+                        # transient failure: rewind to this record and retry after a growing pause
                         consumer.seek(TopicPartition(tp.topic, tp.partition), record.offset)
-                        self._stop.wait(2.0)
+                        self._stop.wait(self._backoff.next_delay((tp.topic, tp.partition, record.offset)))
                         break
+                    self._backoff.clear((tp.topic, tp.partition, record.offset))
                     consumer.commit(
                         {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
                     )
 
     def _handle(self, record: Any) -> bool:
-        """True when the record is done with (processed or dead-lettered); False to retry it."""
+        """True when the record is done with (processed or durably dead-lettered); False to retry it."""
         headers = [(k, v) for k, v in (record.headers or [])]
         try:
             message = decode(record.value, self.message_type, headers)
         except RecordError as exc:
-            self._dead_letter(record, exc.reason, exc.detail)
-            return True
+            return self._dead_letter(record, exc.reason, exc.detail)
         try:
             self.handler(message, record)
-        except Unavailable as exc:
-            self.last_error = str(exc)
-            log.warning(
-                "handler_unavailable_retrying", topic=self.topic, offset=record.offset, error=str(exc)
-            )
-            return False
         except RecordError as exc:
-            self._dead_letter(record, exc.reason, exc.detail)
-            return True
+            return self._dead_letter(record, exc.reason, exc.detail)
         except Exception as exc:
+            if is_transient(exc):
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.retries += 1
+                log.warning(
+                    "handler_transient_retrying",
+                    topic=self.topic,
+                    offset=record.offset,
+                    error=self.last_error,
+                )
+                return False
             detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-            self._dead_letter(record, "handler_error", detail)
-            return True
+            return self._dead_letter(record, "handler_error", detail)
         self.processed += 1
         return True
 
-    def _dead_letter(self, record: Any, reason: str, detail: str) -> None:
-        self.dead_lettered += 1
-        self.bus.publish_dead_letter(
-            dead_letter(
-                self.bus.service,
-                reason,
-                detail,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                payload=record.value,
+    def _dead_letter(self, record: Any, reason: str, detail: str) -> bool:
+        """Publish the record's dead letter; False (retry, do not commit) when the DLQ is unreachable."""
+        try:
+            self.bus.publish_dead_letter(
+                dead_letter(
+                    self.bus.service,
+                    reason,
+                    detail,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    key=record.key,
+                    payload=record.value,
+                )
             )
-        )
+        except Unavailable as exc:
+            self.last_error = str(exc)
+            return False
+        self.dead_lettered += 1
+        return True
+
+
+class Backoff:
+    """Exponential delays per retried item: 0.5 s, 1 s, 2 s, ... up to ``cap_s``."""
+
+    def __init__(self, first_s: float = 0.5, cap_s: float = 60.0) -> None:
+        self.first_s = first_s
+        self.cap_s = cap_s
+        self._attempts: dict[Any, int] = {}
+
+    def next_delay(self, key: Any) -> float:
+        n = self._attempts.get(key, 0)
+        self._attempts[key] = n + 1
+        return float(min(self.cap_s, self.first_s * 2**n))
+
+    def clear(self, key: Any) -> None:
+        self._attempts.pop(key, None)

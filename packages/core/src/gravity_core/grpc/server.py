@@ -4,7 +4,8 @@
   Kafka is down or during shutdown;
 * server reflection, so grpcurl and friends work;
 * errors raised by servicers become status codes with a message naming the field:
-  InvalidInput -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, Unavailable -> UNAVAILABLE,
+  InvalidInput -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, RateLimited -> RESOURCE_EXHAUSTED,
+  Unavailable -> UNAVAILABLE,
   DeadlineExceeded -> DEADLINE_EXCEEDED, other GravityError -> FAILED_PRECONDITION, anything else ->
   INTERNAL (logged with its traceback, never sent to the client);
 * optional bearer-token auth (only the health Check stays open, for probes; compared in constant time) and TLS;
@@ -30,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gravity_core.config import GrpcSettings
-from gravity_core.errors import ConfigError, GravityError, InvalidInput, NotFound, Unavailable
+from gravity_core.errors import ConfigError, GravityError, InvalidInput, NotFound, RateLimited, Unavailable
 from gravity_core.logging import get_logger
 
 log = get_logger(__name__)
@@ -59,6 +60,8 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, RateLimited):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, Unavailable):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, DeadlineExceeded):

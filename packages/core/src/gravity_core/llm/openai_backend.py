@@ -20,7 +20,7 @@ from typing import Any
 import openai
 
 from gravity_core.config import LLMEndpoint
-from gravity_core.errors import ConfigError, InvalidInput, NotFound, Unavailable
+from gravity_core.errors import ConfigError, InvalidInput, NotFound, RateLimited, Unavailable
 from gravity_core.llm.types import (
     ChoiceScores,
     Completion,
@@ -69,16 +69,29 @@ class OpenAILLM(LLMClient):
         return adapter or self.endpoint.model
 
     def _call(self, **kwargs: Any) -> Any:
+        where = self.endpoint.base_url or "api.openai.com"
         try:
             return self.client.chat.completions.create(**kwargs)
-        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
-            raise Unavailable(
-                f"LLM endpoint {self.endpoint.base_url or 'api.openai.com'} is unavailable: {exc}"
+        except openai.RateLimitError as exc:  # after the client's own retries
+            raise RateLimited(
+                f"LLM endpoint {where} is rate-limiting (HTTP 429); retry later: {exc}"
             ) from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            # The server's credentials, not the caller's: a configuration problem, not UNAUTHENTICATED.
+            raise ConfigError(
+                f"LLM endpoint {where} refused this service's API key (HTTP {exc.status_code}); check "
+                "llm.<role>.api_key or OPENAI_API_KEY"
+            ) from exc
+        except (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError) as exc:
+            raise Unavailable(f"LLM endpoint {where} is unavailable: {exc}") from exc
         except openai.NotFoundError as exc:
             raise NotFound("model", f"endpoint does not serve model {kwargs.get('model')!r}: {exc}") from exc
         except openai.BadRequestError as exc:
             raise InvalidInput("messages", f"endpoint rejected the request: {exc}") from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500:
+                raise Unavailable(f"LLM endpoint {where} failed (HTTP {exc.status_code}): {exc}") from exc
+            raise
 
     @staticmethod
     def _params(params: GenerationParams) -> dict[str, Any]:
