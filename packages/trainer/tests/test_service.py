@@ -245,3 +245,41 @@ def test_hostile_ids_and_uris_never_reach_outside_the_store(
         bus.close()
         channel.close()
         running.stop()
+
+
+@pytest.mark.broker
+def test_a_shard_ref_that_arrives_before_its_manifest_waits_for_it(
+    broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path]
+) -> None:
+    """On a shared volume the ref can beat the manifest: it is retried, not dead-lettered."""
+    settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
+    store = ArtifactStore.from_settings(settings)
+    source = make_pairs({"gravity": 4})
+    target = store.path("datasets/late")
+    ref = pairs_pb2.ShardRef(
+        shard_id="late/gravity/A3INDIA",
+        dataset_id="late/gravity",
+        kind="dpo",
+        manifest_uri=store.uri(target / "manifest.json"),
+        manifest_sha256=manifest_sha256(load_manifest(source)),
+        dataset_complete=True,
+        cohort_size=3,
+    )
+    running = start_trainer(settings)
+    bus = Bus(settings.kafka, "test")
+    try:
+        bus.publish(settings.kafka.topics.shards, ref.shard_id, ref)
+        deadline = time.monotonic() + 60
+        while running.service.loop is None or running.service.loop.retries < 2:
+            assert time.monotonic() < deadline, "the early ShardRef was not retried"
+            time.sleep(0.2)
+        shutil.copytree(source, target)  # the manifest becomes visible
+        runs = RunStore(store.root / "trainer")
+        deadline = time.monotonic() + 120
+        while not runs.all():
+            assert time.monotonic() < deadline, "no run was queued once the manifest appeared"
+            time.sleep(0.2)
+        assert running.service.loop.dead_lettered == 0
+    finally:
+        bus.close()
+        running.stop()

@@ -23,7 +23,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, ConsumerLoop
 from gravity_core.config import Settings
 from gravity_core.datasets import MANIFEST
-from gravity_core.errors import InvalidInput, NotFound
+from gravity_core.errors import InvalidInput, NotFound, Unavailable
 from gravity_core.grpc import ServiceHost, require
 from gravity_core.identifiers import check_segment, is_segment
 from gravity_core.logging import get_logger
@@ -144,7 +144,8 @@ class TrainerApp:
         except InvalidInput as exc:
             raise RecordError("bad_uri", f"ShardRef {ref.shard_id}: {exc}") from None
         if not manifest_path.is_file():
-            raise RecordError("manifest_missing", f"{ref.manifest_uri} does not exist")
+            # on a shared volume the ShardRef can arrive before the manifest is visible here: retry later
+            raise Unavailable(f"manifest {ref.manifest_uri} is not visible (yet) in the artifact store")
         try:
             self.submit(
                 manifest_path.parent,
