@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from gravity_core.config import SERVICES, Settings, check_settings, load_settings
 from gravity_core.grpc.server import LIVENESS_SERVICE
+from gravity_trainer.settings import TrainerSettings
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -435,19 +436,40 @@ def test_generator_and_judge_autoscale(gpu: Rendered) -> None:
         assert container["resources"]["requests"]["cpu"], "CPU utilization needs a CPU request"
 
 
-def test_trainer_runs_as_a_gpu_job_with_accelerate(gpu: Rendered) -> None:
-    assert not [d for d in gpu.of_kind("Deployment") if d["metadata"]["name"] == "trainer"]
-    (job,) = gpu.of_kind("Job")
-    (container,) = job["spec"]["template"]["spec"]["containers"]
-    gpus = container["resources"]["limits"]["nvidia.com/gpu"]
-    command = container["command"]
-    assert command[:2] == ["accelerate", "launch"]
-    assert f"--num_processes={gpus}" in command, "one process per requested GPU"
+def test_gpu_trainer_service_consumes_shards_and_trains_the_paper_recipe_on_gpus(
+    gpu: Rendered, tmp_path: Path
+) -> None:
+    """Something consumes gravity.shards.v1 in the gpu overlay: the trainer service, on GPUs, with the paper
+    config and one accelerate process per GPU; the Job remains for one-off runs, with the same config."""
+    deployment = gpu.one("Deployment", "trainer")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["image"].endswith("-cuda")
-    config = next(a.split("=", 1)[1] for a in command if a.startswith("--config_file="))
-    shipped = REPO / config.removeprefix("/app/")
-    if not shipped.is_file():
-        pytest.skip(f"{shipped.relative_to(REPO)} is not shipped by gravity-trainer yet")
+    gpus = int(container["resources"]["limits"]["nvidia.com/gpu"])
+    workload = next(w for w in gpu.workloads if (w.kind, w.name) == ("Deployment", "trainer"))
+    settings = _settings_for(gpu, workload, tmp_path)
+    section = settings.section("trainer", TrainerSettings)
+    launcher = section.launcher
+    assert launcher[:2] == ["accelerate", "launch"] and launcher[-2:] == ["-m", "gravity_trainer.launch"]
+    assert f"--num_processes={gpus}" in launcher, "one process per requested GPU"
+    assert section.recipe_for("gravity") == "gravity-dpo", "complete gravity datasets are trained"
+    assert _shipped(section.recipe_config).name == "paper-gpu.toml"
+    assert _shipped(next(a.split("=", 1)[1] for a in launcher if a.startswith("--config_file="))).is_file()
+    assert gpu.one("Service", "trainer")["spec"]["ports"][0]["port"] == settings.grpc.port("trainer")
+
+    (job,) = gpu.of_kind("Job")
+    (job_container,) = job["spec"]["template"]["spec"]["containers"]
+    command, args = job_container["command"], job_container["args"]
+    assert command[:2] == ["accelerate", "launch"] and job_container["image"].endswith("-cuda")
+    assert f"--num_processes={job_container['resources']['limits']['nvidia.com/gpu']}" in command
+    recipe_config = next(a.split("=", 1)[1] for a in args if a.startswith("--recipe-config="))
+    assert recipe_config == section.recipe_config, "the Job trains with the same paper config"
+
+
+def _shipped(path_in_image: str) -> Path:
+    """The repository file an /app/... path in an image comes from (it must exist)."""
+    shipped = REPO / path_in_image.removeprefix("/app/")
+    assert shipped.is_file(), f"{path_in_image} is not shipped in the image"
+    return shipped
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -39,7 +39,7 @@ from gravity_trainer.recipes import RECIPES, parse_overrides
     "--base-model", default=None, help="Base model (default: [trainer] base_model, else llm.writer.model)."
 )
 @click.option(
-    "--config",
+    "--recipe-config",
     "recipe_config",
     type=click.Path(dir_okay=False),
     default=None,

@@ -187,7 +187,7 @@ class RunWorker:
         if record.adapter_id:
             cmd += ["--adapter-id", record.adapter_id]
         if self.section.recipe_config:
-            cmd += ["--config", self.section.recipe_config]
+            cmd += ["--recipe-config", self.section.recipe_config]
         if self.section.allow_base_mismatch:
             cmd.append("--allow-base-mismatch")
         for key, value in sorted(record.overrides.items()):
