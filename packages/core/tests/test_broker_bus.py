@@ -225,3 +225,35 @@ def test_a_record_is_committed_only_once_its_dead_letter_is_published(broker, ma
     again.stop()
     assert calls == []
     bus.close()
+
+
+def test_following_a_compacted_topic_replays_it_whole_and_leaves_no_consumer_group(
+    broker, make_settings
+) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    from gravity_core.profiles import ProfileStore
+
+    settings = make_settings(broker=broker)
+    bus = Bus(settings.kafka, "test")
+    bus.ensure_topics()
+    t = settings.kafka.topics
+    for i in range(3):
+        bus.publish(t.profiles, f"u{i}", profile_pb2.UserProfile(user_id=f"u{i}", built_at_ms=i + 1))
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+
+    def groups() -> set[str]:
+        return {g["group_id"] if isinstance(g, dict) else g[0] for g in admin.list_groups()}
+
+    groups_before = groups()
+    for _boot in range(2):  # every start rebuilds the store from the beginning of the topic
+        store = ProfileStore()
+        loop = store.follow(bus)
+        deadline = time.monotonic() + 60
+        while len(store) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        loop.stop()
+        assert {p.user_id for p in store} == {"u0", "u1", "u2"}
+    assert groups() == groups_before
+    admin.close()
+    bus.close()

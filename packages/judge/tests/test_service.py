@@ -205,7 +205,6 @@ def test_personas_from_followed_profiles_and_skips_to_the_dlq(make_settings, bro
         broker=broker,
         **{
             "judge.follow_profiles": True,
-            "judge.replica_id": "r1",
             "judge.bootstrap_samples": 20,
             "judge.metrics": ["ranking", "pairwise", "likert"],
         },

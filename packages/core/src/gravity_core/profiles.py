@@ -64,9 +64,14 @@ class ProfileStore:
         with self._lock:
             return iter(list(self._profiles.values()))
 
-    def follow(self, bus: Bus, group: str) -> ConsumerLoop[profile_pb2.UserProfile]:
-        """Start consuming gravity.profiles.v1 into this store. Use a group unique to this replica so every
-        replica sees every profile."""
+    def follow(self, bus: Bus) -> ConsumerLoop[profile_pb2.UserProfile]:
+        """Start replaying gravity.profiles.v1 (compacted) into this store: the whole topic on every start, in
+        no consumer group, so every replica sees every profile and restarts leave no groups behind."""
         return ConsumerLoop(
-            bus, bus.topics.profiles, group, profile_pb2.UserProfile, lambda p, _r: self.put(p)
+            bus,
+            bus.topics.profiles,
+            None,
+            profile_pb2.UserProfile,
+            lambda p, _r: self.put(p),
+            "follow-profiles",
         ).start()

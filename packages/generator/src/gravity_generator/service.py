@@ -1,16 +1,14 @@
 """`gravity serve generator`: gRPC GeneratorService, following gravity.profiles.v1 and gravity.adapters.v1.
 
 Start-up never blocks the gRPC port: the model, catalog and adapters load in the background while health
-says NOT_SERVING (requests meanwhile get UNAVAILABLE). Each replica reads both topics whole with consumer
-groups of its own (``generator-<replica>-<boot id>``): its profile store and adapter set are in-memory
-state rebuilt from the compacted topics on every start, so it must not resume from offsets another
-incarnation committed.
+says NOT_SERVING (requests meanwhile get UNAVAILABLE). Each replica replays both compacted topics whole on
+every start, in no consumer group: its profile store and adapter set are in-memory state rebuilt from them,
+so there is nothing to commit, and a restart leaves no group behind on the broker.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,7 +83,6 @@ class GeneratorService:
         self.bus = Bus(settings.kafka, self.name) if self.cfg.follow_topics else None
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
-        self.boot_id = uuid.uuid4().hex[:8]
         self.loops: list[ConsumerLoop[Any]] = []
         self.load_error: str | None = None
         self._stopping = threading.Event()
@@ -111,13 +108,12 @@ class GeneratorService:
             return
         if self.bus is None or self._stopping.is_set():
             return
-        group = f"generator-{self.cfg.replica()}-{self.boot_id}"
-        self.loops.append(self.app.profiles.follow(self.bus, f"{group}-profiles"))
+        self.loops.append(self.app.profiles.follow(self.bus))
         self.loops.append(
             ConsumerLoop(
                 self.bus,
                 self.bus.topics.adapters,
-                f"{group}-adapters",
+                None,
                 training_pb2.AdapterRef,
                 self._on_adapter,
                 name="generator-adapters",

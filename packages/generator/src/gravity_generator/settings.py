@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,8 +18,6 @@ class GeneratorSettings(BaseModel):
     adapters_dir: str = ""
     # Service mode: follow gravity.profiles.v1 and gravity.adapters.v1 (each replica reads both topics whole).
     follow_topics: bool = True
-    # Names this replica's consumer groups; empty = the host name (the pod name on Kubernetes).
-    replica_id: str = ""
     # openai backend only: method -> model name vLLM already serves (started with --lora-modules).
     served_adapters: dict[str, str] = Field(default_factory=dict)
 
@@ -49,9 +45,6 @@ class GeneratorSettings(BaseModel):
     lamp_cache_users: int = Field(default=1024, ge=1)
     # Longest review text (characters) put into a LaMP prompt.
     lamp_review_chars: int = Field(default=1200, ge=50)
-
-    def replica(self) -> str:
-        return self.replica_id or os.environ.get("HOSTNAME") or socket.gethostname() or "generator"
 
     def resolved_meta_path(self) -> Path:
         if self.meta_path:

@@ -1,9 +1,9 @@
 """gravity.v1.JudgeService: Rank, Compare, Rate and a streaming Evaluate, hosted by gravity_core.service.
 
 Personas come from the request, else from this replica's ProfileStore, which can load ``judge.profiles_file``
-at start and/or follow gravity.profiles.v1 with a consumer group of its own (every replica must see every
+at start and/or replay gravity.profiles.v1 in no consumer group (every replica must see every
 profile). The judge model loads in the background; health is SERVING once it is loaded (and, when
-following profiles, once the consumer has joined its group).
+following profiles, once the replay consumer is assigned its partitions).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import queue
-import socket
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -78,8 +77,7 @@ class JudgeService:
             log.info("profiles_loaded", count=len(loaded), skipped=skips.total, file=self.cfg.profiles_file)
         if self.cfg.follow_profiles:
             self.bus = Bus(self.settings.kafka, "judge")
-            replica = self.cfg.replica_id or socket.gethostname()
-            self._follower = self.store.follow(self.bus, f"judge-profiles.{replica}")
+            self._follower = self.store.follow(self.bus)
         if not self._llm_loaded.is_set():
             threading.Thread(target=self._load_llm, name="judge-model", daemon=True).start()
 

@@ -43,8 +43,5 @@ class JudgeSettings(BaseModel):
     # Service: profiles loaded at start (profiles.jsonl), and/or follow gravity.profiles.v1.
     profiles_file: str = ""
     follow_profiles: bool = False
-    # Suffix of this replica's consumer group when following profiles (every replica must see every
-    # profile); empty means the host name.
-    replica_id: str = ""
     # Seconds an RPC waits for the judge model to finish loading before answering UNAVAILABLE.
     model_wait_s: float = Field(default=120.0, ge=0.0)

@@ -274,6 +274,39 @@ class Bus:
         except KafkaError as exc:
             raise Unavailable(f"Kafka at {self.settings.bootstrap_servers} is unavailable: {exc}") from exc
 
+    def replay_consumer(self, topic: str, timeout_s: float = 30.0) -> Any:
+        """A consumer of every partition of ``topic`` from its beginning, in no consumer group.
+
+        For state rebuilt in memory from a compacted topic on every start (a replica's profile store, its
+        adapter set): such a reader must read the whole topic each time and has nothing to commit, so it
+        joins no group — a group per boot would pile up on the broker, one per restart.
+        """
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            consumer = KafkaConsumer(
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=1,
+                **self._common(),
+            )
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka at {self.settings.bootstrap_servers} is unavailable: {exc}") from exc
+        deadline = time.monotonic() + timeout_s
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.5)
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            consumer.close()
+            raise Unavailable(f"topic {topic} has no partitions (yet) on {self.settings.bootstrap_servers}")
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        return consumer
+
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
@@ -286,14 +319,15 @@ class ConsumerLoop(Generic[M]):
     """Consume ``topic`` as ``message_type``; call ``handler(message, record)``; commit after it returns.
 
     Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
-    outcomes; ``ready`` is set once the consumer joined its group.
+    outcomes; ``ready`` is set once the consumer joined its group. With ``group=None`` the loop replays the
+    whole topic in no group on every (re)connection and commits nothing (see :meth:`Bus.replay_consumer`).
     """
 
     def __init__(
         self,
         bus: Bus,
         topic: str,
-        group: str,
+        group: str | None,
         message_type: type[M],
         handler: Callable[[M, Any], None],
         name: str | None = None,
@@ -332,7 +366,11 @@ class ConsumerLoop(Generic[M]):
             if not self.bus.wait_until_ready(self._stop):
                 return
             try:
-                consumer = self.bus.consumer(self.topic, self.group)
+                consumer = (
+                    self.bus.replay_consumer(self.topic)
+                    if self.group is None
+                    else self.bus.consumer(self.topic, self.group)
+                )
             except Unavailable as exc:
                 self.last_error = str(exc)
                 self._stop.wait(2.0)
@@ -366,9 +404,10 @@ class ConsumerLoop(Generic[M]):
                         self._stop.wait(self._backoff.next_delay((tp.topic, tp.partition, record.offset)))
                         break
                     self._backoff.clear((tp.topic, tp.partition, record.offset))
-                    consumer.commit(
-                        {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
-                    )
+                    if self.group is not None:
+                        consumer.commit(
+                            {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
+                        )
 
     def _handle(self, record: Any) -> bool:
         """True when the record is done with (processed or durably dead-lettered); False to retry it."""
