@@ -1,0 +1,78 @@
+"""The LoRA adapters attached to the embedded model: one owner for loading, unloading and choosing them.
+
+The first adapter wraps the base model in a peft model; later ones are added to it; removing the last takes
+the LoRA layers out again. A call runs with one adapter active, with adapters disabled (the base model), or —
+for a batch that mixes adapters — with peft routing each row to its own (``adapter_names``). Callers hold the
+backend's lock around every method here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from gravity_core.errors import NotFound
+
+BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
+
+
+class AdapterSet:
+    def __init__(self, base_model: Any) -> None:
+        self.base_model = base_model
+        self.model: Any = base_model
+        self._paths: dict[str, str] = {}
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return dict(self._paths)
+
+    def check(self, adapter: str | None) -> None:
+        if adapter is not None and adapter not in self._paths:
+            raise NotFound(
+                "adapter", f"adapter {adapter!r} is not loaded (loaded: {sorted(self._paths) or 'none'})"
+            )
+
+    def load(self, name: str, path: str) -> None:
+        from peft import PeftModel
+
+        if not os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise NotFound("adapter", f"{path} has no adapter_config.json")
+        if name in self._paths:
+            self.model.delete_adapter(name)
+        if self.model is self.base_model:
+            self.model = PeftModel.from_pretrained(self.base_model, path, adapter_name=name)
+        else:
+            self.model.load_adapter(path, adapter_name=name)
+        self.model.eval()
+        self._paths[name] = path
+
+    def unload(self, name: str) -> None:
+        if name not in self._paths:
+            raise NotFound("adapter", f"adapter {name!r} is not loaded")
+        if len(self._paths) == 1:
+            # peft cannot run with zero adapters; take the LoRA layers out and go back to the plain model
+            self.base_model = self.model.unload()
+            self.model = self.base_model
+            self.model.eval()
+        else:
+            self.model.delete_adapter(name)
+        del self._paths[name]
+
+    @contextmanager
+    def scope(self, adapter: str | None) -> Iterator[None]:
+        """Run the model with one adapter active, or with adapters disabled for the base model."""
+        self.check(adapter)
+        if self.model is self.base_model:
+            yield
+        elif adapter is None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            self.model.set_adapter(adapter)
+            yield
+
+    def routing(self, adapters: Sequence[str | None]) -> dict[str, Any]:
+        """generate() keyword arguments that route each row of a mixed batch to its adapter."""
+        return {"adapter_names": [a or BASE for a in adapters]}
