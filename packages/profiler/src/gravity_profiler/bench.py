@@ -137,12 +137,22 @@ def run(cli: CliContext, sizes: str, n_users: int, n_baseline: int) -> None:
             demo = demo or prompts.demographics_text("", "", "")
             contexts = [prompts.stance_context(chunk, demo) for chunk in history.chunks]
 
+            click.echo(
+                f"[{anchor.user_id[:12]}] {n} reviews in {len(history.chunks)} chunk(s): shared-prefix, "
+                f"{len(statements)} statements ...",
+                err=True,
+            )
             before, started = llm.usage.prompt_tokens, time.perf_counter()
             shared = infer_stances(llm, contexts, statements, "shared-prefix", config)
             s_seconds, s_tokens = time.perf_counter() - started, llm.usage.prompt_tokens - before
 
             # per-statement: every request pays for its whole chunk, as without any prefix cache (this also
             # empties the one-entry prefix cache, so the next history starts cold)
+            click.echo(
+                f"[{anchor.user_id[:12]}] {n} reviews: shared-prefix {s_seconds:.1f}s; per-statement, "
+                f"{len(subset)} statements ...",
+                err=True,
+            )
             llm.reuse_prefix = False  # type: ignore[attr-defined]
             try:
                 before, started = llm.usage.prompt_tokens, time.perf_counter()
