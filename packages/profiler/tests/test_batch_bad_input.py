@@ -164,7 +164,7 @@ def test_rebuild_with_same_inputs_has_same_revision_and_cohort(
         assert a[user].cohort_id == b[user].cohort_id == c[user].cohort_id
 
 
-def test_unusable_llm_answers_become_neutral_and_are_reported(
+def test_unreadable_llm_answers_are_recorded_as_unreadable_and_reported(
     tmp_path: Path, sample_files, make_settings, scripted
 ) -> None:
     settings = make_settings()
@@ -186,10 +186,14 @@ def test_unusable_llm_answers_become_neutral_and_are_reported(
     assert len(profiles) == 2
     for p in profiles:
         stance = next(v for v in p.values if v.statement == statement)
-        assert stance.stance == profile_pb2.STANCE_NEUTRAL and stance.confidence == 0.0
+        # recorded as unreadable with no confidence: not neutral, not a value
+        assert stance.stance == profile_pb2.STANCE_UNREADABLE and not stance.HasField("confidence")
         assert len(p.values) == 150
+        assert all(v.HasField("confidence") for v in p.values if v.statement != statement)
+        assert (p.evidence.unreadable_stances, p.evidence.unreadable_items) == (1, 0)
         assert p.value_summary  # fallback from the strongest stances
         assert p.user_summary == ""
+    assert (report.stats.unreadable_stances, report.stats.unreadable_items) == (2, 0)
     issues = report.answer_skips
     assert issues.counts["unparseable_answer"] == 2
     assert issues.counts["empty_summary"] == 4
@@ -225,3 +229,68 @@ def test_gzipped_inputs_and_the_per_statement_protocol(
     latest = " ".join(profile.reviews[0].text.split())[:60]
     assert all(latest in p for p in stance_prompts)
     assert len(profile.values) == 150 and profile.revision
+
+
+def test_unreadable_mini_ipip_answers_give_unknown_traits_counted_in_the_profile(
+    tmp_path: Path, sample_files, make_settings, scripted
+) -> None:
+    """Every Mini-IPIP rating unusable: five UNKNOWN traits (today's code made every one HIGH at 0.5)."""
+    annotator = scripted(unusable_when=prompts.IPIP_QUESTION)
+    builder = ProfileBuilder(
+        make_settings(), ProfilerSettings(), annotator=annotator, author=scripted(summary="A reader.")
+    )
+    out = tmp_path / "profiles.jsonl"
+    report = build_profiles(
+        builder,
+        sample_files["Books.jsonl"],
+        sample_files["meta_Books.jsonl"],
+        out,
+        min_reviews=20,
+        users={USA_GRANDMOTHER},
+    )
+    [p] = [p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())]
+    assert [t.level for t in p.personality.traits] == [profile_pb2.TRAIT_LEVEL_UNKNOWN] * 5
+    assert all((t.score, t.readable_items, t.items) == (0.0, 0, 4) for t in p.personality.traits)
+    assert (p.evidence.unreadable_items, p.evidence.unreadable_stances) == (20, 0)
+    assert (report.stats.unreadable_items, report.stats.unknown_traits) == (20, 5)
+    assert report.answer_skips.counts["unparseable_answer"] == 1
+
+
+def test_a_sixty_review_reader_is_read_whole(sample_inputs, make_settings, scripted) -> None:
+    """A 60-review reader (built from the sample): every review read, in one chunk at the default context;
+    in several chunks, every one still read once, when the context is small."""
+    from gravity_profiler.bench import synthetic_reader
+
+    reader = synthetic_reader(sample_inputs, 60)
+    assert len(reader.reviews) == 60
+    llm = scripted(summary="A reader. Who reads.")
+    builder = ProfileBuilder(make_settings(), ProfilerSettings(), annotator=llm, author=llm)
+    [whole], stats = builder.build([reader])
+    e = whole.evidence
+    assert (e.reviews_total, e.reviews_read, e.chunks, e.pooling, e.review_chars_cap) == (
+        60,
+        60,
+        1,
+        "none",
+        0,
+    )
+    stance_prompts = [p for p in llm.prompts if prompts.STANCE_QUESTION in p]
+    oldest = " ".join(reader.reviews[-1].text.split())[:50]
+    assert oldest in stance_prompts[0]  # the oldest review is in the prompt: nothing was cut
+    assert stats.capped_users == 0 and stats.reviews_read == 60
+
+    small = scripted(summary="A reader. Who reads.")
+    config = ProfilerSettings(context_tokens=2048)
+    [chunked], stats = ProfileBuilder(make_settings(), config, annotator=small, author=small).build([reader])
+    e = chunked.evidence
+    assert e.reviews_read == 60 and e.chunks > 1 and e.pooling == "sum-logprob"
+    assert stats.chunked_users == 1 and stats.chunks == e.chunks
+    # every statement was asked on every chunk; the user summary is a summary per chunk, then one combination
+    assert sum(prompts.STANCE_QUESTION in p for p in small.prompts) == 150 * e.chunks
+    assert sum(p.startswith("Here are summaries of one user") for p in small.prompts) == 1
+    assert chunked.user_summary and len(chunked.values) == 150
+
+    capped = ProfilerSettings(prompt_review_chars=3000)
+    [short], stats = ProfileBuilder(make_settings(), capped, annotator=llm, author=llm).build([reader])
+    assert short.evidence.reviews_read < 60 and short.evidence.review_chars_cap == 3000
+    assert stats.capped_users == 1

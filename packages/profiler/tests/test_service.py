@@ -133,6 +133,10 @@ def test_ingest_build_get_and_rebuild_on_the_real_model(
         assert first.user_id == NO_GENDER and first.cohort_id == "svc-cohort" and first.cohort_size == 1
         assert len(first.values) == 8 and len(first.personality.traits) == 5 and first.user_summary
         assert first.demographics.gender.provenance == common_pb2.PROVENANCE_ESTIMATED
+        # the published profile says what it read: the configured cap left part of the history out
+        e = first.evidence
+        assert e.review_chars_cap == 2500 and e.reviews_total == first.review_count > e.reviews_read > 0
+        assert (e.chunks, e.unreadable_stances, e.unreadable_items) == (1, 0, 0)
 
         dead = _records(bus, topics.dlq, "dlq-1", lambda rs: any(b"malformed_json" in r.key for r in rs))
         letters = [decode(r.value, common_pb2.DeadLetter, r.headers) for r in dead]

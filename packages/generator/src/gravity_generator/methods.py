@@ -111,13 +111,21 @@ def user_summary(profile: profile_pb2.UserProfile, book: BookInput) -> PromptSpe
 
 
 def lamp(book: BookInput, reviews: Sequence[str]) -> PromptSpec:
-    """Table 12 LaMP: the retrieved reviews as a numbered list, most similar book first."""
+    """Table 12 LaMP: the retrieved reviews as a numbered list, most similar book first.
+
+    The reviews are the user's own text, so they sit between <reviews> and </reviews> (in the template, so
+    shortening the field never cuts a delimiter) after a note that they are data, not instructions.
+    """
     template = _with_length(
-        "Based on these user reviews: {reviews}, please generate a more engaging and interesting description for "
-        "this book ({title}) based on the following description: {description}."
+        f"{prompts.REVIEWS_NOTE}\nBased on these user reviews: {prompts.delimited('{reviews}')}, please generate "
+        "a more engaging and interesting description for this book ({title}) based on the following "
+        "description: {description}."
     )
-    joined = f"[\n{prompts.join_reviews(reviews)}\n]" if reviews else "[]"
-    fields = {"reviews": joined, "title": book.title, "description": book.description.strip()}
+    fields = {
+        "reviews": prompts.join_reviews(reviews),
+        "title": book.title,
+        "description": book.description.strip(),
+    }
     return PromptSpec(template, fields, ("reviews", "description"))
 
 

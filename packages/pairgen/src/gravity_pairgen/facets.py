@@ -72,9 +72,13 @@ def values_pairs(
     per_statement: int,
     omissions: Omissions,
 ) -> list[Pair]:
-    """support -> the illustrating scenario is chosen; oppose -> the contradicting one; neutral -> none."""
+    """support -> the illustrating scenario is chosen; oppose -> the contradicting one; neutral -> none;
+    unreadable (the profiler could not read the answer) -> none, counted apart from neutral."""
     out: list[Pair] = []
     for stance in profile.values:
+        if stance.stance == profile_pb2.STANCE_UNREADABLE:
+            omissions.add("unreadable_statement")
+            continue
         if stance.stance not in (profile_pb2.STANCE_SUPPORT, profile_pb2.STANCE_OPPOSE):
             omissions.add("neutral_statement")
             continue
@@ -112,7 +116,9 @@ def personality_pairs(
     seed: int,
     omissions: Omissions,
 ) -> list[Pair]:
-    """``items_per_trait`` items per trait; the answer matching the user's level is chosen."""
+    """``items_per_trait`` items per trait; the answer matching the user's level is chosen. A trait without
+    a level, or whose level the profiler could not read (UNKNOWN), gets no pairs: it is counted, never
+    guessed (before, anything but HIGH was taken as LOW)."""
     levels = {
         TRAIT_KEYS[t.trait]: t.level
         for t in profile.personality.traits
@@ -123,6 +129,9 @@ def personality_pairs(
         level = levels.get(trait)
         if level is None:
             omissions.add("trait_level_unknown")
+            continue
+        if level not in (profile_pb2.TRAIT_LEVEL_HIGH, profile_pb2.TRAIT_LEVEL_LOW):
+            omissions.add("trait_unreadable")
             continue
         rng = user_rng(seed, profile.user_id, f"personality:{trait}")
         items = bank.sample(trait, items_per_trait, rng)

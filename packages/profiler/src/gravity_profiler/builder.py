@@ -1,7 +1,10 @@
 """UserInput -> UserProfile: demographics, interests, values and beliefs, Big Five, two summaries.
 
-One builder serves the batch command and the service. Scoring work runs per user against one encoded
-review history (shared prefix); the author's summaries run batched across the users of a call.
+One builder serves the batch command and the service. Every review is read: the history is split into
+context-sized chunks (:mod:`history`), every scoring question is asked on each chunk against one encoded
+prefix (shared prefix) and the chunks' answers are pooled (:mod:`pooling`); the user summary is a
+map-reduce over the chunks. The author's summaries run batched across the users of a call. What was read
+and what could not be read is recorded in each profile's ``evidence``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from gravity_core.logging import get_logger
 from gravity_core.skips import SkipLog
 from gravity_core.values import SeedStatement, load_seed_statements
 from gravity_profiler import prompts, summaries
-from gravity_profiler.demographics import resolve_demographics
+from gravity_profiler.demographics import DemographicsResult, resolve_demographics
+from gravity_profiler.history import ReviewHistory, chunk_budget, review_lines, split_history
 from gravity_profiler.inputs import UserInput
 from gravity_profiler.interests import interests
 from gravity_profiler.personality import (
@@ -28,8 +32,10 @@ from gravity_profiler.personality import (
     MiniIpipEstimator,
     PersonalityEstimator,
     PersonalityResult,
+    mini_ipip_items,
 )
-from gravity_profiler.settings import ProfilerSettings, profiler_settings
+from gravity_profiler.pooling import pooling_rule
+from gravity_profiler.settings import REMOTE_CONTEXT_TOKENS, ProfilerSettings, profiler_settings
 from gravity_profiler.stances import StanceOutcome, infer_stances, outcome
 
 log = get_logger(__name__)
@@ -39,33 +45,65 @@ SCHEMA_VERSION = 1
 @dataclass
 class BuildStats:
     users: int = 0
-    truncated_users: int = 0
+    # Users whose history the optional prompt_review_chars cap shortened, and users read in several chunks.
+    capped_users: int = 0
+    chunked_users: int = 0
+    chunks: int = 0
+    reviews_total: int = 0
+    reviews_read: int = 0
+    # Answers that could not be read (recorded as unreadable, never as values) and traits left UNKNOWN.
+    unreadable_stances: int = 0
+    unreadable_items: int = 0
+    unknown_traits: int = 0
     estimated_fields: Counter[str] = field(default_factory=Counter)
     seconds: Counter[str] = field(default_factory=Counter)
     # Tokens the models processed: "scoring" (annotator prompts), "summary prompt", "summary generated".
     tokens: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: BuildStats) -> None:
-        self.users += other.users
-        self.truncated_users += other.truncated_users
+        for name in (
+            "users",
+            "capped_users",
+            "chunked_users",
+            "chunks",
+            "reviews_total",
+            "reviews_read",
+            "unreadable_stances",
+            "unreadable_items",
+            "unknown_traits",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.estimated_fields.update(other.estimated_fields)
         self.seconds.update(other.seconds)
         self.tokens.update(other.tokens)
+
+    def count(
+        self, history: ReviewHistory, stances: Sequence[StanceOutcome], personality: PersonalityResult
+    ) -> None:
+        self.capped_users += history.capped
+        self.chunked_users += len(history.chunks) > 1
+        self.chunks += len(history.chunks)
+        self.reviews_total += history.total
+        self.reviews_read += history.read
+        self.unreadable_stances += sum(not s.usable for s in stances)
+        self.unreadable_items += personality.unreadable_items
+        self.unknown_traits += personality.unknown_traits
 
 
 @dataclass
 class _Scored:
     user: UserInput
-    context: prompts.ReviewContext
-    demographics: object
+    history: ReviewHistory
+    demographics: DemographicsResult
     stances: list[StanceOutcome]
     personality: PersonalityResult
+    pooling: str
 
 
 def make_estimator(settings: ProfilerSettings, annotator: LLMClient) -> PersonalityEstimator:
     if settings.personality_estimator == "classifier":
         return ClassifierEstimator(settings.classifier, settings.trait_threshold)
-    return MiniIpipEstimator(annotator, settings.trait_threshold)
+    return MiniIpipEstimator(annotator, settings.trait_threshold, settings.min_readable_items)
 
 
 class ProfileBuilder:
@@ -89,6 +127,59 @@ class ProfileBuilder:
             "author": f"{self.author.info.backend}:{self.author.info.name}",
             "personality": self.estimator.name,
         }
+        self.context_tokens = self._context_tokens()
+        self.chunk_tokens = chunk_budget(self.context_tokens, self._prompt_overheads())
+
+    # ------------------------------------------------------------- history
+    def _context_tokens(self) -> int:
+        """The configured context, else the smaller of the annotator's and the author's windows."""
+        if self.config.context_tokens:
+            return self.config.context_tokens
+        windows = []
+        for role, llm in (("annotator", self.annotator), ("author", self.author)):
+            window = llm.info.context_window
+            if not window:
+                log.warning(
+                    "context_window_unknown",
+                    role=role,
+                    model=llm.info.name,
+                    assumed=REMOTE_CONTEXT_TOKENS,
+                    hint="set profiler.context_tokens to the model's context window",
+                )
+                window = REMOTE_CONTEXT_TOKENS
+            windows.append(window)
+        return min(windows)
+
+    def _prompt_overheads(self) -> list[int]:
+        """Tokens each kind of prompt needs besides its reviews: its own text, question and answer room."""
+        c, count = self.config, self.annotator.count_tokens
+        longest_statement = max((s.text for s in self.statements), key=len, default="")
+        longest_country = max(c.countries, key=len)
+        demo = prompts.demographics_text("middle-aged", "female", longest_country)
+        # Chat template and role markers, and the longest answer read (a label's or a digit's tokens).
+        template = 48
+        overheads = [
+            count(prompts.stance_context("", demo) + prompts.stance_question(longest_statement)) + template,
+            count(prompts.ipip_context("") + max((i.text for i in mini_ipip_items()), key=len)) + template,
+            count(prompts.demographic_context("") + prompts.demographic_question("country", c.countries))
+            + template,
+            self.author.count_tokens(prompts.user_summary_prompt("")) + c.summary_max_tokens + template,
+        ]
+        if self.annotator.info.backend != "embedded" and c.remote_strategy == "batched":
+            longest = sorted((s.text for s in self.statements), key=len)[-c.remote_batch_size :]
+            batch = prompts.stance_context("", demo, prompts.stance_batch_question())
+            overheads.append(
+                count(batch + prompts.numbered_statements(longest)) + 8 * c.remote_batch_size + 64
+            )
+        return overheads
+
+    def history(self, user: UserInput) -> ReviewHistory:
+        """The user's reviews as the prompts read them: every one (unless capped), in context-sized chunks."""
+        c = self.config
+        lines = review_lines(user.reviews, user.books, c.max_review_chars, c.prompt_review_chars)
+        return split_history(
+            lines, len(user.reviews), self.chunk_tokens, self.annotator.count_tokens, c.prompt_review_chars
+        )
 
     # ------------------------------------------------------------- revision
     def _config_fingerprint(self, protocol: str) -> dict[str, object]:
@@ -149,18 +240,17 @@ class ProfileBuilder:
 
     def _score(self, user: UserInput, protocol: str, answer_skips: SkipLog, stats: BuildStats) -> _Scored:
         c = self.config
-        context = prompts.review_context(user.reviews, user.books, c.prompt_review_chars, c.max_review_chars)
-        if context.truncated:
-            stats.truncated_users += 1
+        history = self.history(user)
+        if history.capped:
             log.warning(
-                "review_history_truncated",
+                "review_history_capped",
                 user_id=user.user_id,
-                reviews=context.total,
-                in_prompt=context.included,
+                reviews=history.total,
+                read=history.read,
                 prompt_review_chars=c.prompt_review_chars,
             )
         started = time.perf_counter()
-        demographics = resolve_demographics(user.demographics, self.annotator, context, c.countries)
+        demographics = resolve_demographics(user.demographics, self.annotator, history, c.countries)
         stats.estimated_fields.update(demographics.estimated)
         for field_name in demographics.unusable:
             answer_skips.add(
@@ -171,51 +261,82 @@ class ProfileBuilder:
         stats.seconds["demographics"] += time.perf_counter() - started
 
         started = time.perf_counter()
-        stance_context = prompts.stance_context(context, demographics.text)
-        batched_context = prompts.stance_context(context, demographics.text, prompts.stance_batch_question())
-        scores = infer_stances(self.annotator, stance_context, self.statements, protocol, c, batched_context)
+        contexts = [prompts.stance_context(chunk, demographics.text) for chunk in history.chunks]
+        batched = [
+            prompts.stance_context(chunk, demographics.text, prompts.stance_batch_question())
+            for chunk in history.chunks
+        ]
+        scores = infer_stances(self.annotator, contexts, self.statements, protocol, c, batched)
         stances = [outcome(s, sc) for s, sc in zip(self.statements, scores, strict=True)]
         for st in stances:
             if not st.usable:
                 answer_skips.add(
                     "unparseable_answer",
-                    f"answer {st.raw_text!r} is none of {', '.join(prompts.STANCE_LABELS)}; kept as neutral",
+                    f"answer {st.raw_text!r} is none of {', '.join(prompts.STANCE_LABELS)}; "
+                    "recorded as unreadable",
                     record_id=f"{user.user_id}/{st.statement.id}",
                 )
         stats.seconds["stances"] += time.perf_counter() - started
 
         started = time.perf_counter()
-        personality = self.estimator.estimate(context)
-        if personality.unusable_answers:
+        personality = self.estimator.estimate(history)
+        if personality.unreadable_items:
             answer_skips.add(
                 "unparseable_answer",
-                f"{personality.unusable_answers} Mini-IPIP item(s) had no usable rating; scored as 3",
+                f"{personality.unreadable_items} Mini-IPIP item(s) had no readable rating; "
+                f"{personality.unknown_traits} trait(s) left UNKNOWN",
                 record_id=f"{user.user_id}/personality",
             )
         stats.seconds["personality"] += time.perf_counter() - started
-        return _Scored(user, context, demographics, stances, personality)
+        stats.count(history, stances, personality)
+        return _Scored(
+            user, history, demographics, stances, personality, pooling_rule(len(history.chunks), scores)
+        )
 
     def _summaries(
         self, scored: Sequence[_Scored], answer_skips: SkipLog, stats: BuildStats
     ) -> tuple[list[str], list[str]]:
+        """Both summaries of every user. The user summary is a map-reduce over the history's chunks: one
+        summary per chunk and, for a history of several chunks, one combined from them. The map step and the
+        value summaries are generated in one batch across the users, the combinations in a second."""
         c = self.config
         started = time.perf_counter()
-        stance_lists = [self._strongest(s.stances) for s in scored]
-        requests = [prompts.user_summary_prompt(s.context) for s in scored] + [
+        stance_lists = [strongest(s.stances, c.value_summary_max_statements) for s in scored]
+        owners = [k for k, s in enumerate(scored) for _ in s.history.chunks]
+        requests = [prompts.user_summary_prompt(chunk) for s in scored for chunk in s.history.chunks]
+        requests += [
             prompts.value_summary_prompt(sup, opp, c.value_summary_max_sentences) for sup, opp in stance_lists
         ]
         completions = summaries.generate(self.author, requests, c.summary_max_tokens)
-        n = len(scored)
-        user_texts, value_texts = [], []
+        partials: list[list[str]] = [[] for _ in scored]
+        for k, completion in zip(owners, completions, strict=False):
+            text = summaries.clean_summary(completion.text, cut_off=completion.finish_reason == "length")
+            if text:
+                partials[k].append(text)
+        user_texts = [
+            p[0] if len(s.history.chunks) == 1 and p else "" for s, p in zip(scored, partials, strict=True)
+        ]
+        combine = [k for k, s in enumerate(scored) if len(s.history.chunks) > 1 and partials[k]]
+        combined = summaries.generate(
+            self.author,
+            [prompts.combine_summaries_prompt(partials[k]) for k in combine],
+            c.summary_max_tokens,
+        )
+        for k, completion in zip(combine, combined, strict=True):
+            # An empty combination falls back to the most recent chunk's own summary (real output too).
+            user_texts[k] = (
+                summaries.clean_summary(completion.text, cut_off=completion.finish_reason == "length")
+                or partials[k][0]
+            )
+        value_texts = []
         for k, s in enumerate(scored):
-            user_c, value_c = completions[k], completions[n + k]
-            user_text = summaries.clean_summary(user_c.text, cut_off=user_c.finish_reason == "length")
-            if not user_text:
+            if not user_texts[k]:
                 answer_skips.add(
                     "empty_summary",
                     "the author returned no user summary; left empty",
                     record_id=s.user.user_id,
                 )
+            value_c = completions[len(owners) + k]
             value_text = summaries.clean_summary(
                 value_c.text, c.value_summary_max_sentences, cut_off=value_c.finish_reason == "length"
             )
@@ -229,19 +350,9 @@ class ProfileBuilder:
                     "the author returned no value summary; used the strongest stances instead",
                     record_id=s.user.user_id,
                 )
-            user_texts.append(user_text)
             value_texts.append(value_text)
         stats.seconds["summaries"] += time.perf_counter() - started
         return user_texts, value_texts
-
-    def _strongest(self, stances: Sequence[StanceOutcome]) -> tuple[list[str], list[str]]:
-        """The most confident supported and opposed statements, within the prompt's statement cap."""
-        decided = [s for s in stances if s.usable and s.stance != profile_pb2.STANCE_NEUTRAL]
-        decided.sort(key=lambda s: -s.confidence)
-        decided = decided[: self.config.value_summary_max_statements]
-        supported = [s.statement.text for s in decided if s.stance == profile_pb2.STANCE_SUPPORT]
-        opposed = [s.statement.text for s in decided if s.stance == profile_pb2.STANCE_OPPOSE]
-        return supported, opposed
 
     def _assemble(
         self,
@@ -271,7 +382,33 @@ class ProfileBuilder:
             cohort_size=cohort_size,
             built_at_ms=built_at,
             models=self.models,
+            evidence=profile_pb2.ProfileEvidence(
+                reviews_total=s.history.total,
+                reviews_read=s.history.read,
+                chunks=len(s.history.chunks),
+                pooling=s.pooling,
+                unreadable_stances=sum(not st.usable for st in s.stances),
+                unreadable_items=s.personality.unreadable_items,
+                review_chars_cap=self.config.prompt_review_chars,
+            ),
         )
+
+
+def strongest(stances: Sequence[StanceOutcome], limit: int) -> tuple[list[str], list[str]]:
+    """The supported and opposed statements for the value-summary prompt, most confident first.
+
+    Statements with a confidence come first, by descending confidence; statements without one (parsed from
+    text) follow in bank order: a parsed answer is not known to be more or less certain than another, and
+    is not known to be more certain than any measured one. Neutral and unreadable stances are left out.
+    """
+    decided = [
+        s for s in stances if s.usable and s.stance in (profile_pb2.STANCE_SUPPORT, profile_pb2.STANCE_OPPOSE)
+    ]
+    decided.sort(key=lambda s: (s.confidence is None, -(s.confidence or 0.0)))
+    decided = decided[:limit]
+    supported = [s.statement.text for s in decided if s.stance == profile_pb2.STANCE_SUPPORT]
+    opposed = [s.statement.text for s in decided if s.stance == profile_pb2.STANCE_OPPOSE]
+    return supported, opposed
 
 
 def input_digest(user: UserInput) -> str:

@@ -119,7 +119,14 @@ def build(
         ("cohort", report.cohort_id),
         ("reviews read / used", f"{report.reviews_read} / {report.reviews_used}"),
         ("users below min_reviews", report.users_below_threshold),
-        ("histories truncated in prompts", s.truncated_users),
+        ("reviews read by prompts / in histories", f"{s.reviews_read} / {s.reviews_total}"),
+        ("histories capped (prompt_review_chars)", s.capped_users),
+        ("histories read in several chunks", f"{s.chunked_users} ({s.chunks} chunks in all)"),
+        (
+            "unreadable answers",
+            f"{s.unreadable_stances} stances, {s.unreadable_items} Mini-IPIP items "
+            f"({s.unknown_traits} traits UNKNOWN)",
+        ),
         (
             "demographics estimated",
             ", ".join(f"{k}={v}" for k, v in sorted(s.estimated_fields.items())) or "none",
@@ -134,7 +141,10 @@ def build(
     click.echo(summary_table("gravity profile build", rows))
     click.echo("input: " + "\n".join(report.input_skips.summary_lines()))
     if report.answer_skips.total:
-        click.echo("LLM answers replaced by fallbacks: " + "\n".join(report.answer_skips.summary_lines()))
+        click.echo(
+            "LLM answers recorded as unreadable or replaced by fallbacks: "
+            + "\n".join(report.answer_skips.summary_lines())
+        )
 
 
 @profile.command("get")

@@ -3,7 +3,9 @@
 Estimation is a constrained choice over the allowed values (age group young / middle-aged / senior,
 gender female / male, country from a configurable candidate list); the chosen value's probability is its
 confidence. The paper used DeBERTa classifiers for age and gender; a constrained choice by the annotator
-covers country too and needs no extra model. Only missing fields are estimated.
+covers country too and needs no extra model. Only missing fields are estimated, from every chunk of the
+history with the chunks' answers pooled (:mod:`gravity_profiler.pooling`); a field no chunk answered
+readably is left unknown.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 
 from gravity.v1 import common_pb2
 from gravity_core.amazon import AGE_GROUPS, DemographicsRecord
-from gravity_core.llm import LLMClient
+from gravity_core.llm import ChoiceScores, LLMClient
 from gravity_profiler import prompts
+from gravity_profiler.history import ReviewHistory
+from gravity_profiler.pooling import pool
 
 GENDERS = ("female", "male")
 
@@ -38,7 +42,7 @@ def _given(value: str) -> common_pb2.DemographicField:
 def resolve_demographics(
     given: DemographicsRecord | None,
     llm: LLMClient,
-    reviews: prompts.ReviewContext,
+    history: ReviewHistory,
     countries: Sequence[str],
 ) -> DemographicsResult:
     """Given fields as GIVEN; each missing one estimated (ESTIMATED, probability as confidence)."""
@@ -53,21 +57,25 @@ def resolve_demographics(
     estimated: list[str] = []
     unusable: list[str] = []
     if missing:
-        context = [{"role": "user", "content": prompts.demographic_context(reviews)}]
+        per_field: dict[str, list[ChoiceScores]] = {f: [] for f in missing}
+        # Chunk by chunk, so the fields' consecutive calls share the chunk's encoded prefix.
+        for chunk in history.chunks:
+            context = [{"role": "user", "content": prompts.demographic_context(chunk)}]
+            for field in missing:
+                per_field[field] += llm.score_choices_shared_prefix(
+                    context, [prompts.demographic_question(field, options[field])], options[field]
+                )
         for field in missing:
-            scores = llm.score_choices_shared_prefix(
-                context, [prompts.demographic_question(field, options[field])], options[field]
-            )[0]
+            scores = pool(per_field[field])
             if scores.best is None:
                 # No usable answer: leave the field unknown rather than guess.
                 unusable.append(field)
                 continue
-            getattr(out, field).CopyFrom(
-                common_pb2.DemographicField(
-                    value=scores.best,
-                    provenance=common_pb2.PROVENANCE_ESTIMATED,
-                    confidence=float(scores.best_probability),
-                )
+            estimate = common_pb2.DemographicField(
+                value=scores.best, provenance=common_pb2.PROVENANCE_ESTIMATED
             )
+            if scores.method == "logprobs":
+                estimate.confidence = float(scores.best_probability)
+            getattr(out, field).CopyFrom(estimate)
             estimated.append(field)
     return DemographicsResult(out, estimated, unusable)

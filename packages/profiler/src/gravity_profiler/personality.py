@@ -1,11 +1,14 @@
 """Big Five personality (paper §3.2): five OCEAN trait scores in [0, 1] with high/low levels.
 
 Default estimator (``mini-ipip-llm``): the annotator LLM rates each of the 20 public-domain Mini-IPIP
-items (Donnellan et al., 2006) against the user's reviews on a 1-5 scale; the rating is the expected
-value under the answer probabilities, reverse-keyed items are reversed (6 - r), and a trait's score is
-the mean of its four items rescaled from 1..5 to 0..1. The paper used PersonalityLM, a RoBERTa classifier;
-that kind of model plugs in as the ``classifier`` estimator (a local Hugging Face sequence-classification
-directory with a configurable label order and threshold).
+items (Donnellan et al., 2006) against the user's reviews on a 1-5 scale (every chunk of the history,
+answers pooled by :mod:`gravity_profiler.pooling`); the rating is the expected value under the answer
+probabilities, reverse-keyed items are reversed (6 - r), and a trait's score is the mean of its readable
+items rescaled from 1..5 to 0..1. An unreadable item is never given a value: a trait with fewer than
+``min_readable_items`` readable items is ``TRAIT_LEVEL_UNKNOWN`` with score 0, and each trait records how
+many of its items were readable. The paper used PersonalityLM, a RoBERTa classifier; that kind of model
+plugs in as the ``classifier`` estimator (a local Hugging Face sequence-classification directory with a
+configurable label order and threshold; a long history is read chunk by chunk and the scores averaged).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from gravity.v1 import profile_pb2
 from gravity_core.errors import ConfigError
 from gravity_core.llm import ChoiceScores, LLMClient
 from gravity_profiler import prompts
+from gravity_profiler.history import ReviewHistory
+from gravity_profiler.pooling import pool_chunks
 from gravity_profiler.settings import ClassifierSettings
 
 TRAIT_OF_LETTER = {
@@ -54,67 +59,104 @@ def mini_ipip_items() -> tuple[IpipItem, ...]:
     return items
 
 
-def trait_scores(scores: dict[str, float], threshold: float) -> list[profile_pb2.TraitScore]:
-    """TraitScore messages in OCEAN order from letter -> score in [0, 1]."""
+@dataclass(frozen=True)
+class TraitReading:
+    """One trait as read from the answers: its score (None when too few items were readable)."""
+
+    score: float | None
+    readable_items: int = 0
+    items: int = 0
+
+
+def trait_scores(readings: dict[str, TraitReading], threshold: float) -> list[profile_pb2.TraitScore]:
+    """TraitScore messages in OCEAN order; a trait without a score is UNKNOWN (score 0), never HIGH or LOW."""
     out = []
     for letter in OCEAN:
-        score = min(1.0, max(0.0, float(scores[letter])))
-        level = profile_pb2.TRAIT_LEVEL_HIGH if score >= threshold else profile_pb2.TRAIT_LEVEL_LOW
-        out.append(profile_pb2.TraitScore(trait=TRAIT_OF_LETTER[letter], level=level, score=score))
+        reading = readings[letter]
+        if reading.score is None:
+            level, score = profile_pb2.TRAIT_LEVEL_UNKNOWN, 0.0
+        else:
+            score = min(1.0, max(0.0, float(reading.score)))
+            level = profile_pb2.TRAIT_LEVEL_HIGH if score >= threshold else profile_pb2.TRAIT_LEVEL_LOW
+        out.append(
+            profile_pb2.TraitScore(
+                trait=TRAIT_OF_LETTER[letter],
+                level=level,
+                score=score,
+                readable_items=reading.readable_items,
+                items=reading.items,
+            )
+        )
     return out
 
 
-def score_ipip(items: Sequence[IpipItem], ratings: Sequence[ChoiceScores]) -> tuple[dict[str, float], int]:
-    """Trait scores from per-item answer distributions over 1..5, and how many answers were unusable.
+def score_ipip(
+    items: Sequence[IpipItem], ratings: Sequence[ChoiceScores], min_readable: int
+) -> tuple[dict[str, TraitReading], int]:
+    """Trait readings from per-item answer distributions over 1..5, and how many answers were unreadable.
 
-    An unusable item counts as the scale midpoint (3): it pulls its trait towards neither pole.
+    A trait's score is the mean of its readable items only; with fewer than ``min_readable`` of them it has
+    no score (UNKNOWN). An unreadable item counts as nothing, never as the scale midpoint.
     """
     per_trait: dict[str, list[float]] = {t: [] for t in OCEAN}
-    unusable = 0
+    asked: dict[str, int] = dict.fromkeys(OCEAN, 0)
+    unreadable = 0
     for item, rating in zip(items, ratings, strict=True):
+        asked[item.trait] += 1
         value = rating.expected([1, 2, 3, 4, 5])
         if math.isnan(value):
-            unusable += 1
-            value = 3.0
-        if item.reverse:
-            value = 6.0 - value
-        per_trait[item.trait].append(value)
-    return {t: (sum(v) / len(v) - 1.0) / 4.0 for t, v in per_trait.items()}, unusable
+            unreadable += 1
+            continue
+        per_trait[item.trait].append(6.0 - value if item.reverse else value)
+    readings = {}
+    for t, values in per_trait.items():
+        score = (sum(values) / len(values) - 1.0) / 4.0 if len(values) >= max(1, min_readable) else None
+        readings[t] = TraitReading(score, len(values), asked[t])
+    return readings, unreadable
 
 
 @dataclass
 class PersonalityResult:
     traits: list[profile_pb2.TraitScore]
     estimator: str
-    unusable_answers: int = 0
+    unreadable_items: int = 0
 
     def to_proto(self) -> profile_pb2.Personality:
         return profile_pb2.Personality(traits=self.traits, estimator=self.estimator)
+
+    @property
+    def unknown_traits(self) -> int:
+        return sum(t.level == profile_pb2.TRAIT_LEVEL_UNKNOWN for t in self.traits)
 
 
 class PersonalityEstimator(Protocol):
     name: str
 
-    def estimate(self, reviews: prompts.ReviewContext) -> PersonalityResult: ...
+    def estimate(self, history: ReviewHistory) -> PersonalityResult: ...
 
 
 class MiniIpipEstimator:
-    """The annotator LLM answers the Mini-IPIP from the reviews; every item is scored against one prefix."""
+    """The annotator LLM answers the Mini-IPIP from the reviews; every item is scored against one prefix
+    per chunk of the history, and the chunks' answers are pooled."""
 
     name = "mini-ipip-llm"
 
-    def __init__(self, llm: LLMClient, threshold: float) -> None:
+    def __init__(self, llm: LLMClient, threshold: float, min_readable_items: int = 2) -> None:
         self.llm = llm
         self.threshold = threshold
+        self.min_readable_items = min_readable_items
         self.items = mini_ipip_items()
 
-    def estimate(self, reviews: prompts.ReviewContext) -> PersonalityResult:
-        context = [{"role": "user", "content": prompts.ipip_context(reviews)}]
-        ratings = self.llm.score_choices_shared_prefix(
-            context, [prompts.ipip_question(i.text) for i in self.items], prompts.IPIP_CHOICES
-        )
-        scores, unusable = score_ipip(self.items, ratings)
-        return PersonalityResult(trait_scores(scores, self.threshold), self.name, unusable)
+    def estimate(self, history: ReviewHistory) -> PersonalityResult:
+        questions = [prompts.ipip_question(i.text) for i in self.items]
+        per_chunk = [
+            self.llm.score_choices_shared_prefix(
+                [{"role": "user", "content": prompts.ipip_context(chunk)}], questions, prompts.IPIP_CHOICES
+            )
+            for chunk in history.chunks
+        ]
+        readings, unreadable = score_ipip(self.items, pool_chunks(per_chunk), self.min_readable_items)
+        return PersonalityResult(trait_scores(readings, self.threshold), self.name, unreadable)
 
 
 class ClassifierEstimator:
@@ -143,11 +185,19 @@ class ClassifierEstimator:
             )
         self.name = f"classifier:{path}"
 
-    def estimate(self, reviews: prompts.ReviewContext) -> PersonalityResult:
+    def estimate(self, history: ReviewHistory) -> PersonalityResult:
+        per_chunk = [self._scores(chunk) for chunk in history.chunks or ("",)]
+        # A classifier's scores carry no unreadable answers to pool: the chunks' scores are averaged.
+        mean = {t: sum(c[t] for c in per_chunk) / len(per_chunk) for t in OCEAN}
+        return PersonalityResult(
+            trait_scores({t: TraitReading(v) for t, v in mean.items()}, self.threshold), self.name
+        )
+
+    def _scores(self, text: str) -> dict[str, float]:
         import torch
 
         enc = self.tokenizer(
-            reviews.text or ".", truncation=True, max_length=self.settings.max_length, return_tensors="pt"
+            text or ".", truncation=True, max_length=self.settings.max_length, return_tensors="pt"
         ).to(self.settings.device)
         with torch.inference_mode():
             logits = self.model(**enc).logits[0].float()
@@ -156,5 +206,4 @@ class ClassifierEstimator:
         else:
             # Softmax scores sum to 1; rescale so an even split (1/5 each) sits at 0.5.
             values = torch.clamp(torch.softmax(logits, dim=-1) * len(logits) / 2, 0.0, 1.0)
-        scores = {letter: float(v) for letter, v in zip(self.settings.label_order, values, strict=True)}
-        return PersonalityResult(trait_scores(scores, self.threshold), self.name)
+        return {letter: float(v) for letter, v in zip(self.settings.label_order, values, strict=True)}

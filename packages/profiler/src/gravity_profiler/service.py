@@ -271,11 +271,17 @@ class ProfilerService:
     def _publish(self, profile: profile_pb2.UserProfile) -> None:
         self.bus.publish(self.bus.topics.profiles, profile.user_id, profile)
         self.published += 1
+        e = profile.evidence
         log.info(
             "profile_published",
             user_id=profile.user_id,
             revision=profile.revision[:12],
             cohort_id=profile.cohort_id,
+            reviews_read=e.reviews_read,
+            reviews_total=e.reviews_total,
+            chunks=e.chunks,
+            unreadable_stances=e.unreadable_stances,
+            unreadable_items=e.unreadable_items,
         )
 
     def _dlq_skips(self) -> SkipLog:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Protocol = Literal["shared-prefix", "per-statement"]
 Estimator = Literal["mini-ipip-llm", "classifier"]
+# The context assumed for an endpoint that reports no window (OpenAI-compatible): set context_tokens for yours.
+REMOTE_CONTEXT_TOKENS = 8192
 
 
 class ClassifierSettings(BaseModel):
@@ -52,15 +54,23 @@ class ProfilerSettings(BaseModel):
     remote_batch_size: int = Field(default=10, ge=1, le=50)
     # Seed statement bank (JSONL); empty = the bundled 150 statements.
     statements_path: str = ""
-    # Reviews in prompts: most recent first, up to this many characters (longer histories are truncated
-    # with a warning); each single review is cut at max_review_chars.
-    prompt_review_chars: int = Field(default=4000, ge=200)
+    # Every review is read (paper §3.2: "the user's full set of product reviews"): a history longer than
+    # one prompt is split into context-sized chunks whose answers are pooled. prompt_review_chars is an
+    # optional cap on the history's characters (most recent first); 0 = no cap. Each single review is cut
+    # at max_review_chars.
+    prompt_review_chars: int = Field(default=0, ge=0)
     max_review_chars: int = Field(default=800, ge=50)
+    # Tokens one prompt may use; 0 = the models' own context windows (the smaller of annotator and author;
+    # an OpenAI-compatible endpoint reports none, so 0 means REMOTE_CONTEXT_TOKENS there).
+    context_tokens: int = Field(default=0, ge=0)
     # Reviews stored in the profile (most recent first), for LaMP and UserSFT.
     max_reviews_in_profile: int = Field(default=200, ge=0)
     # Personality estimator and its threshold (a trait is HIGH when its score >= the threshold).
     personality_estimator: Estimator = "mini-ipip-llm"
     trait_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # A Mini-IPIP trait needs at least this many of its 4 items answered readably; with fewer its level is
+    # UNKNOWN (never guessed) and it stays out of prompts and preference pairs.
+    min_readable_items: int = Field(default=2, ge=1, le=4)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     # Candidate countries when a user's country must be estimated.
     countries: list[str] = Field(default_factory=lambda: ["USA", "Brazil", "India", "Japan"])
@@ -73,6 +83,20 @@ class ProfilerSettings(BaseModel):
     batch_users: int = Field(default=8, ge=1)
     # Service: the background worker's idle poll interval.
     worker_poll_s: float = Field(default=1.0, gt=0.0)
+
+    @field_validator("prompt_review_chars")
+    @classmethod
+    def _cap(cls, value: int) -> int:
+        if 0 < value < 200:
+            raise ValueError("must be 0 (no cap: read every review) or at least 200 characters")
+        return value
+
+    @field_validator("context_tokens")
+    @classmethod
+    def _context(cls, value: int) -> int:
+        if 0 < value < 512:
+            raise ValueError("must be 0 (the models' own context windows) or at least 512 tokens")
+        return value
 
     @field_validator("countries")
     @classmethod

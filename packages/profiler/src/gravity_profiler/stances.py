@@ -9,8 +9,11 @@ Two protocols over the same prompt text:
   prefix caching does the reuse) or several statements per call with a numbered answer format
   (``batched``, for OpenAI), falling back to single-statement scoring for lines it cannot parse.
 
-Each result is a :class:`ChoiceScores` over ``STANCE_CHOICES``; an unusable one (no allowed label in the
-answer) is reported by the caller and kept as neutral with confidence 0.
+A history read in several chunks is asked every statement once per chunk, and the chunks' answers are
+pooled (:mod:`gravity_profiler.pooling`). Each result is a :class:`ChoiceScores` over ``STANCE_CHOICES``.
+An answer no chunk could read becomes ``STANCE_UNREADABLE`` (never a value; the caller reports it). The
+confidence is the chosen label's probability where the backend returned log-probabilities, and absent
+where the label was parsed from text (the ``batched`` strategy, or an endpoint without log-probabilities).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gravity.v1 import profile_pb2
 from gravity_core.llm import ChoiceRequest, ChoiceScores, GenerationParams, LLMClient, parse_choice
 from gravity_core.values import SeedStatement
 from gravity_profiler import prompts
+from gravity_profiler.pooling import pool_chunks
 from gravity_profiler.settings import ProfilerSettings
 
 STANCE_OF_LABEL = {
@@ -38,32 +42,63 @@ _ANSWER_LINE = re.compile(r"^\s*(?:statement\s*)?(\d+)\s*[:.)\-]\s*(.+?)\s*$", r
 class StanceOutcome:
     statement: SeedStatement
     stance: int  # profile_pb2.Stance
-    confidence: float
+    # The chosen label's probability; None where the answer was parsed from text (no probabilities).
+    confidence: float | None
     usable: bool
     raw_text: str | None = None
 
     def to_proto(self) -> profile_pb2.ValueStance:
-        return profile_pb2.ValueStance(
+        message = profile_pb2.ValueStance(
             statement_id=self.statement.id,
             stance=self.stance,  # type: ignore[arg-type]
-            confidence=self.confidence,
             statement=self.statement.text,
             framework=self.statement.framework,
             topic=self.statement.topic,
         )
+        if self.confidence is not None:
+            message.confidence = self.confidence
+        return message
 
 
 def outcome(statement: SeedStatement, scores: ChoiceScores) -> StanceOutcome:
-    """Map scores over STANCE_CHOICES to a stance; unusable answers become neutral with confidence 0."""
+    """Map scores over STANCE_CHOICES to a stance; an unreadable answer is STANCE_UNREADABLE."""
     best = scores.best
     if best is None:
-        return StanceOutcome(statement, profile_pb2.STANCE_NEUTRAL, 0.0, False, scores.raw_text)
-    return StanceOutcome(
-        statement, STANCE_OF_LABEL[LABEL_OF_CHOICE[best]], float(scores.best_probability), True
-    )
+        return StanceOutcome(statement, profile_pb2.STANCE_UNREADABLE, None, False, scores.raw_text)
+    confidence = float(scores.best_probability) if scores.method == "logprobs" else None
+    return StanceOutcome(statement, STANCE_OF_LABEL[LABEL_OF_CHOICE[best]], confidence, True)
 
 
 def infer_stances(
+    llm: LLMClient,
+    contexts: Sequence[str],
+    statements: Sequence[SeedStatement],
+    protocol: str,
+    settings: ProfilerSettings,
+    batched_contexts: Sequence[str] | None = None,
+) -> list[ChoiceScores]:
+    """Scores over STANCE_CHOICES for each statement, in order, pooled over the history's chunks.
+
+    ``contexts`` holds the shared stance prompt (chunk, demographics, single-statement question) of each
+    chunk; ``batched_contexts`` the same with the several-statements question (the ``batched`` strategy).
+    """
+    if not contexts:
+        raise ValueError("at least one chunk context is required")
+    per_chunk = [
+        infer_chunk_stances(
+            llm,
+            context,
+            statements,
+            protocol,
+            settings,
+            batched_contexts[c] if batched_contexts is not None else None,
+        )
+        for c, context in enumerate(contexts)
+    ]
+    return pool_chunks(per_chunk)
+
+
+def infer_chunk_stances(
     llm: LLMClient,
     context: str,
     statements: Sequence[SeedStatement],
@@ -71,11 +106,7 @@ def infer_stances(
     settings: ProfilerSettings,
     batched_context: str | None = None,
 ) -> list[ChoiceScores]:
-    """Scores over STANCE_CHOICES for each statement, in order.
-
-    ``context`` is the shared stance prompt (history, demographics, single-statement question);
-    ``batched_context`` the same with the several-statements question, used by the ``batched`` strategy.
-    """
+    """Scores over STANCE_CHOICES for each statement against one chunk's stance prompt."""
     if not statements:
         return []
     questions = [prompts.stance_question(s.text) for s in statements]

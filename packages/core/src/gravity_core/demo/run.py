@@ -266,6 +266,10 @@ def _run(
             return len(profiles) == len(accepted), f"profiles published: {len(profiles)}/{len(accepted)}"
 
         _wait(profiles_ready, note, opts.timeout_s, "profiles", watch)
+        note(
+            f"unreadable: {sum(p.evidence.unreadable_stances for p in profiles.values())} stances, "
+            f"{sum(p.evidence.unreadable_items for p in profiles.values())} items across {len(profiles)} readers"
+        )
 
     with progress.step(
         "pairs -> training -> adapters (Kafka: profiles -> pairgen -> shards -> trainer -> adapters)"
