@@ -17,12 +17,13 @@ from typing import Any
 import grpc
 
 from gravity_core.broker import free_port
-from gravity_core.config import SERVICES, Settings, load_settings
-from gravity_core.demo import tomlwrite
-from gravity_core.demo.processes import ServiceProcess, Supervisor
-from gravity_core.demo.run import DemoOptions, demo_config
+from gravity_core.config import Settings, load_settings
 from gravity_core.grpc.client import health_status, make_channel
+from gravity_core.registry import service_names
 from gravity_core.sample import sample_dir
+from gravity_stack import tomlwrite
+from gravity_stack.demo import DemoOptions, demo_config
+from gravity_stack.processes import ServiceProcess, Supervisor
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Stack:
     bootstrap: str
     overrides: dict[str, Any] = field(default_factory=dict)
     supervisor: Supervisor = field(default_factory=Supervisor)
-    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in SERVICES})
+    ports: dict[str, int] = field(default_factory=lambda: {name: free_port() for name in service_names()})
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

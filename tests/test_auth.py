@@ -15,8 +15,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from harness import Stack
 
 import gravity.v1
-from gravity_core.config import SERVICES, GrpcSettings
+from gravity_core.config import GrpcSettings
 from gravity_core.grpc.client import make_channel
+from gravity_core.registry import service_names
 
 TOKEN = "test-token-5b1e"
 
@@ -59,16 +60,18 @@ def test_every_rpc_of_every_service_needs_the_token(tmp_path: Path) -> None:
     # No broker at this address: services come up NOT_SERVING, which is all an auth check needs.
     stack = Stack(tmp_path / "stack", "127.0.0.1:1", overrides={"grpc.auth_token": TOKEN})
     rpcs = _all_rpcs()
-    by_service = {name: [s for s in rpcs if s.lower().endswith(f".{name}service")] for name in SERVICES}
+    by_service = {
+        name: [s for s in rpcs if s.lower().endswith(f".{name}service")] for name in service_names()
+    }
     assert all(by_service.values()), by_service  # the contract names a gRPC service for each process
     try:
-        for name in SERVICES:
+        for name in service_names():
             stack.start(name)
-        for name in SERVICES:
+        for name in service_names():
             stack.wait_health(name, "NOT_SERVING", timeout_s=300)  # Check answers without a token
         anonymous = GrpcSettings(**{**stack.settings.grpc.model_dump(), "auth_token": None})
         wrong = GrpcSettings(**{**stack.settings.grpc.model_dump(), "auth_token": "not-the-token"})
-        for name in SERVICES:
+        for name in service_names():
             target = stack.settings.grpc.target(name)
             for settings in (anonymous, wrong):
                 with make_channel(target, settings) as channel:

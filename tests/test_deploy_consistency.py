@@ -19,8 +19,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from gravity_core.config import SERVICES, Settings, check_settings, load_settings
+from gravity_core.config import Settings, check_settings, load_settings
 from gravity_core.grpc.server import LIVENESS_SERVICE
+from gravity_core.registry import service_names
 from gravity_trainer.settings import TrainerSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -376,8 +377,8 @@ def test_config_and_artifacts_are_mounted_where_the_code_looks(rendered: Rendere
 
 def test_images_come_from_dockerfile_targets(rendered: Rendered) -> None:
     targets = _dockerfile_targets()
-    services = {ep.name for ep in entry_points(group="gravity.services")} & set(SERVICES)
-    assert set(targets) == set(SERVICES) and services == set(SERVICES)
+    services = {ep.name for ep in entry_points(group="gravity.services")} & set(service_names())
+    assert set(targets) == set(service_names()) and services == set(service_names())
     for service, (entrypoint, exposed) in targets.items():
         assert entrypoint == ["gravity", "serve", service]
         assert exposed == {Settings().grpc.ports[service], _base_settings().grpc.health_port}

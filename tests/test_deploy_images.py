@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gravity_core.config import SERVICES
+from gravity_core.registry import service_names
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -53,13 +53,13 @@ def _installed(output: str) -> set[str]:
     return {m.group(1).lower() for m in re.finditer(r"^ \+ ([A-Za-z0-9_.\-]+)", output, re.MULTILINE)}
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", service_names())
 def test_cpu_image_installs_only_its_service_and_cpu_torch(service: str) -> None:
     code, output = _dry_run(service, "cpu")
     assert code == 0, output
     installed = _installed(output)
     assert {"gravity-core", f"gravity-{service}"} <= installed
-    others = {f"gravity-{s}" for s in SERVICES if s != service}
+    others = {f"gravity-{s}" for s in service_names() if s != service}
     assert not installed & others, "another service's package in the image"
     assert not installed & {"pytest", "ruff", "grpcio-tools", "kubernetes-validate"}, "dev dependencies"
     cuda = {p for p in installed if p.startswith(("nvidia-", "cuda-")) or p in ("triton", "torch")}

@@ -22,9 +22,10 @@ import grpc
 import pytest
 import yaml
 
-from gravity_core.config import SERVICES, load_settings
+from gravity_core.config import load_settings
 from gravity_core.grpc.client import health_status
 from gravity_core.grpc.server import LIVENESS_SERVICE
+from gravity_core.registry import service_names
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 240.0
@@ -86,13 +87,13 @@ def _create_topics(bootstrap: str, topics: dict[str, str]) -> None:
         bus.close()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", service_names())
 def test_service_pod_is_live_and_stops_on_sigterm(service, local_manifests, broker, tmp_path) -> None:
     _boot_probe_stop(service, local_manifests, broker, tmp_path, wait_ready=False)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", service_names())
 def test_service_pod_becomes_ready(service, local_manifests, broker, tmp_path) -> None:
     # Readiness needs the service's models loaded and its consumer group joined: tens of seconds each.
     _boot_probe_stop(service, local_manifests, broker, tmp_path, wait_ready=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from harness import processes_mentioning
 
-from gravity_core.demo.processes import gravity_command
 from gravity_judge.methods import MAIN_METHODS, ORIGINAL
+from gravity_stack.processes import gravity_command
 
 pytestmark = [pytest.mark.broker, pytest.mark.model, pytest.mark.timeout(2400)]
 

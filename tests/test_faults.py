@@ -19,18 +19,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from gravity_testing import drain
 from harness import processes_mentioning, wait_until
 
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.broker import EmbeddedBroker, free_port
 from gravity_core.bus import Bus
-from gravity_core.config import SERVICES
+from gravity_core.clients import GeneratorClient
 from gravity_core.datasets import load_manifest, verify_shards
-from gravity_core.demo.ingest import choose_users, ingest, ingest_requests
-from gravity_core.demo.processes import gravity_command
 from gravity_core.proto_io import write_jsonl
-from gravity_core.testing import drain
-from gravity_generator.client import GeneratorClient
+from gravity_core.registry import service_names
+from gravity_stack.ingest import choose_users, ingest, ingest_requests
+from gravity_stack.processes import gravity_command
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
 
@@ -235,12 +235,14 @@ def test_gravity_up_waits_for_a_late_broker_and_stops_cleanly(make_stack, tmp_pa
             start_new_session=True,
         )
     try:
-        for name in SERVICES:
+        for name in service_names():
             stack.wait_health(name, "NOT_SERVING")
         time.sleep(3)  # still no broker: nobody may claim to be ready
-        assert {name: stack.health(name) for name in SERVICES} == dict.fromkeys(SERVICES, "NOT_SERVING")
+        assert {name: stack.health(name) for name in service_names()} == dict.fromkeys(
+            service_names(), "NOT_SERVING"
+        )
         with EmbeddedBroker(port=port):
-            for name in SERVICES:
+            for name in service_names():
                 stack.wait_health(name, "SERVING", timeout_s=180)
             up.send_signal(signal.SIGTERM)
             assert up.wait(90) == 0, console.read_text()

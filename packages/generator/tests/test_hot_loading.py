@@ -13,8 +13,8 @@ import pytest
 from gravity.v1 import common_pb2
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, decode
+from gravity_core.clients import GeneratorCallError, GeneratorClient
 from gravity_core.grpc import make_channel, wait_for_serving
-from gravity_generator.client import GeneratorCallError, GeneratorClient
 from gravity_generator.service import start_generator
 
 pytestmark = [pytest.mark.model, pytest.mark.broker]

@@ -15,10 +15,10 @@ import grpc
 import pytest
 
 from gravity_core.broker import free_port
+from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_core.grpc.client import health_status
 from gravity_core.llm.openai_backend import wait_until_ready
-from gravity_generator.client import GeneratorCallError, GeneratorClient, Sampling
 from gravity_generator.service import start_generator
 
 pytestmark = pytest.mark.model

@@ -8,9 +8,9 @@ import pytest
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core.catalog import Catalog
+from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel
 from gravity_core.targets import select_targets
-from gravity_generator.client import GeneratorCallError, GeneratorClient, Sampling
 
 pytestmark = pytest.mark.model
 

@@ -1,4 +1,4 @@
-"""Fixtures: the catalog and a profile writer (synthetic sample profiles come from gravity_core.testing)."""
+"""Fixtures: the catalog and a profile writer (synthetic sample profiles come from tests/gravity_testing.py)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import json
 
 import grpc
 import pytest
+from gravity_testing import drain
 
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.artifacts import ArtifactStore
@@ -13,7 +14,6 @@ from gravity_core.bus import Bus
 from gravity_core.datasets import load_manifest, verify_shards
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_core.service import start_in_thread
-from gravity_core.testing import drain
 from gravity_pairgen.service import PairGenService
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]

@@ -16,7 +16,6 @@ from gravity_core.cli.main import cli
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import ConfigError
 from gravity_core.llm.openai_backend import OpenAILLM
-from gravity_core.llm.server import OpenAICompatServer
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_core.values import load_seed_statements
@@ -28,6 +27,7 @@ from gravity_profiler.personality import ClassifierEstimator
 from gravity_profiler.settings import ClassifierSettings, ProfilerSettings
 from gravity_profiler.stances import infer_stances, outcome
 from gravity_profiler.summaries import sentences
+from gravity_stack.llm_server import OpenAICompatServer
 
 pytestmark = pytest.mark.model
 

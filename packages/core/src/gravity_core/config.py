@@ -22,13 +22,13 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from gravity_core.errors import ConfigError
+from gravity_core.options import deep_merge, nest_dotted
 from gravity_core.paths import gravity_home
 
 ENV_PREFIX = "GRAVITY_"
 CONFIG_ENV = "GRAVITY_CONFIG"
 ROLES = ("annotator", "author", "writer", "judge")
 OPENAI_HOSTS = frozenset({"api.openai.com"})
-SERVICES = ("profiler", "pairgen", "trainer", "generator", "judge")
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -237,9 +237,9 @@ def load_settings(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
         source = str(p)
-    _deep_merge(data, env_overrides(env))
+    deep_merge(data, env_overrides(env))
     if overrides:
-        _deep_merge(data, _nest(dict(overrides)))
+        deep_merge(data, nest_dotted(dict(overrides)))
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -272,26 +272,6 @@ def _parse_env_value(raw: str) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, ValueError):
         return raw
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def _format_validation(exc: ValidationError, prefix: str | None = None, source: str | None = None) -> str:

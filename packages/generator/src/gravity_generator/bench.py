@@ -26,8 +26,8 @@ import click
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 if TYPE_CHECKING:
+    from gravity_core.clients import GeneratorClient
     from gravity_core.service import RunningService
-    from gravity_generator.client import GeneratorClient
 
 
 @dataclass
@@ -125,6 +125,7 @@ def run(
 ) -> None:
     """Throughput, latency and gRPC overhead of the generator on the embedded model."""
     from gravity_core.catalog import Catalog
+    from gravity_core.clients import GeneratorClient, Sampling
     from gravity_core.config import load_settings
     from gravity_core.grpc import make_channel, wait_for_serving
     from gravity_core.logging import configure_from_settings
@@ -132,7 +133,6 @@ def run(
     from gravity_core.sample import export_sample
     from gravity_core.targets import select_targets
     from gravity_generator.app import load_config
-    from gravity_generator.client import GeneratorClient, Sampling
     from gravity_generator.quick_profiles import quick_profiles
     from gravity_generator.service import start_generator
 
@@ -224,7 +224,7 @@ def _grpc_overhead(
     running: RunningService, requests: Sequence[dict[str, Any]], pairs: int
 ) -> tuple[float, float]:
     """Median latency of the same request over gRPC and as a direct library call, interleaved."""
-    from gravity_generator.client import GeneratorClient, build_request
+    from gravity_core.clients import GeneratorClient, build_request
     from gravity_generator.requests import job_from_request
 
     app = running.service.app  # type: ignore[attr-defined]

@@ -9,10 +9,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 from gravity_core.errors import GravityError, InvalidInput
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+from gravity_core.options import split_list
 
 
 @click.command()
@@ -112,7 +109,7 @@ def generate(
         updates["adapters_dir"] = adapters_dir
     cfg = load_config(settings).model_copy(update=updates)
     check_paths(cfg)
-    precheck_methods(cfg, _split(methods))
+    precheck_methods(cfg, split_list(methods))
     held_out = load_manifest(pairs_dir).held_out if pairs_dir else None
     if held_out is not None:
         click.echo(
@@ -126,9 +123,9 @@ def generate(
     app = GeneratorApp(settings, cfg, micro_batch=False)
     try:
         app.load()
-        chosen = choose_methods(app, _split(methods))
+        chosen = choose_methods(app, split_list(methods))
         pairs = select_jobs(
-            app, _split(users) or None, books_per_user or settings.evaluation.books_per_user, held_out
+            app, split_list(users) or None, books_per_user or settings.evaluation.books_per_user, held_out
         )
         params = GenerationParams(
             temperature=cfg.temperature if temperature is None else temperature,
@@ -213,8 +210,8 @@ def personalize(
     as_json: bool,
 ) -> None:
     """Ask a running generator for a personalized description of a book for a user."""
+    from gravity_core.clients import GeneratorClient, Sampling
     from gravity_core.proto_io import to_json
-    from gravity_generator.client import GeneratorClient, Sampling
 
     settings = cli.settings
     with GeneratorClient(target or settings.grpc.target("generator"), settings.grpc, timeout_s) as client:

@@ -10,10 +10,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
 from gravity_core.datasets import DatasetManifest
-
-
-def _list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+from gravity_core.options import split_list
 
 
 def _settings(cli: CliContext, **overrides: Any) -> Any:
@@ -103,8 +100,8 @@ def build(
         cli,
         meta=meta,
         recipe=recipe,
-        ablations=_list(ablations),
-        datasets=_list(datasets),
+        ablations=split_list(ablations) if ablations is not None else None,
+        datasets=split_list(datasets) if datasets is not None else None,
         seed=seed,
         items_per_trait=items_per_trait,
         pref_align_min_books=pref_align_min_books,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gravity_core.options import split_list
 from gravity_pairgen.recipes import BASE_DATASETS, normalize_ablations, normalize_recipe
 
 
@@ -70,7 +71,7 @@ class PairGenSettings(BaseModel):
     @classmethod
     def _known_ablations(cls, value: object) -> list[str]:
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+            value = split_list(value)
         return normalize_ablations(list(value))  # type: ignore[arg-type]
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gravity_core.errors import ConfigError, InvalidInput
+from gravity_core.options import deep_merge, nest_dotted
 
 # The attention and MLP projections: what vLLM's LoRA support loads for Llama-family models (no lm_head, no
 # embeddings, no modules_to_save).
@@ -220,7 +221,7 @@ def recipe_section(data: dict[str, Any], recipe: str) -> dict[str, Any]:
     specific = data.get(recipe) or {}
     if not isinstance(specific, dict):
         raise ConfigError(f"recipe config section [{recipe}] must be a table")
-    return _merge(shared, specific)
+    return deep_merge(shared, specific)
 
 
 def build_recipe(
@@ -235,36 +236,13 @@ def build_recipe(
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer:
-            _merge(merged, _nest(layer))
+            try:
+                deep_merge(merged, nest_dotted(layer))
+            except ValueError as exc:
+                raise InvalidInput(f"recipe.{str(exc).split(':')[0]}", str(exc)) from None
     try:
         return cls.model_validate(merged)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "recipe"
         raise InvalidInput(f"recipe.{field}", f"{err['msg']} (recipe {name})") from None
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise InvalidInput(f"recipe.{key}", f"{part} is not a table")
-            node = nxt
-        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
-            _merge(node[parts[-1]], _nest(value))
-        else:
-            node[parts[-1]] = _nest(value) if isinstance(value, dict) else value
-    return out
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base

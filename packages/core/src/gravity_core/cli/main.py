@@ -2,7 +2,8 @@
 
 Entry-point groups:
   gravity.commands  name -> click command or group (``gravity profile``, ``gravity pairs``, ...)
-  gravity.services  name -> ``run_service(settings, port)`` hosting it until SIGTERM (``gravity serve NAME``)
+  gravity.services  name -> ``run_service(settings, port)`` hosting it until SIGTERM (``gravity serve NAME``);
+                    ``gravity.dev_services`` the same for development tools (see gravity_core.registry)
   gravity.benches   name -> click command (``gravity bench NAME``)
 
 Subcommand modules import heavy libraries (torch, transformers) lazily so ``gravity --help`` stays fast.
@@ -20,6 +21,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli
 from gravity_core.errors import GravityError
+from gravity_core.registry import runners
 
 
 def _entry_points(group: str) -> dict[str, EntryPoint]:
@@ -66,13 +68,13 @@ class PluginGroup(click.Group):
 
 
 class ServeGroup(click.Group):
-    """`gravity serve NAME`: every ``gravity.services`` entry point becomes a subcommand."""
+    """`gravity serve NAME`: every registered service and development tool becomes a subcommand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_entry_points("gravity.services"))
+        return sorted(runners())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        ep = _entry_points("gravity.services").get(name)
+        ep = runners().get(name)
         if ep is None:
             return None
 

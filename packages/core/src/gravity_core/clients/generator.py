@@ -6,8 +6,9 @@
         for piece in client.stream(user_id=..., parent_asin=..., method="lamp"):
             print(piece if isinstance(piece, str) else "", end="")
 
-Failures raise :class:`GeneratorCallError` (a GravityError) carrying the gRPC status code and the server's
-message, which names the offending field.
+Failures raise :class:`~gravity_core.clients.base.ServiceCallError` (also importable as GeneratorCallError)
+carrying the gRPC status code and the server's message, which names the offending field. The client needs
+only gravity-core's base install (no torch).
 """
 
 from __future__ import annotations
@@ -19,19 +20,9 @@ from typing import Any
 import grpc
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
-from gravity_core.config import GrpcSettings
-from gravity_core.errors import GravityError
-from gravity_core.grpc import call_with_retry, make_channel
+from gravity_core.clients.base import ServiceCallError, ServiceClient, call_error
 
-# A client built with timeout_s=None still needs a horizon for its retries.
-_NO_DEADLINE_S = 24 * 3600.0
-
-
-class GeneratorCallError(GravityError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
+GeneratorCallError = ServiceCallError
 
 
 @dataclass(frozen=True)
@@ -80,38 +71,19 @@ def build_request(
     return request
 
 
-class GeneratorClient:
-    def __init__(
-        self,
-        target: str,
-        settings: GrpcSettings | None = None,
-        timeout_s: float | None = 600.0,
-        channel: grpc.Channel | None = None,
-        wait_for_ready: bool = True,
-    ) -> None:
-        self.target = target
-        # Calls wait (up to their deadline) for a generator that is restarting or not up yet instead of
-        # failing fast; with the channel's retry policy a crash mid-call is retried on the new process.
-        self.wait_for_ready = wait_for_ready
-        self._channel = channel or make_channel(target, settings)
-        self._owns_channel = channel is None
-        self._stub = generation_pb2_grpc.GeneratorServiceStub(self._channel)
-        self.timeout_s = timeout_s
+class GeneratorClient(ServiceClient):
+    """gravity.v1.GeneratorService: personalize, stream, list methods."""
+
+    def __init__(self, target: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)
+        self._stub = generation_pb2_grpc.GeneratorServiceStub(self.channel)
 
     def personalize(
         self, *, timeout_s: float | None = None, **request: Any
     ) -> generation_pb2.PersonalizeResponse:
         """Keyword arguments as :func:`build_request`; or ``request=<PersonalizeRequest>``."""
         message = request.pop("request", None) or build_request(**request)
-        try:
-            return call_with_retry(
-                lambda remaining: self._stub.Personalize(
-                    message, timeout=remaining, wait_for_ready=self.wait_for_ready
-                ),
-                timeout_s or self.timeout_s or _NO_DEADLINE_S,
-            )
-        except grpc.RpcError as exc:
-            raise _call_error(exc) from None
+        return self._call(self._stub.Personalize, message, timeout_s)
 
     def stream(
         self, *, timeout_s: float | None = None, **request: Any
@@ -130,32 +102,13 @@ class GeneratorClient:
                 elif event.WhichOneof("event") == "final":
                     yield event.final
         except grpc.RpcError as exc:
-            raise _call_error(exc) from None
+            raise call_error(exc) from None
         finally:
             call.cancel()
 
     def list_methods(self, timeout_s: float | None = 30.0) -> list[generation_pb2.MethodInfo]:
-        try:
-            return list(
-                self._stub.ListMethods(
-                    generation_pb2.ListMethodsRequest(), timeout=timeout_s, wait_for_ready=self.wait_for_ready
-                ).methods
-            )
-        except grpc.RpcError as exc:
-            raise _call_error(exc) from None
-
-    def close(self) -> None:
-        if self._owns_channel:
-            self._channel.close()
-
-    def __enter__(self) -> GeneratorClient:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
-
-
-def _call_error(exc: grpc.RpcError) -> GeneratorCallError:
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    return GeneratorCallError(code, details or code.name)
+        return list(
+            self._call(
+                self._stub.ListMethods, generation_pb2.ListMethodsRequest(), timeout_s, retry=False
+            ).methods
+        )

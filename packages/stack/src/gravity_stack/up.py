@@ -10,10 +10,10 @@ import signal
 import threading
 from pathlib import Path
 
-from gravity_core.config import SERVICES, Settings, check_settings
-from gravity_core.demo.processes import ServiceProcess, Supervisor
+from gravity_core.config import Settings, check_settings
 from gravity_core.grpc.client import health_status, make_channel
 from gravity_core.logging import get_logger
+from gravity_stack.processes import ServiceProcess, Supervisor
 
 log = get_logger(__name__)
 
@@ -51,6 +51,3 @@ def run_up(settings: Settings, config_path: str, services: list[str], log_dir: P
         except KeyboardInterrupt:
             pass
         echo("stopping services")
-
-
-DEFAULT_SERVICES = list(SERVICES)

@@ -52,9 +52,10 @@ def sample_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def sample_profiles(sample_files: dict[str, Path]) -> list[Any]:
-    """The 16 main sample readers as synthetic UserProfiles (no profiler; see gravity_core.synthetic)."""
+    """The 16 main sample readers as synthetic UserProfiles (no profiler; see synthetic_profiles)."""
+    from synthetic_profiles import profiles_from_files
+
     from gravity_core.catalog import Catalog
-    from gravity_core.synthetic import profiles_from_files
 
     catalog = Catalog.open(sample_files["meta_Books.jsonl"])
     return profiles_from_files(sample_files["Books.jsonl"], catalog, sample_files["demographics.csv"])

@@ -36,15 +36,17 @@ from gravity.v1 import (
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.broker import EmbeddedBroker, free_port
 from gravity_core.catalog import Catalog
-from gravity_core.config import SERVICES, load_settings
-from gravity_core.demo import tomlwrite
-from gravity_core.demo.ingest import choose_users, ingest, ingest_requests
-from gravity_core.demo.processes import ServiceProcess, Supervisor
+from gravity_core.config import load_settings
 from gravity_core.errors import GravityError, Unavailable
 from gravity_core.grpc.client import call_with_retry, make_channel
+from gravity_core.options import deep_merge, nest_dotted
 from gravity_core.proto_io import write_jsonl
+from gravity_core.registry import service_names
 from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
+from gravity_stack import tomlwrite
+from gravity_stack.ingest import choose_users, ingest, ingest_requests
+from gravity_stack.processes import ServiceProcess, Supervisor
 
 REQUIRED_ADAPTERS = ("gravity", "user-sft", "pref-align")
 
@@ -127,13 +129,7 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         },
         "judge": {"orders": opts.judge_orders, "follow_profiles": True},
     }
-    for dotted, value in opts.extra.items():
-        node = config
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return config
+    return deep_merge(config, nest_dotted(opts.extra))
 
 
 class Progress:
@@ -209,13 +205,13 @@ def _run(
     echo: Callable[[str], None],
     started: float,
 ) -> dict[str, Any]:
-    ports = {name: free_port() for name in SERVICES}
+    ports = {name: free_port() for name in service_names()}
     config_path = out / "config.toml"
     config_path.write_text(
         tomlwrite.dumps(demo_config(opts, broker.bootstrap, ports, meta)), encoding="utf-8"
     )
     settings = load_settings(config_path, env={})
-    channels = {name: make_channel(settings.grpc.target(name), settings.grpc) for name in SERVICES}
+    channels = {name: make_channel(settings.grpc.target(name), settings.grpc) for name in service_names()}
 
     def watch() -> None:
         for process in supervisor:
@@ -224,8 +220,8 @@ def _run(
                     f"{process.name} exited unexpectedly; last log lines:\n{process.log_tail()}"
                 )
 
-    with progress.step(f"starting services ({', '.join(SERVICES)})") as note:
-        for name in SERVICES:
+    with progress.step(f"starting services ({', '.join(service_names())})") as note:
+        for name in service_names():
             supervisor.add(ServiceProcess.serve(name, config_path, out / "logs", settings.grpc)).start()
         for process in supervisor:
             process.wait_serving(timeout_s=600, grpc_settings=settings.grpc)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
+from gravity_core.options import split_list
 
 
 @click.command()
@@ -110,8 +111,8 @@ def demo(
     judges them, and stops everything it started. Defaults finish in about half an hour on 2 CPU cores;
     raise --users, --books-per-user, --train-steps, --pref-align-books and --items-per-trait to scale up.
     """
-    from gravity_core.demo.run import DemoOptions, run_demo
     from gravity_core.logging import configure_logging
+    from gravity_stack.demo import DemoOptions, run_demo
 
     configure_logging("WARNING", "json")
     opts = DemoOptions(
@@ -172,9 +173,8 @@ def _fmt(estimate: object, digits: int = 1) -> str:
 @click.command()
 @click.option(
     "--services",
-    default=",".join(("profiler", "pairgen", "trainer", "generator", "judge")),
-    show_default=True,
-    help="Comma-separated services to run.",
+    default=None,
+    help="Comma-separated services to run (default: every installed service).",
 )
 @click.option(
     "--log-dir",
@@ -183,18 +183,19 @@ def _fmt(estimate: object, digits: int = 1) -> str:
     show_default=True,
 )
 @pass_cli
-def up(cli: CliContext, services: str, log_dir: Path) -> None:
+def up(cli: CliContext, services: str | None, log_dir: Path) -> None:
     """Run the services against the Kafka, vLLM and OpenAI endpoints of --config until Ctrl-C.
 
     The local shape of the Kubernetes deployment: each service is its own process with the same config;
     crashed services are restarted with backoff; health changes are printed.
     """
-    from gravity_core.demo.up import run_up
     from gravity_core.errors import ConfigError
+    from gravity_core.registry import service_names
+    from gravity_stack.up import run_up
 
     if cli.config_path is None:
         raise ConfigError(
             "gravity up needs --config FILE (or GRAVITY_CONFIG) naming your Kafka, vLLM and OpenAI endpoints"
         )
-    names = [s.strip() for s in services.split(",") if s.strip()]
+    names = split_list(services) if services else list(service_names())
     run_up(cli.settings, cli.config_path, names, log_dir, click.echo)

@@ -1,0 +1,83 @@
+"""What every typed service client shares: a channel (TLS and token from GrpcSettings), deadlines, retries
+of UNAVAILABLE while a server restarts, and one error type carrying the gRPC status and the server's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from gravity_core.config import GrpcSettings
+from gravity_core.errors import GravityError
+from gravity_core.grpc import call_with_retry, make_channel
+
+T = TypeVar("T")
+# A client built with timeout_s=None still needs a horizon for its retries.
+NO_DEADLINE_S = 24 * 3600.0
+
+
+class ServiceCallError(GravityError):
+    """A call a service refused or could not answer: ``code`` is the gRPC status, ``details`` its message
+    (which names the offending field for INVALID_ARGUMENT and NOT_FOUND)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+def call_error(exc: grpc.RpcError) -> ServiceCallError:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    return ServiceCallError(code, details or code.name)
+
+
+class ServiceClient:
+    """Base of the typed clients: ``with XClient(target) as client: ...``."""
+
+    def __init__(
+        self,
+        target: str,
+        settings: GrpcSettings | None = None,
+        timeout_s: float | None = 600.0,
+        channel: grpc.Channel | None = None,
+        wait_for_ready: bool = True,
+    ) -> None:
+        self.target = target
+        # Calls wait (up to their deadline) for a server that is restarting or not up yet instead of failing
+        # fast; with the channel's retry policy a crash mid-call is retried on the new process.
+        self.wait_for_ready = wait_for_ready
+        self.timeout_s = timeout_s
+        self._channel = channel or make_channel(target, settings)
+        self._owns_channel = channel is None
+
+    @property
+    def channel(self) -> grpc.Channel:
+        return self._channel
+
+    def _call(
+        self, method: Callable[..., T], request: Any, timeout_s: float | None = None, retry: bool = True
+    ) -> T:
+        """A unary call; idempotent ones (``retry``) are retried on UNAVAILABLE until the deadline."""
+        horizon = timeout_s or self.timeout_s or NO_DEADLINE_S
+        try:
+            if not retry:
+                return method(request, timeout=horizon, wait_for_ready=self.wait_for_ready)
+            return call_with_retry(
+                lambda remaining: method(request, timeout=remaining, wait_for_ready=self.wait_for_ready),
+                horizon,
+            )
+        except grpc.RpcError as exc:
+            raise call_error(exc) from None
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()

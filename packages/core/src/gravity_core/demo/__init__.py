@@ -1,1 +1,0 @@
-"""The end-to-end orchestrator: `gravity demo` and `gravity up`."""

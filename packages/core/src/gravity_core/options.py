@@ -1,0 +1,53 @@
+"""Option values into settings: comma-separated lists, dotted keys into nested tables, deep merges.
+
+Every CLI and every layer of configuration (TOML, environment, --set, recipe overrides) goes through these,
+so ``a.b.c=1`` means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def split_list(*values: str | Iterable[str] | None) -> list[str]:
+    """Comma-separated and/or repeated option values as one list: ``--users a,b --users c`` -> [a, b, c]."""
+    out: list[str] = []
+    for value in values:
+        if value is None:
+            continue
+        for part in [value] if isinstance(value, str) else value:
+            out += [v.strip() for v in part.split(",") if v.strip()]
+    return out
+
+
+def nest_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "a.c": {"d.e": 2}}`` -> ``{"a": {"b": 1, "c": {"d": {"e": 2}}}}``.
+
+    Raises ValueError naming the key when a dotted key runs through a value that is not a table.
+    """
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        parts = str(key).split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ValueError(f"{key}: {part} is not a table")
+            node = nxt
+        nested = nest_dotted(value) if isinstance(value, Mapping) else value
+        if isinstance(nested, dict) and isinstance(node.get(parts[-1]), dict):
+            deep_merge(node[parts[-1]], nested)
+        else:
+            node[parts[-1]] = nested
+    return out
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``extra`` into ``base`` in place (tables merge, anything else replaces); returns ``base``."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+    return base
