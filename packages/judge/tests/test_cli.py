@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from judge_fixtures import METHOD_TEXTS, generation, unit_rows
+from judge_fixtures import METHOD_TEXTS, generation
 
 from gravity_core.cli.main import cli
 from gravity_core.proto_io import write_jsonl

@@ -19,8 +19,8 @@ from gravity_judge.questions import (
     paper_ranking_question,
     ranking_question,
     read_letter,
-    read_rating,
     read_ranking,
+    read_rating,
 )
 from gravity_judge.settings import JudgeSettings
 

@@ -245,8 +245,9 @@ HOSTILE = "Evil | <script>alert(1)</script> *bold* _it_ `code` [x](http://e.exam
 def test_report_escapes_hostile_text_in_every_cell(tmp_path: Path, profiles_path: Path) -> None:
     """A description, method name and country holding table pipes, HTML, Markdown and newlines stay
     literal text: no Markdown row breaks, no tag reaches report.md or report.html."""
-    from gravity_core.proto_io import write_jsonl
     from judge_fixtures import METHOD_TEXTS, profile, unit_rows
+
+    from gravity_core.proto_io import write_jsonl
 
     weird_method = "my|<script>*method*"
     texts = {**METHOD_TEXTS, "lamp": HOSTILE + " VIVID", weird_method: "A plain text."}

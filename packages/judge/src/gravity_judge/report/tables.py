@@ -262,7 +262,11 @@ def _position_bias(report: dict[str, Any]) -> Section:
     )
 
 
-_SIDE_NAMES = {"fiction": "All fiction", "non-fiction": "All non-fiction", "unknown": "Fiction or not unknown"}
+_SIDE_NAMES = {
+    "fiction": "All fiction",
+    "non-fiction": "All non-fiction",
+    "unknown": "Fiction or not unknown",
+}
 
 
 def _gain_table(
