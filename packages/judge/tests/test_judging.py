@@ -228,6 +228,11 @@ def test_unparsable_ranking_is_unusable_and_keeps_the_raw_answer() -> None:
         ("1. Description C\n2. Description A\n3. Description D\n4. Description B", ("C", "A", "D", "B")),
         ("Here is my ranking:\n1. C: vivid\n2. A - calm\n3. (D)\n4. B.", ("C", "A", "D", "B")),
         ("Description B, Description A, Description D, Description C", ("B", "A", "D", "C")),
+        # small models restate the descriptions before the ranking asked for: only the stated ranking counts
+        ("A: A history.\nB: A race.\nC: A mystery.\nD: A story.\nRanking: D, B, C, A", ("D", "B", "C", "A")),
+        ("Ranking: A, B, C, D, Ranking: A", ("A", "B", "C", "D")),  # one complete statement
+        ("Ranking: C > A > B > D\nFinal ranking: A > B > C > D", None),  # two different rankings
+        ("A: A history.\nB: A race.\nRanking: B", None),
         ("C > A > B", None),  # D left out: not completed by guessing
         ("C > A > A > B", None),  # a label twice
         ("C > A > B > E", None),  # a label that was not shown

@@ -16,7 +16,8 @@ one-hot choice, which no division can rescale (balanced orders alone control pos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -67,3 +68,18 @@ def correct(probabilities: Sequence[float], prior: SlotPrior | None) -> tuple[fl
     if total <= 0.0:
         return tuple(probabilities)
     return tuple(float(w) for w in weights / total)
+
+
+@dataclass
+class SlotPriors:
+    """The priors a set of debiased judgments was corrected with (None: nothing to estimate from)."""
+
+    # number of candidates in the ranking -> prior over its slots
+    ranking: dict[int, SlotPrior | None] = field(default_factory=dict)
+    pairwise: SlotPrior | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ranking": {str(n): (p.to_dict() if p else None) for n, p in sorted(self.ranking.items())},
+            "pairwise": self.pairwise.to_dict() if self.pairwise else None,
+        }

@@ -20,7 +20,7 @@ from gravity_core.embeddings import Embedder
 from gravity_core.logging import get_logger
 from gravity_judge import methods as m
 from gravity_judge import protocols as proto
-from gravity_judge.debias import SlotPrior, estimate_prior
+from gravity_judge.debias import SlotPriors
 from gravity_judge.inputs import EvaluationSet, Unit
 from gravity_judge.judging import (
     Candidate,
@@ -29,8 +29,7 @@ from gravity_judge.judging import (
     PairJudgment,
     PaperRanking,
     RankJudgment,
-    pair_from_answers,
-    rank_from_answers,
+    correct_judgments,
 )
 from gravity_judge.settings import JudgeSettings
 
@@ -54,21 +53,6 @@ class UnitResult:
     similarity: dict[str, float] = field(default_factory=dict)
     # Paper protocol: the judge's full ranking in one order.
     paper: PaperRanking | None = None
-
-
-@dataclass
-class SlotPriors:
-    """The judge's slot priors the debiased judgments were corrected with (None: nothing to estimate)."""
-
-    # number of candidates in the ranking -> prior over its slots
-    ranking: dict[int, SlotPrior | None] = field(default_factory=dict)
-    pairwise: SlotPrior | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ranking": {str(n): (p.to_dict() if p else None) for n, p in sorted(self.ranking.items())},
-            "pairwise": self.pairwise.to_dict() if self.pairwise else None,
-        }
 
 
 @dataclass
@@ -290,39 +274,19 @@ class Evaluator:
             r.likert[rating.id] = rating
 
 
-def _balanced_logprobs(answers: Iterable[Any]) -> bool:
-    answers = list(answers)
-    return bool(answers) and all(a.usable and a.method == "logprobs" for a in answers)
-
-
 def correct_slot_priors(results: list[UnitResult], tie_margin: float) -> SlotPriors:
-    """Estimate the judge's slot priors from every unit's debiased answers and re-derive each judgment
-    with its prior divided out. Only units whose every order was answered with log-probabilities enter
-    the estimate, so each contributes a balanced set of answers."""
-    by_slots: dict[int, list[tuple[float, ...]]] = {}
-    for r in results:
-        if r.ranking is not None and _balanced_logprobs(r.ranking.answers):
-            for a in r.ranking.answers:
-                by_slots.setdefault(len(a.probabilities), []).append(a.probabilities)
-    ranking_priors = {n: estimate_prior(d) for n, d in by_slots.items()}
-    pair_answers = [
-        a.probabilities
-        for r in results
-        for p in r.pairs.values()
-        if _balanced_logprobs(p.answers)
-        for a in p.answers
-    ]
-    pair_prior = estimate_prior(pair_answers)
-    for r in results:
-        rank = r.ranking
-        if rank is not None and rank.answers:
-            r.ranking = rank_from_answers(
-                rank.candidates, rank.orders, rank.answers, ranking_priors.get(len(rank.candidates))
-            )
-        for method, pair in r.pairs.items():
-            if len(pair.answers) == 2:
-                r.pairs[method] = pair_from_answers(pair.a, pair.b, *pair.answers, tie_margin, pair_prior)
-    return SlotPriors(ranking_priors, pair_prior)
+    """Divide the judge's slot priors, estimated from every unit's debiased answers, out of each unit's
+    top pick and pairs (judging.correct_judgments)."""
+    ranked = [r for r in results if r.ranking is not None]
+    pair_keys = [(r, method) for r in results for method in r.pairs]
+    ranks, pairs, priors = correct_judgments(
+        [r.ranking for r in ranked if r.ranking is not None], [r.pairs[k] for r, k in pair_keys], tie_margin
+    )
+    for r, rank in zip(ranked, ranks, strict=True):
+        r.ranking = rank
+    for (r, method), pair in zip(pair_keys, pairs, strict=True):
+        r.pairs[method] = pair
+    return priors
 
 
 def _usage(judge: Judge | None) -> dict[str, int]:

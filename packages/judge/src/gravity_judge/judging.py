@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gravity_core.errors import InvalidInput
 from gravity_core.llm import LLMClient
-from gravity_judge.debias import SlotPrior, correct
+from gravity_judge.debias import SlotPrior, SlotPriors, correct, estimate_prior
 from gravity_judge.ordering import balanced_orders, is_balanced, order_rng, shuffled
 from gravity_judge.persona import Persona
 from gravity_judge.questions import (
@@ -381,3 +381,35 @@ def likert_from_answer(candidate_id: str, answer: Answer) -> LikertJudgment:
         answer.raw_text,
         LIKERT_VALUES[answer.best_index],
     )
+
+
+def _all_logprobs(answers: Sequence[Answer]) -> bool:
+    return bool(answers) and all(a.usable and a.method == "logprobs" for a in answers)
+
+
+def correct_judgments(
+    ranks: Sequence[RankJudgment], pairs: Sequence[PairJudgment], tie_margin: float = 0.0
+) -> tuple[list[RankJudgment], list[PairJudgment], SlotPriors]:
+    """Estimate the judge's slot priors from the debiased judgments' answers and re-derive every judgment
+    with its prior divided out. Only judgments whose every order was answered with log-probabilities
+    enter the estimate, so each contributes a balanced set of answers (per reader when fully balanced)."""
+    by_slots: dict[int, list[tuple[float, ...]]] = {}
+    for rank in ranks:
+        if _all_logprobs(rank.answers):
+            for a in rank.answers:
+                by_slots.setdefault(len(a.probabilities), []).append(a.probabilities)
+    priors = SlotPriors(
+        {n: estimate_prior(d) for n, d in by_slots.items()},
+        estimate_prior([a.probabilities for p in pairs if _all_logprobs(p.answers) for a in p.answers]),
+    )
+    fixed_ranks = [
+        rank_from_answers(r.candidates, r.orders, r.answers, priors.ranking.get(len(r.candidates)))
+        if r.answers
+        else r
+        for r in ranks
+    ]
+    fixed_pairs = [
+        pair_from_answers(p.a, p.b, *p.answers, tie_margin, priors.pairwise) if len(p.answers) == 2 else p
+        for p in pairs
+    ]
+    return fixed_ranks, fixed_pairs, priors

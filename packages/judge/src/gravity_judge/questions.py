@@ -197,13 +197,28 @@ _SEPARATORS = re.compile(r"\s*(?:>|,|;|→|->|\n|\bthen\b)\s*", re.IGNORECASE)
 _PIECE_LETTER = re.compile(r"^\W*([A-Z])(?:\W*$|[.):\]]|\s+[-–:(])")
 
 
+_RANKING_MARKER = re.compile(r"\branking\s*(?:is)?\s*:", re.IGNORECASE)
+
+
 def read_ranking(text: str, labels: Sequence[str]) -> tuple[str, ...] | None:
     """Every label of ``labels`` exactly once, in the order a free-text answer ranks them, or None.
 
-    Reads "C > A > B", "C, A, B", "Ranking: C > A > B", numbered lists ("1. Description C ...") and
-    "Description C, Description A, ...". An answer that names a label twice, names one that does not
-    exist, or leaves one out is not a complete ranking: None, never a guess.
+    Reads "C > A > B", "C, A, B", numbered lists ("1. Description C ...") and "Description C, Description
+    A, ...". When the answer states its ranking after "Ranking:" (the format asked for), only what follows
+    such a marker counts — small models often restate the descriptions first — and the answer must state
+    exactly one complete ranking there. An answer that names a label twice, names one that does not exist,
+    leaves one out, or states two different rankings is not a complete ranking: None, never a guess.
     """
+    markers = list(_RANKING_MARKER.finditer(text))
+    if not markers:
+        return _read_pieces(text, labels)
+    ends = [m.start() for m in markers[1:]] + [len(text)]
+    stated = {_read_pieces(text[m.end() : end], labels) for m, end in zip(markers, ends, strict=True)}
+    complete = [r for r in stated if r is not None]
+    return complete[0] if len(complete) == 1 else None
+
+
+def _read_pieces(text: str, labels: Sequence[str]) -> tuple[str, ...] | None:
     body = _RANKING_LEAD.sub("", text.strip(), count=1)
     lines = [line for line in body.splitlines() if line.strip()]
     numbered = [line for line in lines if _NUMBERED.match(line)]
