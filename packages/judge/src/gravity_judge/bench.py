@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 @dataclass
 class _Unit:
-    persona: object
+    persona: Any
     texts: list[str]
 
 
@@ -78,7 +79,7 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     """Ranking, pairwise and Likert judgments/s: log-prob scoring (shared prefix / per question) vs free text."""
     from gravity_core.config import LLMEndpoint
     from gravity_core.llm import make_llm
-    from gravity_judge.judging import Candidate, Judge, PairJudgment, PaperRanking, RankJudgment
+    from gravity_judge.judging import Candidate, Judge
     from gravity_judge.settings import JudgeSettings
 
     role = cli.settings.llm.role("judge")
@@ -98,7 +99,8 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     click.echo(
         f"load average at start: {load:.1f} on {os.cpu_count()} CPUs (timings are noisy under load)", err=True
     )
-    collected: dict[str, list] = {"ranking": [], "paper ranking": [], "pairwise": []}  # type: ignore[type-arg]
+    # the default mode's judgments, for the position-bias figures
+    collected: dict[str, list[Any]] = {"ranking": [], "paper ranking": [], "pairwise": []}
     for label, mode, share in modes:
         judge = Judge(llm, JudgeSettings(answer_mode=mode, orders=orders), share_prefix=share)
         for kind in ("ranking", "paper ranking", "pairwise", "likert"):
@@ -109,19 +111,19 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
             started = time.perf_counter()
             for unit in data:
                 cands = [Candidate(f"m{i}", t) for i, t in enumerate(unit.texts)]
-                results: list[RankJudgment] | list[PaperRanking] | list[PairJudgment] | list[object]
+                results: list[Any]
                 if kind == "ranking":
-                    results = [judge.rank(unit.persona, cands, key="bench")]  # type: ignore[arg-type]
+                    results = [judge.rank(unit.persona, cands, key="bench")]
                 elif kind == "paper ranking":
-                    results = [judge.rank_paper(unit.persona, cands, key="bench")]  # type: ignore[arg-type]
+                    results = [judge.rank_paper(unit.persona, cands, key="bench")]
                 elif kind == "pairwise":
-                    results = judge.compare(unit.persona, cands[0], cands[1:])  # type: ignore[arg-type]
+                    results = judge.compare(unit.persona, cands[0], cands[1:])
                 else:
-                    results = judge.rate(unit.persona, cands)  # type: ignore[arg-type]
+                    results = judge.rate(unit.persona, cands)
                 if label == modes[0][0] and kind in collected:
                     collected[kind] += results
                 judgments += len(results)
-                unusable += sum(1 for r in results if not r.usable)  # type: ignore[attr-defined]
+                unusable += sum(1 for r in results if not r.usable)
             seconds = time.perf_counter() - started
             rate = judgments / seconds if seconds > 0 else 0.0
             rates[(label, kind)] = rate
@@ -131,7 +133,7 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
                     kind,
                     judgments,
                     round(seconds, 2),
-                    round(rate, 2),
+                    round(rate, 3),
                     unusable,
                     llm.usage.prompt_tokens - tokens_before,
                 )
@@ -174,7 +176,7 @@ def _share(flags: list[bool]) -> str:
     return f"{100.0 * sum(flags) / len(flags):.1f}%" if flags else "–"
 
 
-def _bias_lines(papers: list, ranks: list, pairs: list) -> list[str]:  # type: ignore[type-arg]
+def _bias_lines(papers: list[Any], ranks: list[Any], pairs: list[Any]) -> list[str]:
     """Position bias under both protocols, from the default mode's judgments of this run."""
     from gravity_judge.judging import correct_judgments
 
