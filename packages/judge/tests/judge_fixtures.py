@@ -71,7 +71,7 @@ METHOD_TEXTS = {
 }
 
 
-_DESCRIPTION = re.compile(r"Description ([A-Z]): (.*)")
+_DESCRIPTION = re.compile(r'<description id="([A-Z])">\n(.*?)\n</description>', re.DOTALL)
 
 
 def described(prompt: str) -> dict[str, str]:
@@ -79,44 +79,77 @@ def described(prompt: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in _DESCRIPTION.finditer(prompt)}
 
 
+def _rated_text(prompt: str) -> str:
+    return described(prompt).get("X", "")
+
+
+def _ranking(prompt: str, mode: str) -> list[str]:
+    """The scripted judge's full ranking: VIVID descriptions first (content) or the shown order (position)."""
+    shown = described(prompt)
+    if mode == "position":
+        return list(shown)
+    return sorted(shown, key=lambda label: (VIVID not in shown[label], label))
+
+
 class ScriptedJudge(LLMClient):
-    """Answers from the prompt: a description containing VIVID is preferred and rated 5 (content mode), or
-    the first slot always wins (position mode). ``text_answers`` scripts free-text answers instead."""
+    """Answers from the prompt: a description containing VIVID is preferred and rated 5 (content mode), the
+    first slot always wins (position mode), or the content preference is multiplied by a planted prior over
+    slots (prior mode: P(slot j) ∝ prior[j] · (3 if VIVID else 1)). ``text_answer`` scripts free-text
+    answers instead. ``backend="embedded"`` makes the judge read rankings by constrained decoding."""
 
     def __init__(
-        self, mode: str = "content", confidence: float = 0.9, text_answer: Callable[[str], str] | None = None
+        self,
+        mode: str = "content",
+        confidence: float = 0.9,
+        text_answer: Callable[[str], str] | None = None,
+        backend: str = "scripted",
+        prior: Sequence[float] = (),
     ) -> None:
         self.mode = mode
         self.confidence = confidence
         self.text_answer = text_answer
+        self.backend = backend
+        self.prior = tuple(prior)
         self.usage = Usage()
         self.prompts: list[str] = []
+        self.prefills: list[str] = []
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo("scripted-judge", "scripted", 8192)
+        return ModelInfo("scripted-judge", self.backend, 8192)
 
-    def _distribution(self, prompt: str, choices: Sequence[str]) -> list[float]:
+    def _distribution(self, prompt: str, choices: Sequence[str], prefill: str = "") -> list[float]:
         labels = [c.strip() for c in choices]
         if labels[0] == "1":  # Likert
-            text = prompt.split("Description: ", 1)[-1]
-            best = 4 if VIVID in text else 1
+            best = 4 if VIVID in _rated_text(prompt) else 1
             return [self.confidence if i == best else (1 - self.confidence) / 4 for i in range(5)]
-        if self.mode == "position":
+        shown = described(prompt)
+        if self.mode == "prior":
+            slots = list(shown)
+            weights = [
+                self.prior[slots.index(label)] * (3.0 if VIVID in shown.get(label, "") else 1.0)
+                for label in labels
+            ]
+            return [w / sum(weights) for w in weights]
+        if prefill.startswith("Ranking:"):  # constrained ranking: the best label not yet ranked
+            favourite = next(label for label in _ranking(prompt, self.mode) if label in labels)
+        elif self.mode == "position":
             favourite = labels[0]
         else:
-            shown = described(prompt)
             vivid = [label for label in labels if VIVID in shown.get(label, "")]
             favourite = vivid[0] if vivid else labels[-1]
+        if len(labels) == 1:
+            return [1.0]
         rest = (1 - self.confidence) / (len(labels) - 1)
         return [self.confidence if label == favourite else rest for label in labels]
 
     def score_choices(self, messages, choices, adapter=None, prefill=""):  # type: ignore[no-untyped-def]
         prompt = messages[-1]["content"]
         self.prompts.append(prompt)
+        self.prefills.append(prefill)
         self.usage.add(len(prompt) // 4)
         return ChoiceScores(
-            tuple(choices), tuple(self._distribution(prompt, choices)), "logprobs", len(prompt) // 4
+            tuple(choices), tuple(self._distribution(prompt, choices, prefill)), "logprobs", len(prompt) // 4
         )
 
     def chat(self, messages, params=None, adapter=None):  # type: ignore[no-untyped-def]
@@ -132,7 +165,9 @@ class ScriptedJudge(LLMClient):
             if self.text_answer is not None:
                 text = self.text_answer(prompt)
             elif "from 1 to 5 only" in prompt:
-                text = "5" if VIVID in prompt.split("Description: ", 1)[-1] else "2"
+                text = "5" if VIVID in _rated_text(prompt) else "2"
+            elif "Rank all" in prompt:
+                text = "Ranking: " + " > ".join(_ranking(prompt, self.mode))
             else:
                 labels = list(described(prompt))
                 vivid = [k for k, v in described(prompt).items() if VIVID in v]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from judge_fixtures import METHOD_TEXTS, generation, unit_rows
+from judge_fixtures import METHOD_TEXTS, generation
 
 from gravity_core.cli.main import cli
 from gravity_core.proto_io import write_jsonl
@@ -48,6 +48,7 @@ def test_nothing_judgeable_writes_the_report_and_fails_in_one_line(
         "unknown_method": 1,
     }
     assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert (out / "judgments.jsonl").read_text() == ""  # nothing was judged
 
 
 def test_unknown_method_option_and_missing_file_are_one_line_errors(
@@ -81,12 +82,34 @@ def test_unknown_method_option_and_missing_file_are_one_line_errors(
     assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
+def _sample_books(n: int) -> list:  # type: ignore[type-arg]
+    from gravity_core.amazon import iter_books
+    from gravity_core.sample import sample_dir
+    from gravity_core.skips import SkipLog
+
+    books = [b for _, b in iter_books(sample_dir() / "meta_Books.jsonl", SkipLog()) if b.description]
+    # one fiction and one non-fiction book of the bundled sample
+    return [books[0], next(b for b in books if b.genre_group == "Business & Money")][:n]
+
+
 @pytest.mark.model
 def test_real_run_on_the_embedded_judge(tmp_path: Path, profiles_path: Path, embedded_llm) -> None:  # type: ignore[no-untyped-def]
-    """Two (user, book) units, SmolLM2 as the judge (the session model: same endpoint settings), MiniLM similarity."""
+    """Two readers and two books of the bundled sample, both protocols on SmolLM2 (constrained-greedy
+    paper ranking, balanced top-pick orders and A/B pairs from log-probabilities), MiniLM similarity:
+    report.json/md/html with both protocols, their agreement, the genre-cluster breakdown and
+    judgments.jsonl."""
+    from judge_fixtures import generation
+
     texts = {k: v.replace("VIVID", "vivid") for k, v in METHOD_TEXTS.items() if k != "base-rewrite"}
-    rows = unit_rows("U_USA", "B1", texts) + unit_rows("U_JPN", "B1", texts, "Children's Books")
-    rows.append(generation("U_JPN", "B1", "gravity", "duplicate"))
+    rows = []
+    for user, book in zip(("U_USA", "U_JPN"), _sample_books(2), strict=True):
+        for method, text in texts.items():
+            g = generation(
+                user, book.parent_asin, method, book.description[:400] if method == "original" else text
+            )
+            g.book_title, g.genre, g.genre_group = book.title, book.genre, book.genre_group
+            rows.append(g)
+    rows.append(generation("U_JPN", rows[-1].parent_asin, "gravity", "duplicate"))
     gens = tmp_path / "generations.jsonl"
     write_jsonl(rows, gens)
     config = tmp_path / "gravity.toml"
@@ -96,38 +119,46 @@ def test_real_run_on_the_embedded_judge(tmp_path: Path, profiles_path: Path, emb
     out = tmp_path / "report"
     result = CliRunner().invoke(
         cli,
-        [
-            "--config",
-            str(config),
-            "judge",
-            "--generations",
-            str(gens),
-            "--profiles",
-            str(profiles_path),
-            "--out",
-            str(out),
-            "--orders",
-            "2",
-        ],
+        ["--config", str(config), "judge", "--generations", str(gens), "--profiles", str(profiles_path),
+         "--out", str(out)],
         catch_exceptions=False,
-    )
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "gravity judge — smollm2-135m (embedded), 2 units, 2 users" in result.output
+    assert (
+        "gravity judge — smollm2-135m (embedded), 2 units, 2 users; protocols: paper, debiased"
+        in result.output
+    )
     assert "skipped 1: duplicate_row=1" in result.output
+    assert "position bias, paper rankings" in result.output and "protocol agreement" in result.output
     report = json.loads((out / "report.json").read_text())
-    assert report["judge"]["model"] == "smollm2-135m" and report["judge"]["answers"] == {
-        "logprobs": 2 * 2 + 2 * 3 * 2 + 2 * 4
-    }
+    # 3 ranked methods: 3 balanced top-pick orders and 1 constrained ranking per unit, 3 methods x 2 A/B
+    # orders, 4 Likert ratings
+    assert report["judge"]["answers"] == {"logprobs": 2 * 3 + 2 * 3 * 2 + 2 * 4, "constrained-greedy": 2}
     assert report["unusable"]["total"] == 0
-    overall = report["metrics"]["overall"]
-    wins = [overall[k]["top1_win_rate"]["value"] for k in ("original", "lamp", "gravity")]
-    assert sum(wins) == pytest.approx(100.0, abs=1e-3)
-    for method in ("lamp", "gravity", "gravity-no-values"):
-        assert overall[method]["preference_gain"]["n"] == 2
-        assert 0.0 < overall[method]["similarity"]["value"] < 100.0
-        assert 1.0 <= overall[method]["interestingness"]["value"] <= 5.0
+    assert report["protocols"]["run"] == ["paper", "debiased"]
+    for protocol in ("paper", "debiased"):
+        overall = report["metrics_by_protocol"][protocol]["overall"]
+        wins = [overall[k]["top1_win_rate"]["value"] for k in ("original", "lamp", "gravity")]
+        assert sum(wins) == pytest.approx(100.0, abs=1e-3)
+        for method in ("lamp", "gravity"):
+            assert overall[method]["preference_gain"]["n"] == 2
+            assert 0.0 < overall[method]["similarity"]["value"] < 100.0
+            assert 1.0 <= overall[method]["interestingness"]["value"] <= 5.0
+        clusters = report["metrics_by_protocol"][protocol]["by_genre_cluster"]
+        assert set(clusters) == {"Fiction", "Business / Economics / Finance"}
+        assert set(report["metrics_by_protocol"][protocol]["by_fiction"]) == {"fiction", "non-fiction"}
+    assert report["metrics"]["overall"]["gravity-no-values"]["preference_gain"]["n"] == 2
+    assert report["agreement"]["units"] == 2 and report["agreement"]["kendall_tau"]["n"] == 2
+    assert report["position_bias"]["debiased"]["ranking"]["balanced_units"] == 2
+    assert report["protocols"]["slot_priors"]["ranking"]["3"]["observations"] == 6
     assert set(report["metrics"]["by_country"]) == {"USA", "Japan"}
     assert report["ablations"]["tests"][0]["n_pairs"] == 2
     assert report["llm_usage"]["prompt_tokens"] > 0
+    records = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
+    assert len(records) == report["judgments"]["records"] == 2 * (1 + 3 + 6 + 4)
+    paper = [x for x in records if x["protocol"] == "paper"]
+    assert all(x["read_by"] == "constrained-greedy" and len(x["steps"]) == 2 for x in paper)
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
+    md = (out / "report.md").read_text()
+    assert "Protocol agreement" in md and "genre cluster" in md and "What was judged" in md

@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
+from judge_fixtures import ScriptedJudge
 from scipy.stats import wilcoxon
 
+from gravity_judge.debias import correct, estimate_prior
 from gravity_judge.evaluate import UnitResult
 from gravity_judge.inputs import Unit
 from gravity_judge.judging import (
     LikertJudgment,
     PairJudgment,
+    PaperRanking,
     RankJudgment,
     likert_from_answer,
     pair_from_answers,
     rank_from_answers,
 )
-from gravity_judge.metrics import ablation_tests, method_metrics, preference_values, win_values
+from gravity_judge.metrics import (
+    ablation_tests,
+    aggregate,
+    likert_values,
+    method_metrics,
+    preference_values,
+    win_values,
+)
+from gravity_judge.ordering import balanced_orders
 from gravity_judge.persona import Persona
 from gravity_judge.scoring import Answer
 from gravity_judge.settings import JudgeSettings
@@ -262,14 +274,163 @@ def test_grouping_by_country_and_genre_and_reliability() -> None:
         {},
         {},
     )
+    run.protocols = ["debiased"]
     agg = aggregate(run, JudgeSettings(bootstrap_samples=50))
-    assert list(agg["by_country"]) == ["USA", "Japan"]
-    assert agg["by_country"]["USA"]["units"] == 2
-    assert agg["by_country"]["USA"]["methods"]["gravity"]["preference_gain"]["value"] == 50.0
-    assert agg["by_country"]["Japan"]["methods"]["gravity"]["top1_win_rate"]["value"] == 100.0
-    assert agg["by_genre_group"]["Fiction"]["methods"]["gravity"]["preference_gain"]["value"] == 100.0
-    assert agg["by_genre_group"]["Nonfiction"]["methods"]["gravity"]["preference_gain"]["value"] == 0.0
-    rel = agg["reliability"]["pairwise"]
-    assert rel["pairs"] == 3 and rel["position_bias_rate"]["value"] == pytest.approx(100 / 3, abs=1e-3)
+    debiased = agg["by_protocol"]["debiased"]
+    assert list(debiased["by_country"]) == ["USA", "Japan"]
+    assert debiased["by_country"]["USA"]["units"] == 2
+    assert debiased["by_country"]["USA"]["methods"]["gravity"]["preference_gain"]["value"] == 50.0
+    assert debiased["by_country"]["Japan"]["methods"]["gravity"]["top1_win_rate"]["value"] == 100.0
+    assert debiased["by_genre_group"]["Fiction"]["methods"]["gravity"]["preference_gain"]["value"] == 100.0
+    assert debiased["by_genre_group"]["Nonfiction"]["methods"]["gravity"]["preference_gain"]["value"] == 0.0
+    rel = agg["position_bias"]["debiased"]["pairwise"]
+    assert rel["pairs"] == 3
+    assert rel["position_bias_rate"]["after"]["value"] == pytest.approx(100 / 3, abs=1e-3)
     assert rel["order_agreement"]["value"] == pytest.approx(200 / 3, abs=1e-3)
+    assert agg["agreement"] is None and "paper" not in agg["position_bias"]
     assert np.all(np.isnan(preference_values(results, "lamp")))  # lamp was never compared
+
+
+# ------------------------------------------------------------------ the paper protocol's reading
+def _paper(shown: list[str], ranking: list[str], usable: bool = True) -> PaperRanking:
+    return PaperRanking(sorted(shown), shown, ranking if usable else [], usable, "" if usable else "x")
+
+
+def test_paper_top1_and_preference_gain_come_from_one_ranking() -> None:
+    shown = ["lamp", "original", "gravity"]
+    results = [
+        UnitResult(_unit(0), paper=_paper(shown, ["gravity", "original", "lamp"])),
+        UnitResult(_unit(1), paper=_paper(shown, ["lamp", "gravity", "original"])),
+        UnitResult(_unit(2), paper=_paper(shown, ["original", "lamp", "gravity"])),
+        UnitResult(_unit(3), paper=_paper(shown, [], usable=False)),  # unparsable: counted nowhere
+    ]
+    assert list(win_values(results, "gravity", "paper")[:3]) == [1.0, 0.0, 0.0]
+    assert math.isnan(win_values(results, "gravity", "paper")[3])
+    # ranked above the original in the same ranking, even when not first
+    assert list(preference_values(results, "gravity", "paper")[:3]) == [1.0, 1.0, 0.0]
+    assert list(preference_values(results, "lamp", "paper")[:3]) == [0.0, 1.0, 0.0]
+    out = method_metrics(
+        results, ["original", "lamp", "gravity"], JudgeSettings(bootstrap_samples=0), "t", "paper"
+    )
+    assert out["gravity"]["top1_win_rate"]["value"] == pytest.approx(100 / 3, abs=1e-3)
+    assert out["gravity"]["top1_win_rate"]["n"] == 3
+    gain = out["gravity"]["preference_gain"]
+    assert gain["value"] == pytest.approx(200 / 3, abs=1e-3) and (
+        gain["wins"],
+        gain["ties"],
+        gain["losses"],
+    ) == (2, 0, 1)
+    assert out["original"]["top1_win_rate"]["value"] == pytest.approx(100 / 3, abs=1e-3)
+    # the debiased columns of the same units are empty: no top pick or pairs were asked
+    assert (
+        method_metrics(results, ["gravity"], JudgeSettings(), "t")["gravity"]["top1_win_rate"]["value"]
+        is None
+    )
+
+
+def test_paper_interestingness_is_the_answer_and_debiased_the_expectation() -> None:
+    answer = Answer(("1", "2", "3", "4", "5"), (0.1, 0.1, 0.2, 0.45, 0.15), "logprobs", True)
+    rating = likert_from_answer("gravity", answer)
+    results = [UnitResult(_unit(0), likert={"gravity": rating})]
+    assert likert_values(results, "gravity", "paper")[0] == 4.0
+    assert likert_values(results, "gravity", "debiased")[0] == pytest.approx(3.45)
+
+
+# ------------------------------------------------------------------ the debiased protocol's correction
+PLANTED = (0.55, 0.25, 0.15, 0.05)  # a judge that prefers slot A whatever it shows
+
+
+def _answers_with_prior(content: list[float], perms: list[list[int]], prior=PLANTED) -> list[Answer]:  # type: ignore[no-untyped-def]
+    """P(slot j) ∝ prior(j) · content(candidate shown in j): a pure position prior on top of a preference."""
+    labels = tuple("ABCD"[: len(content)])
+    out = []
+    for perm in perms:
+        w = [prior[j] * content[c] for j, c in enumerate(perm)]
+        out.append(Answer(labels, tuple(x / sum(w) for x in w), "logprobs", True))
+    return out
+
+
+def test_pride_estimates_a_planted_slot_prior_and_divides_it_out() -> None:
+    perms = balanced_orders(4, 0, random.Random(5))
+    contents = [[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25], [0.05, 0.05, 0.8, 0.1]]
+    answers = [a for c in contents for a in _answers_with_prior(c, perms)]
+    prior = estimate_prior([a.probabilities for a in answers])
+    assert prior is not None and prior.observations == 16
+    assert prior.probabilities == pytest.approx(PLANTED, abs=1e-9)
+    for a in answers[:4]:  # each corrected answer is the content preference of the slots' descriptions
+        assert correct(a.probabilities, prior) != pytest.approx(a.probabilities)
+    ids = ["original", "lamp", "gravity", "tri-agent"]
+    for content in contents:
+        raw = rank_from_answers(ids, perms, _answers_with_prior(content, perms))
+        fixed = rank_from_answers(ids, perms, _answers_with_prior(content, perms), prior)
+        assert [fixed.first_place[k] for k in ids] == pytest.approx(content, abs=1e-9)
+        assert fixed.prior is prior and raw.balanced and fixed.balanced
+        if len(set(content)) == 1:  # no preference: the raw answers pick whatever sits in slot A
+            assert raw.raw_picks == [0, 0, 0, 0] and raw.first_position_picks == 4
+        best = max(range(4), key=lambda i: content[i])
+        if content.count(max(content)) == 1:
+            assert fixed.winners == [ids[best]] and fixed.order_agreement == 1.0
+            assert fixed.picks == [perm.index(best) for perm in perms]  # the slot the favourite sat in
+
+
+def test_pride_on_pairs_turns_same_slot_answers_into_the_content_preference() -> None:
+    def pair(p_method: float, prior=(0.85, 0.15)) -> tuple[Answer, Answer]:  # type: ignore[no-untyped-def]
+        ab = [prior[0] * (1 - p_method), prior[1] * p_method]  # original in slot A
+        ba = [prior[0] * p_method, prior[1] * (1 - p_method)]  # method in slot A
+        norm = lambda w: tuple(x / sum(w) for x in w)  # noqa: E731
+        return Answer(("A", "B"), norm(ab), "logprobs", True), Answer(("A", "B"), norm(ba), "logprobs", True)
+
+    answers = [pair(p) for p in (0.7, 0.6, 0.3, 0.65)]
+    prior = estimate_prior([a.probabilities for ab in answers for a in ab])
+    assert prior is not None and prior.probabilities == pytest.approx((0.85, 0.15), abs=1e-9)
+    raw = pair_from_answers("original", "gravity", *answers[0])
+    fixed = pair_from_answers("original", "gravity", *answers[0], prior=prior)
+    assert raw.position_biased  # slot A won both orders, so the slot decided
+    assert fixed.probability_a == pytest.approx(0.3) and fixed.outcome == "b" and not fixed.position_biased
+    assert fixed.raw_position_biased and fixed.raw_probability_a == pytest.approx(raw.probability_a)
+
+
+def test_parsed_answers_are_not_rescaled() -> None:
+    one_hot = Answer(("A", "B"), (1.0, 0.0), "parsed", True)
+    prior = estimate_prior([(0.9, 0.1), (0.8, 0.2)])
+    fixed = pair_from_answers("original", "gravity", one_hot, one_hot, prior=prior)
+    assert fixed.probability_a == 0.5 and fixed.position_biased and fixed.outcome == "tie"
+    assert estimate_prior([]) is None
+
+
+def test_evaluation_corrects_a_planted_prior_and_reports_bias_before_and_after(
+    generations_path,
+    profiles_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """End to end on the scripted judge with a strong slot-A prior: before the correction the top picks sit
+    in slot A; after it, the VIVID descriptions win every unit and the slot-A share falls to the share of
+    units where a VIVID description was shown there."""
+    from gravity_core.profiles import ProfileStore
+    from gravity_core.skips import SkipLog
+    from gravity_judge.evaluate import Evaluator
+    from gravity_judge.inputs import assemble, rows_from_file
+    from gravity_judge.judging import Judge
+
+    store = ProfileStore.from_jsonl(profiles_path, SkipLog())
+    skips = SkipLog()
+    evalset = assemble(
+        rows_from_file(generations_path, skips), lambda u: Persona.from_profile(store.get(u)), skips
+    )
+    cfg = JudgeSettings(bootstrap_samples=0, metrics=["ranking", "pairwise"], protocol="debiased")
+    prior = (0.9, 0.06, 0.03, 0.01)
+    llm = ScriptedJudge(mode="prior", prior=prior)
+    run = Evaluator(lambda: Judge(llm, cfg), cfg).run(evalset)
+    assert run.priors.ranking[4] is not None
+    assert run.priors.ranking[4].probabilities == pytest.approx(prior, abs=1e-6)
+    assert run.priors.pairwise.probabilities == pytest.approx((0.9 / 0.96, 0.06 / 0.96), abs=1e-6)
+    for r in run.results:
+        assert set(r.ranking.winners) <= {"lamp", "gravity"}
+        assert sum(1 for p in r.ranking.raw_picks if p == 0) >= 3  # slot A won before the correction
+        assert all(p.outcome == ("b" if "VIVID" in r.unit.outputs[m] else "tie") for m, p in r.pairs.items())
+    bias = aggregate(run, cfg)["position_bias"]["debiased"]
+    assert bias["ranking"]["before"]["first_slot_rate"]["value"] == 100.0
+    assert (
+        bias["ranking"]["after"]["first_slot_rate"]["value"] == 50.0
+    )  # 2 VIVID of 4: in slot A half the time
+    assert bias["pairwise"]["position_bias_rate"]["before"]["value"] == 100.0
+    assert bias["pairwise"]["position_bias_rate"]["after"]["value"] < 100.0

@@ -80,16 +80,25 @@ def test_rank_compare_rate_and_streaming_evaluate(real_service) -> None:  # type
         )
     )
     progress = [e.progress for e in events if e.HasField("progress")]
-    assert {p.stage for p in progress} == {"similarity", "ranking", "pairwise", "likert"}
+    assert {p.stage for p in progress} == {"similarity", "paper-ranking", "ranking", "pairwise", "likert"}
     assert all(p.done <= p.total for p in progress)
     result = events[-1].result
     report = json.loads(result.report_json)
     assert report["sample"]["units"] == 1 and report["judge"]["model"] == "smollm2-135m"
+    assert report["protocols"]["run"] == ["paper", "debiased"]  # the default: both
+    assert report["agreement"]["units"] == 1
     assert result.unusable_judgments == 0
     assert [(s.reason, s.source_line) for s in result.skipped] == [("unknown_method", 4)]
     folder = Path(settings.artifacts.path()) / "reports" / "svc-test"
     assert result.report_uri == folder.resolve().as_uri()
-    assert {p.name for p in folder.iterdir()} == {"report.json", "report.md", "report.html"}
+    assert {p.name for p in folder.iterdir()} == {
+        "report.json",
+        "report.md",
+        "report.html",
+        "judgments.jsonl",
+    }
+    records = (folder / "judgments.jsonl").read_text().splitlines()
+    assert len(records) == report["judgments"]["records"] > 0
 
 
 @pytest.fixture
@@ -161,11 +170,49 @@ def test_requests_are_validated_with_the_field_named(scripted_service) -> None: 
             grpc.StatusCode.INVALID_ARGUMENT,
             "report_name",
         ),
+        (
+            lambda: list(
+                stub.Evaluate(
+                    judge_pb2.EvaluateRequest(
+                        generations=[generation("u", "b", "original", "o")],
+                        protocol=99,  # type: ignore[arg-type]
+                    )
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "protocol",
+        ),
     ]
     for call, code, field in cases:
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == code and err.value.details().startswith(field), err.value.details()
+
+
+def test_evaluate_runs_the_protocol_asked_for(scripted_service, profiles_path: Path) -> None:  # type: ignore[no-untyped-def]
+    running, service = scripted_service
+    stub = _stub(running)
+    personas = [judge_pb2.JudgePersona(user_id="U_USA", country="USA", user_summary="Likes sea stories.")]
+    gens = unit_rows("U_USA", "B1", METHOD_TEXTS)
+    runs = {}
+    for protocol in (
+        judge_pb2.JUDGE_PROTOCOL_UNSPECIFIED,
+        judge_pb2.JUDGE_PROTOCOL_PAPER,
+        judge_pb2.JUDGE_PROTOCOL_DEBIASED,
+    ):
+        events = list(
+            stub.Evaluate(judge_pb2.EvaluateRequest(generations=gens, personas=personas, protocol=protocol))
+        )
+        report = json.loads(events[-1].result.report_json)
+        runs[protocol] = (report, {e.progress.stage for e in events if e.HasField("progress")})
+    both, paper, debiased = runs.values()
+    assert both[0]["protocols"]["run"] == ["paper", "debiased"] and service.cfg.protocol == "both"
+    assert paper[0]["protocols"]["run"] == ["paper"] and paper[1] == {"paper-ranking", "likert"}
+    overall = paper[0]["metrics"]["overall"]
+    assert overall["gravity"]["top1_win_rate"]["value"] + overall["lamp"]["top1_win_rate"]["value"] == 100.0
+    assert paper[0]["agreement"] is None and "debiased" not in paper[0]["position_bias"]
+    assert debiased[0]["protocols"]["run"] == ["debiased"] and "paper-ranking" not in debiased[1]
+    assert debiased[0]["metrics"] == debiased[0]["metrics_by_protocol"]["debiased"]
 
 
 def test_profiles_file_is_loaded_at_start(make_settings, profiles_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,11 +1,15 @@
-"""`gravity bench judge`: judgments/s on the embedded model for ranking, pairwise and Likert questions.
+"""`gravity bench judge`: judgments/s on the embedded model for the debiased top pick, the paper protocol's
+full ranking, pairwise and Likert questions, and the judge's position bias under both protocols.
 
 Three ways to read the judge's answers, measured in the same run on the same questions:
   log-probs, shared prefix   the judge's default: one call per reader and question kind, persona encoded once
+                              (the paper ranking: letter-constrained greedy decoding over the cached prompt)
   log-probs, one per question the naive scoring baseline: every question encoded on its own
   free text, parsed           generate a short answer and parse it (what works without log-probabilities)
 Unusable answers are counted for each. Personas and descriptions come from the bundled sample. The
-response cache is off, so every judgment does real work.
+response cache is off, so every judgment does real work. From the default mode's judgments the bench also
+reports, in the same run: how often the paper ranking put first the description shown first, and how
+often the debiased top pick and pairs followed the slot before and after the slot-prior correction.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -22,7 +27,7 @@ from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 @dataclass
 class _Unit:
-    persona: object
+    persona: Any
     texts: list[str]
 
 
@@ -63,7 +68,12 @@ def _inputs(units: int, candidates: int) -> list[_Unit]:
 @click.command()
 @click.option("--units", default=3, show_default=True, help="Readers (one unit of questions each).")
 @click.option("--candidates", default=9, show_default=True, help="Descriptions per unit (9 = Table 2).")
-@click.option("--orders", default=3, show_default=True, help="Shuffled orders per ranking.")
+@click.option(
+    "--orders",
+    default=3,
+    show_default=True,
+    help="Balanced top-pick orders per ranking (0 = one per description).",
+)
 @pass_cli
 def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     """Ranking, pairwise and Likert judgments/s: log-prob scoring (shared prefix / per question) vs free text."""
@@ -89,20 +99,29 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
     click.echo(
         f"load average at start: {load:.1f} on {os.cpu_count()} CPUs (timings are noisy under load)", err=True
     )
+    # the default mode's judgments, for the position-bias figures
+    collected: dict[str, list[Any]] = {"ranking": [], "paper ranking": [], "pairwise": []}
     for label, mode, share in modes:
         judge = Judge(llm, JudgeSettings(answer_mode=mode, orders=orders), share_prefix=share)
-        for kind in ("ranking", "pairwise", "likert"):
+        for kind in ("ranking", "paper ranking", "pairwise", "likert"):
+            if kind == "paper ranking" and not share:
+                continue  # constrained decoding always reuses the encoded prompt: no naive variant
             judgments = unusable = 0
             tokens_before = llm.usage.prompt_tokens
             started = time.perf_counter()
             for unit in data:
                 cands = [Candidate(f"m{i}", t) for i, t in enumerate(unit.texts)]
+                results: list[Any]
                 if kind == "ranking":
-                    results = [judge.rank(unit.persona, cands, key="bench")]  # type: ignore[arg-type]
+                    results = [judge.rank(unit.persona, cands, key="bench")]
+                elif kind == "paper ranking":
+                    results = [judge.rank_paper(unit.persona, cands, key="bench")]
                 elif kind == "pairwise":
-                    results = judge.compare(unit.persona, cands[0], cands[1:])  # type: ignore[arg-type,assignment]
+                    results = judge.compare(unit.persona, cands[0], cands[1:])
                 else:
-                    results = judge.rate(unit.persona, cands)  # type: ignore[arg-type,assignment]
+                    results = judge.rate(unit.persona, cands)
+                if label == modes[0][0] and kind in collected:
+                    collected[kind] += results
                 judgments += len(results)
                 unusable += sum(1 for r in results if not r.usable)
             seconds = time.perf_counter() - started
@@ -114,7 +133,7 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
                     kind,
                     judgments,
                     round(seconds, 2),
-                    round(rate, 2),
+                    round(rate, 3),
                     unusable,
                     llm.usage.prompt_tokens - tokens_before,
                 )
@@ -130,7 +149,16 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
             headers=("answers", "kind", "judgments", "seconds", "judgments/s", "unusable", "prompt tokens"),
         )
     )
-    for kind in ("ranking", "pairwise", "likert"):
+    for kind in ("ranking", "paper ranking", "pairwise", "likert"):
+        if kind == "paper ranking":
+            text = rates[("free text, parsed", kind)]
+            best = rates[("log-probs, shared prefix", kind)]
+            click.echo(
+                f"{kind}: constrained-greedy {best / text:.2f}x free-text parsing"
+                if text
+                else f"{kind}: no timing"
+            )
+            continue
         best = rates[("log-probs, shared prefix", kind)]
         naive = rates[("log-probs, one per question", kind)]
         text = rates[("free text, parsed", kind)]
@@ -140,3 +168,35 @@ def run(cli: CliContext, units: int, candidates: int, orders: int) -> None:
             if naive and text
             else f"{kind}: no timing"
         )
+    for line in _bias_lines(collected["paper ranking"], collected["ranking"], collected["pairwise"]):
+        click.echo(line)
+
+
+def _share(flags: list[bool]) -> str:
+    return f"{100.0 * sum(flags) / len(flags):.1f}%" if flags else "–"
+
+
+def _bias_lines(papers: list[Any], ranks: list[Any], pairs: list[Any]) -> list[str]:
+    """Position bias under both protocols, from the default mode's judgments of this run."""
+    from gravity_judge.judging import correct_judgments
+
+    fixed_ranks, fixed_pairs, priors = correct_judgments(ranks, pairs)
+    usable_papers = [p for p in papers if p.usable]
+    n = len(ranks[0].candidates) if ranks else 0
+    prior = priors.ranking.get(n)
+    lines = [
+        f"position bias, paper protocol: first place shown first in {_share([p.top_slot == 0 for p in usable_papers])} "
+        f"of {len(usable_papers)} ranking(s) (chance {100.0 / n if n else 0:.1f}%); "
+        f"{len(papers) - len(usable_papers)} unusable",
+        "position bias, debiased protocol: top pick in slot A "
+        f"{_share([p == 0 for r in ranks if r.usable for p in r.raw_picks])} before, "
+        f"{_share([p == 0 for r in fixed_ranks if r.usable for p in r.picks])} after the correction; pairs with "
+        f"the same slot in both orders {_share([p.raw_position_biased for p in fixed_pairs if p.usable])} before, "
+        f"{_share([p.position_biased for p in fixed_pairs if p.usable])} after",
+    ]
+    if prior is not None:
+        lines.append(
+            "estimated slot prior (top pick): "
+            + ", ".join(f"{chr(65 + i)} {100 * q:.1f}%" for i, q in enumerate(prior.probabilities))
+        )
+    return lines

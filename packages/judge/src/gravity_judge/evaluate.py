@@ -1,8 +1,10 @@
-"""Judge every unit: similarity, top-1 ranking, pairwise preference vs the original, and Likert ratings.
+"""Judge every unit under the protocols asked for: similarity, the paper's full ranking, the debiased top
+pick and pairwise preference vs the original, and Likert ratings (read both ways).
 
 The stages run one after the other over all units so progress is reported per stage. Calls for one unit
 are grouped (shared persona prefixes on the embedded backend); with an OpenAI-compatible judge, units are
-judged concurrently up to the endpoint's ``concurrency``.
+judged concurrently up to the endpoint's ``concurrency``. After the debiased stages, the judge's slot
+priors are estimated from every unit's answers and divided out of each judgment (debias.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ from typing import Any, TypeVar
 from gravity_core.embeddings import Embedder
 from gravity_core.logging import get_logger
 from gravity_judge import methods as m
+from gravity_judge import protocols as proto
+from gravity_judge.debias import SlotPriors
 from gravity_judge.inputs import EvaluationSet, Unit
-from gravity_judge.judging import Candidate, Judge, LikertJudgment, PairJudgment, RankJudgment
+from gravity_judge.judging import (
+    Candidate,
+    Judge,
+    LikertJudgment,
+    PairJudgment,
+    PaperRanking,
+    RankJudgment,
+    correct_judgments,
+)
 from gravity_judge.settings import JudgeSettings
 
 log = get_logger(__name__)
@@ -33,11 +45,14 @@ def untracked(items: Iterable[T], _stage: str, _total: int) -> Iterable[T]:
 @dataclass
 class UnitResult:
     unit: Unit
+    # Debiased protocol: the top pick over balanced orders, and each method vs the original.
     ranking: RankJudgment | None = None
     pairs: dict[str, PairJudgment] = field(default_factory=dict)
     likert: dict[str, LikertJudgment] = field(default_factory=dict)
     # method -> cosine similarity x 100 to the original
     similarity: dict[str, float] = field(default_factory=dict)
+    # Paper protocol: the judge's full ranking in one order.
+    paper: PaperRanking | None = None
 
 
 @dataclass
@@ -94,6 +109,8 @@ class EvaluationRun:
     answer_methods: Counter[str]
     timings_s: dict[str, float]
     llm_usage: dict[str, int]
+    protocols: list[str] = field(default_factory=lambda: list(proto.ALL))
+    priors: SlotPriors = field(default_factory=SlotPriors)
 
 
 class Evaluator:
@@ -116,6 +133,8 @@ class Evaluator:
 
     def run(self, evalset: EvaluationSet, track: Tracker = untracked) -> EvaluationRun:
         s = self.settings
+        protocols = proto.selected(s.protocol)
+        paper, debiased = proto.PAPER in protocols, proto.DEBIASED in protocols
         results = [UnitResult(u) for u in evalset.units]
         unusable = UnusableLog()
         answer_methods: Counter[str] = Counter()
@@ -130,7 +149,18 @@ class Evaluator:
             self._similarity(results, track)
             timings["similarity"] = time.perf_counter() - started
 
-        if "ranking" in s.metrics and results:
+        if paper and "ranking" in s.metrics and results:
+            started = time.perf_counter()
+            for r in self._each(results, "paper-ranking", lambda r: self._rank_paper(r, ranked), track):
+                if r.paper is None:
+                    continue
+                if r.paper.usable:
+                    answer_methods[r.paper.method] += 1
+                else:
+                    unusable.add("paper-ranking", r.paper.reason, r.unit, "", r.paper.raw_text)
+            timings["paper-ranking"] = time.perf_counter() - started
+
+        if debiased and "ranking" in s.metrics and results:
             started = time.perf_counter()
             for r in self._each(results, "ranking", lambda r: self._rank(r, ranked), track):
                 if r.ranking is None:
@@ -141,7 +171,7 @@ class Evaluator:
                     unusable.add("ranking", r.ranking.reason, r.unit, "", "; ".join(r.ranking.raw_answers))
             timings["ranking"] = time.perf_counter() - started
 
-        if "pairwise" in s.metrics and results:
+        if debiased and "pairwise" in s.metrics and results:
             started = time.perf_counter()
             for r in self._each(results, "pairwise", self._compare, track):
                 for method, pair in r.pairs.items():
@@ -160,6 +190,7 @@ class Evaluator:
                         unusable.add("likert", rating.reason, r.unit, method, rating.raw_answer)
             timings["likert"] = time.perf_counter() - started
 
+        priors = correct_slot_priors(results, s.tie_margin) if debiased else SlotPriors()
         usage_after = _usage(judge)
         model, backend = (judge.llm.info.name, judge.llm.info.backend) if judge else self.label
         return EvaluationRun(
@@ -175,6 +206,8 @@ class Evaluator:
             answer_methods=answer_methods,
             timings_s={k: round(v, 3) for k, v in timings.items()},
             llm_usage={k: usage_after[k] - usage_before[k] for k in usage_after},
+            protocols=protocols,
+            priors=priors,
         )
 
     # ------------------------------------------------------------- stages
@@ -216,6 +249,15 @@ class Evaluator:
         assert self._judge is not None
         r.ranking = self._judge.rank(u.persona, candidates, key=u.parent_asin)
 
+    def _rank_paper(self, r: UnitResult, ranked: list[str]) -> None:
+        u = r.unit
+        ids = [k for k in ranked if k == m.ORIGINAL or k in u.outputs]
+        if len(ids) < 2:
+            return
+        candidates = [Candidate(k, u.original if k == m.ORIGINAL else u.outputs[k]) for k in ids]
+        assert self._judge is not None
+        r.paper = self._judge.rank_paper(u.persona, candidates, key=u.parent_asin)
+
     def _compare(self, r: UnitResult) -> None:
         u = r.unit
         others = [Candidate(k, text) for k, text in u.outputs.items()]
@@ -230,6 +272,21 @@ class Evaluator:
         assert self._judge is not None
         for rating in self._judge.rate(u.persona, candidates):
             r.likert[rating.id] = rating
+
+
+def correct_slot_priors(results: list[UnitResult], tie_margin: float) -> SlotPriors:
+    """Divide the judge's slot priors, estimated from every unit's debiased answers, out of each unit's
+    top pick and pairs (judging.correct_judgments)."""
+    ranked = [r for r in results if r.ranking is not None]
+    pair_keys = [(r, method) for r in results for method in r.pairs]
+    ranks, pairs, priors = correct_judgments(
+        [r.ranking for r in ranked if r.ranking is not None], [r.pairs[k] for r, k in pair_keys], tie_margin
+    )
+    for r, rank in zip(ranked, ranks, strict=True):
+        r.ranking = rank
+    for (r, method), pair in zip(pair_keys, pairs, strict=True):
+        r.pairs[method] = pair
+    return priors
 
 
 def _usage(judge: Judge | None) -> dict[str, int]:

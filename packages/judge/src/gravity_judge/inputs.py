@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gravity.v1 import judge_pb2
+from gravity_core import genres
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_judge import methods as m
@@ -42,6 +43,16 @@ class Unit:
     @property
     def country(self) -> str:
         return self.persona.group_country
+
+    @property
+    def genre_cluster(self) -> str:
+        """The paper's book category (Figures 3 and 4), from core's mapping of Amazon categories."""
+        return genres.cluster_of(self.genre, self.genre_group)
+
+    @property
+    def fiction_side(self) -> str:
+        """ "fiction", "non-fiction", or "unknown" (Figure 3's split)."""
+        return genres.side_of(self.genre_cluster)
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gravity.v1 import judge_pb2, profile_pb2
 from gravity_core import prompts
+from gravity_judge.evidence import Evidence
 
 UNKNOWN_COUNTRY = "unknown"
 
@@ -17,12 +18,19 @@ class Persona:
     gender: str = ""
     country: str = ""
     user_summary: str = ""
+    # What the reader's profile was built from; None when the persona did not come from a profile.
+    evidence: Evidence | None = field(default=None, compare=False)
 
     @classmethod
     def from_profile(cls, profile: profile_pb2.UserProfile) -> Persona:
         d = profile.demographics
         return cls(
-            profile.user_id, d.age_group.value, d.gender.value, d.country.value, profile.user_summary.strip()
+            profile.user_id,
+            d.age_group.value,
+            d.gender.value,
+            d.country.value,
+            profile.user_summary.strip(),
+            Evidence.from_profile(profile),
         )
 
     @classmethod

@@ -31,6 +31,7 @@ from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
 from gravity_core.profiles import ProfileStore
 from gravity_core.skips import Skip, SkipLog
+from gravity_judge.evaluate import EvaluationRun
 from gravity_judge.inputs import assemble, rows_from_request
 from gravity_judge.judging import Candidate, Judge
 from gravity_judge.persona import Persona
@@ -41,6 +42,11 @@ from gravity_judge.settings import JudgeSettings
 
 log = get_logger(__name__)
 SERVICE_NAME = "gravity.v1.JudgeService"
+_PROTOCOLS = {
+    judge_pb2.JUDGE_PROTOCOL_PAPER: "paper",
+    judge_pb2.JUDGE_PROTOCOL_DEBIASED: "debiased",
+    judge_pb2.JUDGE_PROTOCOL_BOTH: "both",
+}
 
 
 class _Cancelled(Exception):
@@ -209,6 +215,14 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
     ) -> Iterator[judge_pb2.EvaluateResponse]:
         service = self.service
         require(len(request.generations) > 0, "generations", "is required")
+        require(
+            request.protocol == judge_pb2.JUDGE_PROTOCOL_UNSPECIFIED or request.protocol in _PROTOCOLS,
+            "protocol",
+            f"unknown protocol {request.protocol}",
+        )
+        cfg = service.cfg
+        if request.protocol in _PROTOCOLS:
+            cfg = cfg.model_copy(update={"protocol": _PROTOCOLS[request.protocol]})
         name = request.report_name.strip()
         if name:
             check_segment("report_name", name)
@@ -223,9 +237,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
         skips = SkipLog(keep=max(200, len(request.generations)))
         if service.bus is not None:
             skips.on_skip = service.bus.skip_to_dlq
-        evalset = assemble(
-            rows_from_request(request.generations), persona_for, skips, (), service.cfg.extra_methods
-        )
+        evalset = assemble(rows_from_request(request.generations), persona_for, skips, (), cfg.extra_methods)
 
         events: queue.Queue[Any] = queue.Queue()
         cancelled = threading.Event()
@@ -240,15 +252,15 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
 
         def work() -> None:
             try:
-                _run, report = evaluate(
+                run, report = evaluate(
                     evalset,
                     lambda: service.llm(None),
                     service.settings,
-                    service.cfg,
+                    cfg,
                     track,
                     sources={"generations": "request"},
                 )
-                events.put(("done", report))
+                events.put(("done", (run, report)))
             except _Cancelled:
                 events.put(("cancelled", None))
             except BaseException as exc:
@@ -275,16 +287,19 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
                     raise payload
                 if kind == "cancelled":
                     return
-                yield judge_pb2.EvaluateResponse(result=self._result(payload, name, skips))
+                run, report = payload
+                yield judge_pb2.EvaluateResponse(result=self._result(report, run, name, skips))
                 return
         finally:
             cancelled.set()
 
-    def _result(self, report: dict[str, Any], name: str, skips: SkipLog) -> judge_pb2.EvaluateResult:
+    def _result(
+        self, report: dict[str, Any], run: EvaluationRun, name: str, skips: SkipLog
+    ) -> judge_pb2.EvaluateResult:
         uri = ""
         if name:
             store = ArtifactStore.from_settings(self.service.settings)
-            files = report_files(report, self.service.cfg.focus_method)
+            files = report_files(report, self.service.cfg.focus_method, run)
             with store.staged_dir(f"reports/{name}") as stage:
                 for filename, data in files.items():
                     (stage / filename).write_bytes(data)

@@ -8,36 +8,48 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Metric = Literal["ranking", "pairwise", "likert", "similarity"]
 ALL_METRICS: tuple[Metric, ...] = ("ranking", "pairwise", "likert", "similarity")
+ProtocolChoice = Literal["paper", "debiased", "both"]
 
 
 class JudgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Shuffled presentation orders per ranking (position-bias control); the winner is averaged over them.
-    orders: int = Field(default=3, ge=1, le=26)
+    # Which judge protocol(s) to run: "paper" (§4.1/D.3, comparable with Table 2), "debiased" (balanced
+    # orders with the slot-prior correction) or "both", side by side in one report.
+    protocol: ProtocolChoice = "both"
+    # Debiased protocol: presentation orders per top-pick question. 0 = one per candidate (every description
+    # in every slot once, fully balanced); a lower number caps it at evenly spaced rotations (partly
+    # balanced, said so in the report).
+    orders: int = Field(default=0, ge=0, le=26)
     # Seeds the presentation orders and the bootstrap, so a re-run gives the same report.
     seed: int = 13
     # Bootstrap resamples of (user, book) units for every confidence interval.
     bootstrap_samples: int = Field(default=1000, ge=0)
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
-    # "auto": answers read from token log-probabilities where the backend gives them (an OpenAI endpoint
-    # without them falls back to parsing); "text": always generate a short answer and parse it.
+    # "auto": answers from token log-probabilities where the backend gives them (an OpenAI endpoint
+    # without them falls back to parsing) and, on the embedded backend, the paper ranking by
+    # letter-constrained greedy decoding; "text": always generate a short answer and parse it.
     answer_mode: Literal["auto", "text"] = "auto"
-    # Tokens generated per answer in text mode.
+    # Tokens generated per one-label answer in text mode.
     text_max_tokens: int = Field(default=12, ge=1)
+    # Tokens generated for a free-text paper ranking (chat endpoints and text mode).
+    ranking_max_tokens: int = Field(default=160, ge=8)
     # A pair is a tie when the averaged preference probability is within this distance of 0.5.
     tie_margin: float = Field(default=0.0, ge=0.0, lt=0.5)
     # Descriptions longer than this are cut (at a word) before judging, so a ranking prompt with every
     # method fits the judge's context; the report counts cut descriptions.
     max_description_chars: int = Field(default=2000, ge=200)
     # Which judgments to make; leaving some out is a demo/debug knob (the report shows "–" for them).
+    # "ranking" covers both protocols' ranking questions, "pairwise" is the debiased protocol's A/B.
     metrics: list[Metric] = Field(default_factory=lambda: list(ALL_METRICS))
-    # Put ablation variants (gravity-no-*, gravity-sft) into the top-1 ranking too (Table 6 style).
+    # Put ablation variants (gravity-no-*, gravity-sft) into the rankings too (Table 6 style).
     rank_ablations: bool = False
     # Ablations are tested against this method (paired Wilcoxon, Table 5).
     ablation_reference: str = "gravity"
     # The method whose per-genre preference gains are plotted (Figure 3).
     focus_method: str = "gravity"
+    # Readers whose judged descriptions are shown in the report (one unit each), so a person can read them.
+    example_readers: int = Field(default=3, ge=0)
     # Further method names accepted as main methods (e.g. a new baseline served by the generator).
     extra_methods: list[str] = Field(default_factory=list)
     # Service: profiles loaded at start (profiles.jsonl), and/or follow gravity.profiles.v1.

@@ -44,7 +44,7 @@ from gravity_core.options import split_list
     type=int,
     default=2,
     show_default=True,
-    help="Shuffled orders per ranking (position-bias control).",
+    help="Judge: balanced orders per debiased top-pick ranking (0 = one per description, fully balanced).",
 )
 @click.option(
     "--pref-align-books",
@@ -147,7 +147,8 @@ def demo(
 
 
 def _table_rows(report: dict) -> list[tuple]:
-    """The judge's report.json (format gravity-judge-report/v1) as Table 2 rows."""
+    """The judge's report.json (format gravity-judge-report/v2) as Table 2 rows: the primary protocol's
+    numbers (debiased when both ran; metrics_by_protocol holds the paper protocol's)."""
     overall = report.get("metrics", {}).get("overall", {})
     rows = []
     for method in report.get("sample", {}).get("methods", []):

@@ -327,7 +327,7 @@ def _run(
         if final is None:
             raise Unavailable("the judge ended the evaluation without a result")
         report_dir = ArtifactStore(settings.artifacts.path()).resolve(final.report_uri)
-        for name in ("report.json", "report.md", "report.html"):
+        for name in ("report.json", "report.md", "report.html", "judgments.jsonl"):
             shutil.copyfile(
                 report_dir / name if report_dir.is_dir() else report_dir.parent / name, out / name
             )

@@ -1,11 +1,23 @@
 from gravity.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class JudgeProtocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JUDGE_PROTOCOL_UNSPECIFIED: _ClassVar[JudgeProtocol]
+    JUDGE_PROTOCOL_PAPER: _ClassVar[JudgeProtocol]
+    JUDGE_PROTOCOL_DEBIASED: _ClassVar[JudgeProtocol]
+    JUDGE_PROTOCOL_BOTH: _ClassVar[JudgeProtocol]
+JUDGE_PROTOCOL_UNSPECIFIED: JudgeProtocol
+JUDGE_PROTOCOL_PAPER: JudgeProtocol
+JUDGE_PROTOCOL_DEBIASED: JudgeProtocol
+JUDGE_PROTOCOL_BOTH: JudgeProtocol
 
 class JudgePersona(_message.Message):
     __slots__ = ("user_id", "age_group", "gender", "country", "user_summary")
@@ -131,14 +143,16 @@ class RateResponse(_message.Message):
     def __init__(self, score: _Optional[float] = ..., distribution: _Optional[_Iterable[float]] = ..., usable: _Optional[bool] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("generations", "personas", "report_name")
+    __slots__ = ("generations", "personas", "report_name", "protocol")
     GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     PERSONAS_FIELD_NUMBER: _ClassVar[int]
     REPORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     generations: _containers.RepeatedCompositeFieldContainer[Generation]
     personas: _containers.RepeatedCompositeFieldContainer[JudgePersona]
     report_name: str
-    def __init__(self, generations: _Optional[_Iterable[_Union[Generation, _Mapping]]] = ..., personas: _Optional[_Iterable[_Union[JudgePersona, _Mapping]]] = ..., report_name: _Optional[str] = ...) -> None: ...
+    protocol: JudgeProtocol
+    def __init__(self, generations: _Optional[_Iterable[_Union[Generation, _Mapping]]] = ..., personas: _Optional[_Iterable[_Union[JudgePersona, _Mapping]]] = ..., report_name: _Optional[str] = ..., protocol: _Optional[_Union[JudgeProtocol, str]] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
     __slots__ = ("progress", "result")

@@ -1,4 +1,5 @@
-"""report.json: the judge, the sample, every aggregate, reliability, unusable judgments and skipped input."""
+"""report.json: the judge, the protocols, the sample, every aggregate per protocol, position bias, protocol
+agreement, profile evidence, example descriptions, unusable judgments and skipped input."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gravity_judge import methods as m
+from gravity_judge import protocols as proto
+from gravity_judge.drilldown import JUDGMENTS_FILE, examples, records
 from gravity_judge.evaluate import EvaluationRun
+from gravity_judge.evidence import summarize
 from gravity_judge.metrics import aggregate
 from gravity_judge.settings import JudgeSettings
 
-FORMAT = "gravity-judge-report/v1"
+FORMAT = "gravity-judge-report/v2"
 
 
 def build_report(
@@ -22,11 +26,14 @@ def build_report(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     evalset = run.evalset
-    metrics = aggregate(run, settings)
+    agg = aggregate(run, settings)
+    primary = proto.primary(run.protocols)
+    metrics = agg["by_protocol"][primary]
     units_by = {
-        "country": {k: v["units"] for k, v in metrics["by_country"].items()},
-        "genre_group": {k: v["units"] for k, v in metrics["by_genre_group"].items()},
+        key: {k: v["units"] for k, v in metrics[f"by_{key}"].items()}
+        for key in ("country", "genre_group", "genre_cluster", "fiction")
     }
+    readers = {u.user_id: u.persona.evidence for u in evalset.units}
     timings = dict(run.timings_s)
     timings["aggregate"] = round(time.perf_counter() - started, 3)
     if elapsed_s is not None:
@@ -47,6 +54,13 @@ def build_report(
             "tie_margin": settings.tie_margin,
             "max_description_chars": settings.max_description_chars,
         },
+        "protocols": {
+            "run": run.protocols,
+            "primary": primary,
+            "comparable_with_table2": proto.PAPER if proto.PAPER in run.protocols else None,
+            "descriptions": {p: proto.DESCRIPTIONS[p] for p in run.protocols},
+            "slot_priors": run.priors.to_dict() if proto.DEBIASED in run.protocols else None,
+        },
         "inputs": {
             **(sources or {}),
             "rows_read": evalset.rows_read,
@@ -64,10 +78,20 @@ def build_report(
             "display_names": {k: m.display_name(k) for k in [m.ORIGINAL, *evalset.methods]},
             "units_by_country": units_by["country"],
             "units_by_genre_group": units_by["genre_group"],
+            "units_by_genre_cluster": units_by["genre_cluster"],
+            "units_by_fiction": units_by["fiction"],
         },
-        "metrics": {k: metrics[k] for k in ("overall", "by_country", "by_genre_group")},
-        "ablations": metrics["ablations"],
-        "reliability": metrics["reliability"],
+        # The primary protocol's numbers (also under metrics_by_protocol[primary]).
+        "metrics": metrics,
+        "metrics_by_protocol": agg["by_protocol"],
+        "ablations": agg["ablations"][primary],
+        "ablations_by_protocol": agg["ablations"],
+        "position_bias": agg["position_bias"],
+        "agreement": agg["agreement"],
+        "profile_evidence": summarize(readers.items()),
+        "examples": examples(run, settings.example_readers),
+        # written next to the report by write_report / the service (report_files with the run)
+        "judgments": {"file": JUDGMENTS_FILE, "records": sum(1 for _ in records(run))},
         "unusable": run.unusable.to_dict(),
         "skipped": evalset.skips.to_dict(),
         "llm_usage": run.llm_usage,

@@ -1,4 +1,5 @@
-"""report.html: the Markdown report's tables plus the figures, embedded as PNG so the file stands alone."""
+"""report.html: the Markdown report's tables plus the figures, embedded as PNG so the file stands alone.
+Every text from the report is HTML-escaped (descriptions and names come from input files)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from html import escape
 from typing import Any
 
 from gravity_judge.report.plots import render_figures
-from gravity_judge.report.tables import Table, sections
+from gravity_judge.report.tables import Table, is_numeric, sections
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.text { text-align: left; }
+td.text { max-width: 40rem; }
 th { background: #f3f3f3; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding: 0.3rem 0; }
 figure { margin: 1rem 0 2rem; }
@@ -21,9 +23,15 @@ img { max-width: 100%; }
 """
 
 
+def _cell(text: str) -> str:
+    # numbers stay right-aligned; prose (descriptions, reasons) reads left to right
+    css = "" if is_numeric(text) else ' class="text"'
+    return f"<td{css}>{escape(text)}</td>"
+
+
 def table_html(table: Table) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in table.rows)
     caption = f"<caption>{escape(table.caption)}</caption>" if table.caption else ""
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

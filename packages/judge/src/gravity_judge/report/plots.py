@@ -1,5 +1,7 @@
 """Figures with matplotlib's Agg canvas (no display, no global pyplot state, safe in server threads):
-per-country grouped bars of preference gain (Figure 2), per-genre-group bars (Figure 3), win rates."""
+per-country grouped bars of preference gain (Figure 2), per-genre-cluster bars coloured fiction /
+non-fiction (Figure 3), and top-1 win rates with each protocol side by side. Country, genre and method
+names come from input files: '$' is escaped so they are never read as mathtext."""
 
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def _errors(estimates: list[dict[str, Any] | None]) -> tuple[list[float], list[l
     return values, [low, high]
 
 
+def _label(text: str) -> str:
+    return str(text).replace("$", r"\$")
+
+
 def _main(report: dict[str, Any]) -> list[str]:
     ablations = set(report["sample"]["ablations"])
     return [k for k in report["sample"]["methods"] if k not in ablations and k != ORIGINAL]
@@ -57,9 +63,9 @@ def country_figure(report: dict[str, Any]) -> bytes | None:
         per = [report["metrics"]["by_country"][c]["methods"][method]["preference_gain"] for c in countries]
         values, err = _errors(per)
         xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(countries))]
-        ax.bar(xs, values, width, yerr=err, capsize=2, label=names[method], color=cmap(k % 10))
+        ax.bar(xs, values, width, yerr=err, capsize=2, label=_label(names[method]), color=cmap(k % 10))
     ax.set_xticks(range(len(countries)))
-    ax.set_xticklabels(countries)
+    ax.set_xticklabels([_label(c) for c in countries])
     ax.set_ylabel("Preference gain (%)")
     ax.set_ylim(0, 105)
     ax.axhline(50, color="#888", linewidth=0.8, linestyle="--")
@@ -84,43 +90,66 @@ def focus_method(report: dict[str, Any], preferred: str) -> str | None:
 def genre_figure(report: dict[str, Any], method: str | None) -> bytes | None:
     from matplotlib.figure import Figure
 
-    genres = list(report["metrics"]["by_genre_group"])
-    if not genres or method is None:
+    from gravity_core import genres
+
+    clusters = list(report["metrics"]["by_genre_cluster"])
+    if not clusters or method is None:
         return None
-    per = [report["metrics"]["by_genre_group"][g]["methods"][method]["preference_gain"] for g in genres]
+    per = [report["metrics"]["by_genre_cluster"][g]["methods"][method]["preference_gain"] for g in clusters]
     if all(e["value"] is None for e in per):
         return None
     values, err = _errors(per)
-    fig = Figure(figsize=(max(6.0, 0.9 * len(genres) + 2), 4.2))
+    colours = {"fiction": "#4c72b0", "non-fiction": "#dd8452", "unknown": "#999999"}
+    fig = Figure(figsize=(max(6.0, 0.9 * len(clusters) + 2), 4.4))
     ax = fig.subplots()
-    ax.bar(range(len(genres)), values, 0.6, yerr=err, capsize=3, color="#4c72b0")
-    ax.set_xticks(range(len(genres)))
-    ax.set_xticklabels(genres, rotation=30, ha="right", fontsize=8)
+    ax.bar(
+        range(len(clusters)),
+        values,
+        0.6,
+        yerr=err,
+        capsize=3,
+        color=[colours[genres.side_of(c)] for c in clusters],
+    )
+    ax.set_xticks(range(len(clusters)))
+    ax.set_xticklabels([_label(c) for c in clusters], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("Preference gain (%)")
     ax.set_ylim(0, 105)
     ax.axhline(50, color="#888", linewidth=0.8, linestyle="--")
-    ax.set_title(f"Preference gain by genre group: {report['sample']['display_names'][method]}")
+    primary = report["protocols"]["primary"]
+    ax.set_title(
+        f"Preference gain by genre cluster ({primary}): {_label(report['sample']['display_names'][method])}"
+        " — blue fiction, orange non-fiction"
+    )
     return _png(fig)
 
 
 def win_rate_figure(report: dict[str, Any]) -> bytes | None:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    ranked = [k for k in report["sample"]["ranked_methods"] if k in report["metrics"]["overall"]]
-    estimates = [report["metrics"]["overall"][k]["top1_win_rate"] for k in ranked]
-    if not ranked or all(e["value"] is None for e in estimates):
+    protocols = report["protocols"]["run"]
+    by = report["metrics_by_protocol"]
+    ranked = [k for k in report["sample"]["ranked_methods"] if k in by[protocols[0]]["overall"]]
+    estimates = {p: [by[p]["overall"][k]["top1_win_rate"] for k in ranked] for p in protocols}
+    if not ranked or all(e["value"] is None for p in protocols for e in estimates[p]):
         return None
-    values, err = _errors(estimates)
-    names = [report["sample"]["display_names"][k] for k in ranked]
-    fig = Figure(figsize=(6.5, 0.35 * len(ranked) + 1.5))
+    names = [_label(report["sample"]["display_names"][k]) for k in ranked]
+    fig = Figure(figsize=(6.5, 0.45 * len(ranked) + 1.5))
     ax = fig.subplots()
-    ax.barh(range(len(ranked)), values, xerr=err, capsize=3, color="#55a868")
+    height = 0.8 / len(protocols)
+    cmap = colormaps["tab10"]
+    for j, p in enumerate(protocols):
+        values, err = _errors(estimates[p])
+        ys = [i + (j - (len(protocols) - 1) / 2) * height for i in range(len(ranked))]
+        ax.barh(ys, values, height, xerr=err, capsize=3, color=cmap(j + 2), label=p)
     ax.set_yticks(range(len(ranked)))
     ax.set_yticklabels(names)
     ax.invert_yaxis()
     ax.set_xlabel("Top-1 win rate (%)")
     ax.set_xlim(0, 100)
     ax.set_title("Top-1 win rate (all methods ranked together)")
+    if len(protocols) > 1:
+        ax.legend(fontsize=8, loc="lower right")
     return _png(fig)
 
 
@@ -129,7 +158,7 @@ def render_figures(report: dict[str, Any], focus: str = "gravity") -> dict[str, 
     out: dict[str, tuple[str, bytes]] = {}
     png = win_rate_figure(report)
     if png:
-        out["win_rate"] = ("Top-1 win rate per method with bootstrap intervals.", png)
+        out["win_rate"] = ("Top-1 win rate per method and protocol with bootstrap intervals.", png)
     png = country_figure(report)
     if png:
         out["preference_by_country"] = (
@@ -141,7 +170,7 @@ def render_figures(report: dict[str, Any], focus: str = "gravity") -> dict[str, 
     if png and method:
         name = report["sample"]["display_names"][method]
         out["preference_by_genre"] = (
-            f"Preference gain (%) of {name} per genre group (cf. paper Figure 3).",
+            f"Preference gain (%) of {name} per genre cluster, fiction and non-fiction (cf. paper Figure 3).",
             png,
         )
     return out
