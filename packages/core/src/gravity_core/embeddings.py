@@ -13,6 +13,7 @@ import numpy as np
 
 from gravity_core.config import EmbeddingSettings
 from gravity_core.errors import ConfigError, InvalidInput
+from gravity_core.extras import require
 
 MINILM_ALIASES = frozenset({"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm"})
 _models: dict[tuple[str, str], object] = {}
@@ -34,6 +35,7 @@ def resolve_embedding_model(name: str) -> str:
 
 class Embedder:
     def __init__(self, settings: EmbeddingSettings | None = None) -> None:
+        require("models", "sentence embeddings (MiniLM)")
         self.settings = settings or EmbeddingSettings()
         path = resolve_embedding_model(self.settings.model)
         key = (path, self.settings.device)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gravity_core.cli.common import CliContext, pass_cli, summary_table
+from gravity_core.cli.common import CliContext, pass_cli
 from gravity_core.options import split_list
 
 
@@ -112,6 +112,7 @@ def demo(
     raise --users, --books-per-user, --train-steps, --pref-align-books and --items-per-trait to scale up.
     """
     from gravity_core.logging import configure_logging
+    from gravity_judge.report.summary import summary_text
     from gravity_stack.demo import DemoOptions, run_demo
 
     configure_logging("WARNING", "json")
@@ -132,43 +133,12 @@ def demo(
     )
     report = run_demo(opts, click.echo)
     click.echo("")
-    click.echo(
-        summary_table(
-            "GRAVITY demo — personalization metrics (Table 2 layout)",
-            _table_rows(report),
-            headers=("method", "top-1 win %", "pref. gain %", "interest.", "similarity"),
-        )
-    )
+    click.echo(summary_text(report))
     meta_info = report.get("_demo", {})
     click.echo(
         f"\n{meta_info.get('readers', '?')} readers in {meta_info.get('seconds', '?')}s; "
-        f"report: {out_dir.resolve() / 'report.html'} (also report.md, report.json)"
+        f"report: {out_dir.resolve() / 'report.html'} (also report.md, report.json, judgments.jsonl)"
     )
-
-
-def _table_rows(report: dict) -> list[tuple]:
-    """The judge's report.json (format gravity-judge-report/v2) as Table 2 rows: the primary protocol's
-    numbers (debiased when both ran; metrics_by_protocol holds the paper protocol's)."""
-    overall = report.get("metrics", {}).get("overall", {})
-    rows = []
-    for method in report.get("sample", {}).get("methods", []):
-        e = overall.get(method)
-        if e:
-            rows.append(
-                (
-                    e.get("display", method),
-                    _fmt(e.get("top1_win_rate")),
-                    _fmt(e.get("preference_gain")),
-                    _fmt(e.get("interestingness"), 2),
-                    _fmt(e.get("similarity")),
-                )
-            )
-    return rows
-
-
-def _fmt(estimate: object, digits: int = 1) -> str:
-    value = estimate.get("value") if isinstance(estimate, dict) else None
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 @click.command()

@@ -8,9 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
-
-from gravity.v1 import common_pb2, profile_pb2, profile_pb2_grpc
+from gravity.v1 import common_pb2, profile_pb2
 
 
 def choose_users(reviews: Path, demographics: Path, n: int | None, min_reviews: int) -> list[str]:
@@ -82,9 +80,3 @@ def ingest_requests(
             except (ValueError, AttributeError):
                 pass  # malformed: let the profiler report it
         yield request(review_line=common_pb2.SourceLine(source=reviews.name, line_number=number, data=raw))
-
-
-def ingest(
-    channel: grpc.Channel, requests: Iterator[profile_pb2.IngestRecordsRequest], timeout_s: float = 600
-) -> profile_pb2.IngestRecordsResponse:
-    return profile_pb2_grpc.ProfilerServiceStub(channel).IngestRecords(requests, timeout=timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from gravity_core.config import CacheSettings, LLMEndpoint, Settings
+from gravity_core.extras import require
 from gravity_core.llm.cache import CachedLLM, ResponseCache
 from gravity_core.llm.types import (
     ChoiceRequest,
@@ -50,6 +51,7 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
         key = (endpoint.model, endpoint.device, endpoint.dtype, endpoint.max_batch_size, endpoint.max_tokens)
         with _lock:
             if key not in _embedded:
+                require("models", f"the embedded LLM backend (model {endpoint.model!r})")
                 from gravity_core.llm.embedded import EmbeddedLLM
 
                 _embedded[key] = EmbeddedLLM(endpoint)
