@@ -161,7 +161,7 @@ class ProfilerService:
         if not self.ready():
             raise Unavailable("Kafka is unreachable, so bad lines cannot be dead-lettered; retry later")
         skips = SkipLog(keep=200)
-        session = IngestSession(self.catalog, skips)
+        session = IngestSession(self.catalog, skips, catalog_updates=self.config.catalog_updates)
         skips.on_skip = lambda skip: self.bus.skip_to_dlq(skip, payload=session.payload or None)
         try:
             session.feed(requests)
