@@ -331,12 +331,16 @@ class ConsumerLoop(Generic[M]):
         message_type: type[M],
         handler: Callable[[M, Any], None],
         name: str | None = None,
+        on_rejected: Callable[[Any, str], None] | None = None,
     ) -> None:
+        """``on_rejected(record, reason)`` runs for a record about to be dead-lettered (a consumer that counts
+        records per cohort accounts for it there); it must be idempotent, since a retry runs it again."""
         self.bus = bus
         self.topic = topic
         self.group = group
         self.message_type = message_type
         self.handler = handler
+        self.on_rejected = on_rejected
         self.name = name or f"consume-{topic}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -437,7 +441,16 @@ class ConsumerLoop(Generic[M]):
         return True
 
     def _dead_letter(self, record: Any, reason: str, detail: str) -> bool:
-        """Publish the record's dead letter; False (retry, do not commit) when the DLQ is unreachable."""
+        """Account for the record (``on_rejected``, idempotent) and publish its dead letter; False (retry, do
+        not commit) when either cannot be done now."""
+        if self.on_rejected is not None:
+            try:
+                self.on_rejected(record, reason)
+            except Exception as exc:
+                if is_transient(exc):
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    return False
+                log.error("rejected_hook_failed", topic=self.topic, offset=record.offset, error=str(exc))
         try:
             self.bus.publish_dead_letter(
                 dead_letter(
