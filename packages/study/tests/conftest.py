@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from gravity_core.config import Settings, load_settings
-from gravity_core.llm import ChoiceScores, Completion, Conversation, GenerationParams, LLMClient, ModelInfo, Usage
+from gravity_core.llm import (
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMClient,
+    ModelInfo,
+    Usage,
+)
 from gravity_judge.judging import Candidate
 from gravity_judge.persona import Persona
 from gravity_study.database import Database
@@ -40,19 +48,32 @@ class ScriptedLLM(LLMClient):
     def info(self) -> ModelInfo:
         return ModelInfo("scripted", "embedded", 4096)
 
-    def chat(self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None) -> Completion:
+    def chat(
+        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
+    ) -> Completion:
         return self.chat_batch([messages], params)[0]
 
-    def chat_batch(self, conversations: Sequence[Conversation], params: GenerationParams | None = None,
-                   adapters: Any = None) -> list[Completion]:
-        return [Completion("The reader values honesty and family. They enjoy thoughtful stories.", 10, 10, "scripted")
-                for _ in conversations]
+    def chat_batch(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenerationParams | None = None,
+        adapters: Any = None,
+    ) -> list[Completion]:
+        return [
+            Completion(
+                "The reader values honesty and family. They enjoy thoughtful stories.", 10, 10, "scripted"
+            )
+            for _ in conversations
+        ]
 
-    def stream_chat(self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None):  # type: ignore[no-untyped-def]
+    def stream_chat(
+        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
+    ):  # type: ignore[no-untyped-def]
         raise NotImplementedError
 
-    def score_choices(self, messages: Conversation, choices: Sequence[str], adapter: str | None = None,
-                      prefill: str = "") -> ChoiceScores:
+    def score_choices(
+        self, messages: Conversation, choices: Sequence[str], adapter: str | None = None, prefill: str = ""
+    ) -> ChoiceScores:
         self.scored += 1
         if self.unreadable_every and self.scored % self.unreadable_every == 0:
             return ChoiceScores.unusable(choices, "I cannot tell")
@@ -70,17 +91,28 @@ class ScriptedPipeline:
 
     def train(self, cohort: Cohort, say: Callable[[str], None]) -> dict[str, Any]:
         self.trained.append(cohort)
-        return {"adapter_id": f"{cohort.cohort_id}-gravity", "name": f"{cohort.cohort_id}-gravity",
-                "dataset_id": f"{cohort.cohort_id}/gravity", "path": "", "steps": 1}
+        return {
+            "adapter_id": f"{cohort.cohort_id}-gravity",
+            "name": f"{cohort.cohort_id}-gravity",
+            "dataset_id": f"{cohort.cohort_id}/gravity",
+            "path": "",
+            "steps": 1,
+        }
 
     def readiness(self, cohort_id: str, adapter: dict[str, Any]) -> Readiness:
         ok = adapter.get("dataset_id", "").startswith(f"{cohort_id}/")
         return Readiness(ok, "scripted adapter" if ok else "not trained", adapter)
 
-    def generate(self, requests: Sequence[Request], adapter: dict[str, Any], say: Callable[[str], None]) -> list[Generated]:
+    def generate(
+        self, requests: Sequence[Request], adapter: dict[str, Any], say: Callable[[str], None]
+    ) -> list[Generated]:
         return [
-            Generated(r, f"{r.method} version of {r.book.title}. It has <b>two</b> sentences. Here is a third.",
-                      "scripted", adapter.get("name", "") if r.method == "gravity" else "")
+            Generated(
+                r,
+                f"{r.method} version of {r.book.title}. It has <b>two</b> sentences. Here is a third.",
+                "scripted",
+                adapter.get("name", "") if r.method == "gravity" else "",
+            )
             for r in requests
         ]
 
@@ -93,8 +125,12 @@ class ScriptedJudge:
 
     def judge(self, persona: Persona, candidates: Sequence[Candidate], key: str) -> Verdict:
         order = sorted((c.id for c in candidates), key=lambda m: (m != "gravity", m))
-        return Verdict(True, order, {m: 1.0 if i == 0 else 0.0 for i, m in enumerate(order)},
-                       {m: 5.0 - i for i, m in enumerate(order)})
+        return Verdict(
+            True,
+            order,
+            {m: 1.0 if i == 0 else 0.0 for i, m in enumerate(order)},
+            {m: 5.0 - i for i, m in enumerate(order)},
+        )
 
     def close(self) -> None:
         pass
@@ -127,11 +163,14 @@ def db(study_settings_for: Callable[..., tuple[Settings, StudySettings]]) -> Ite
 
 
 @pytest.fixture
-def scripted_runner(db: Database, study_settings_for: Callable[..., tuple[Settings, StudySettings]]) -> JobRunner:
+def scripted_runner(
+    db: Database, study_settings_for: Callable[..., tuple[Settings, StudySettings]]
+) -> JobRunner:
     settings, cfg = study_settings_for()
     llm = ScriptedLLM()
-    return JobRunner(db, settings, cfg, pipeline=ScriptedPipeline(), judge_factory=ScriptedJudge,
-                     llm=lambda role: llm)
+    return JobRunner(
+        db, settings, cfg, pipeline=ScriptedPipeline(), judge_factory=ScriptedJudge, llm=lambda role: llm
+    )
 
 
 def free_port() -> int:
@@ -148,7 +187,9 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

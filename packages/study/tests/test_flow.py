@@ -44,7 +44,10 @@ def good(step: Step, study_values: list[str] | None = None) -> dict[str, list[st
     if step is Step.PERSONALITY:
         return {f"ipip_{i.id}": [str(1 + k % 5)] for k, i in enumerate(ipip_items())}
     if step is Step.VALUES:
-        return {f"value_{sid}": [("agree", "disagree", "neutral")[k % 3]] for k, sid in enumerate(study_values or [])}
+        return {
+            f"value_{sid}": [("agree", "disagree", "neutral")[k % 3]]
+            for k, sid in enumerate(study_values or [])
+        }
     raise AssertionError(step)
 
 
@@ -53,7 +56,9 @@ def test_links_are_unique_unguessable_and_unknown_tokens_find_nobody(db: Any, ma
     assert len(set(tokens)) == 5
     assert all(len(t) >= 32 for t in tokens)
     with db.session() as s:
-        assert studies.participant_by_token(s, tokens[0][:-1] + ("A" if tokens[0][-1] != "A" else "B")) is None
+        assert (
+            studies.participant_by_token(s, tokens[0][:-1] + ("A" if tokens[0][-1] != "A" else "B")) is None
+        )
         assert studies.participant_by_token(s, "") is None
         assert studies.participant_by_token(s, "x" * 200) is None
         codes = {studies.participant_by_token(s, t).code for t in tokens}  # type: ignore[union-attr]
@@ -64,8 +69,18 @@ def test_links_are_unique_unguessable_and_unknown_tokens_find_nobody(db: Any, ma
     ("step", "form", "field", "message"),
     [
         (Step.CONSENT, {}, "consent", "tick the box"),
-        (Step.DEMOGRAPHICS, {"age_group": ["teen"], "gender": ["female"], "country": ["Japan"]}, "age_group", "age group"),
-        (Step.DEMOGRAPHICS, {"age_group": ["young"], "gender": ["female"], "country": ["Atlantis"]}, "country", "USA, Japan"),
+        (
+            Step.DEMOGRAPHICS,
+            {"age_group": ["teen"], "gender": ["female"], "country": ["Japan"]},
+            "age_group",
+            "age group",
+        ),
+        (
+            Step.DEMOGRAPHICS,
+            {"age_group": ["young"], "gender": ["female"], "country": ["Atlantis"]},
+            "country",
+            "USA, Japan",
+        ),
         (Step.GENRES, {"genre": ["Romance", "Fiction"]}, "genre", "exactly 3 categories (you chose 2)"),
         (Step.GENRES, {"genre": ["Romance", "Fiction", "Cooking"]}, "genre", "Unknown category: Cooking"),
     ],
@@ -86,7 +101,9 @@ def test_invalid_answers_name_the_field_and_save_nothing(
     assert (after.age_group, after.country, after.genres) == (before.age_group, before.country, before.genres)
 
 
-def test_personality_needs_every_item_and_keeps_the_given_answers_for_the_form(db: Any, make_study: Any) -> None:
+def test_personality_needs_every_item_and_keeps_the_given_answers_for_the_form(
+    db: Any, make_study: Any
+) -> None:
     _, (token,) = make_study(1)
     for step in (Step.CONSENT, Step.DEMOGRAPHICS, Step.GENRES):
         submit(db, token, step, good(step))
@@ -168,15 +185,37 @@ def test_ranking_screen_validation_and_save(db: Any, make_study: Any, scripted_r
     with db.session() as s:
         p = studies.participant_by_token(s, token)
         screen = p.screens[0]  # type: ignore[union-attr]
-        dup = flow.submit_screen(p, screen, {"rank_1": ["1"], "rank_2": ["1"], "rank_3": ["2"],  # type: ignore[arg-type]
-                                             "rate_1": ["5"], "rate_2": ["9"], "rate_3": ["3"], "like_1": ["99"]})
+        dup = flow.submit_screen(
+            p,
+            screen,
+            {
+                "rank_1": ["1"],
+                "rank_2": ["1"],
+                "rank_3": ["2"],  # type: ignore[arg-type]
+                "rate_1": ["5"],
+                "rate_2": ["9"],
+                "rate_3": ["3"],
+                "like_1": ["99"],
+            },
+        )
         assert "different rank" in dup.errors["ranks"]
         assert dup.errors["rate_2"] == "Rate option 2 from 1 to 5."
         assert dup.errors["like_1"] == "Option 1 has no such sentence."
         assert screen.answered_at_ms is None and screen.ranks == {}
-        ok = flow.submit_screen(p, screen, {"rank_1": ["2"], "rank_2": ["1"], "rank_3": ["3"],  # type: ignore[arg-type]
-                                            "rate_1": ["4"], "rate_2": ["5"], "rate_3": ["2"], "like_2": ["0", "2"],
-                                            "comment": ["Lovely <i>tone</i>"]})
+        ok = flow.submit_screen(
+            p,
+            screen,
+            {
+                "rank_1": ["2"],
+                "rank_2": ["1"],
+                "rank_3": ["3"],  # type: ignore[arg-type]
+                "rate_1": ["4"],
+                "rate_2": ["5"],
+                "rate_3": ["2"],
+                "like_2": ["0", "2"],
+                "comment": ["Lovely <i>tone</i>"],
+            },
+        )
         assert ok.ok
         order = screen.display_order
         assert screen.ranks == {order[0]: 2, order[1]: 1, order[2]: 3}
@@ -200,7 +239,9 @@ def test_study_creation_validates_every_field(db: Any) -> None:
             args = {"name": "n", "slug": "ok", "baselines": ["tri-agent"], "books": 10, "countries": ["USA"]}
             args.update(kwargs)
             with pytest.raises(InvalidInput) as info:
-                studies.create_study(s, args["name"], args["slug"], args["baselines"], args["books"], args["countries"], 1)
+                studies.create_study(
+                    s, args["name"], args["slug"], args["baselines"], args["books"], args["countries"], 1
+                )
             assert info.value.field == field
         studies.create_study(s, "n", "ok", ["tri-agent"], 10, ["USA"], 1)
         with pytest.raises(InvalidInput, match="already exists"):

@@ -54,14 +54,26 @@ def alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> str:
-    """Bring the schema to ``revision`` (idempotent); returns the revision the database is at."""
-    from alembic import command
+def current_revision(engine: Engine) -> str:
     from alembic.runtime.migration import MigrationContext
 
-    command.upgrade(alembic_config(engine), revision)
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() or ""
+
+
+def migrate(engine: Engine, revision: str = "head") -> str:
+    """Upgrade the schema to ``revision`` (idempotent); returns the revision the database is at."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+    return current_revision(engine)
+
+
+def downgrade(engine: Engine, revision: str) -> str:
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), revision)
+    return current_revision(engine)
 
 
 class Database:

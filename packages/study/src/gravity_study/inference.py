@@ -33,8 +33,11 @@ def prompt_prefix(annotated: Sequence[tuple[SeedStatement, str]]) -> str:
     return PROMPT_HEAD + value_system(annotated) + PROMPT_QUESTION.removeprefix(",").lstrip()
 
 
-def question(statement: SeedStatement) -> str:
-    return f'"{statement.text}"?{ANSWER_INSTRUCTION}'
+def question(statement: SeedStatement, embedded: bool) -> str:
+    # The embedded model's answer is read right after the prefilled "Answer:", so its rows carry only the
+    # statement (each row is encoded per statement: the shorter, the cheaper); a chat endpoint is told to
+    # answer with the bare word so its first token is the label.
+    return f'"{statement.text}"?' + ("" if embedded else ANSWER_INSTRUCTION)
 
 
 def infer_stances(
@@ -53,7 +56,7 @@ def infer_stances(
     choices = tuple(f" {label}" for label in STANCE_LABELS) if embedded else STANCE_LABELS
     context = [{"role": "user", "content": prompt_prefix(given)}]
     scores = llm.score_choices_shared_prefix(
-        context, [question(st) for st in targets], choices, prefill=PREFILL if embedded else ""
+        context, [question(st, embedded) for st in targets], choices, prefill=PREFILL if embedded else ""
     )
     return {st.id: read(sc) for st, sc in zip(targets, scores, strict=True)}
 
