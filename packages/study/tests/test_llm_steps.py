@@ -19,7 +19,9 @@ from gravity_study.instruments import STANCE_LABELS, UNREADABLE, ipip_items, sta
 def test_answers_are_read_from_logprobs_parsed_text_or_recorded_unreadable() -> None:
     logprobs = read(ChoiceScores((" agree", " disagree", " neutral"), (0.2, 0.7, 0.1), "logprobs"))
     assert (logprobs.label, logprobs.confidence, logprobs.method) == ("disagree", 0.7, "logprobs")
-    parsed = read(ChoiceScores(("agree", "disagree", "neutral"), (0.0, 0.0, 1.0), "parsed", raw_text="Neutral."))
+    parsed = read(
+        ChoiceScores(("agree", "disagree", "neutral"), (0.0, 0.0, 1.0), "parsed", raw_text="Neutral.")
+    )
     assert (parsed.label, parsed.confidence) == ("neutral", None)  # a parsed label has no probability
     unreadable = read(ChoiceScores.unusable(("agree", "disagree", "neutral"), "I would rather not say"))
     assert (unreadable.label, unreadable.confidence) == (UNREADABLE, None)
@@ -38,10 +40,17 @@ def test_unreadable_inferences_become_stance_unreadable_in_the_profile(sample_fi
     bank = statements()
     ids = list(bank)
     answers = profiles.Answers(
-        "p-1", "young", "female", "India", ("Romance", "Young Adult", "Children's Books"),
-        {i.id: 3 for i in ipip_items()}, {ids[0]: "agree"},
-        {ids[1]: {"label": UNREADABLE, "confidence": None, "method": "parsed"},
-         ids[2]: {"label": "disagree", "confidence": 0.8, "method": "logprobs"}},
+        "p-1",
+        "young",
+        "female",
+        "India",
+        ("Romance", "Young Adult", "Children's Books"),
+        {i.id: 3 for i in ipip_items()},
+        {ids[0]: "agree"},
+        {
+            ids[1]: {"label": UNREADABLE, "confidence": None, "method": "parsed"},
+            ids[2]: {"label": "disagree", "confidence": 0.8, "method": "logprobs"},
+        },
     )
     catalog = Catalog.open(sample_files["meta_Books.jsonl"])
     d = profiles.draft(answers, catalog, 0.5, 24, 6, {"source": "test"})
@@ -62,7 +71,9 @@ def test_embedded_annotator_infers_the_other_statements(embedded_llm: Any) -> No
     bank = statements()
     ids = list(bank)
     annotated = {sid: STANCE_LABELS[k % 3] for k, sid in enumerate(ids[:10])}
-    subset = {sid: bank[sid] for sid in ids[:22]}  # 12 to infer keeps the test short; the code path is the 140's
+    subset = {
+        sid: bank[sid] for sid in ids[:22]
+    }  # 12 to infer keeps the test short; the code path is the 140's
     inferred = infer_stances(embedded_llm, annotated, subset)
     assert set(inferred) == set(ids[10:22])
     for x in inferred.values():
@@ -71,16 +82,27 @@ def test_embedded_annotator_infers_the_other_statements(embedded_llm: Any) -> No
 
 
 @pytest.mark.model
-def test_embedded_author_writes_the_participants_summaries(embedded_llm: Any, sample_files: dict[str, Any]) -> None:
+def test_embedded_author_writes_the_participants_summaries(
+    embedded_llm: Any, sample_files: dict[str, Any]
+) -> None:
     bank = statements()
     ids = list(bank)
     answers = profiles.Answers(
-        "p-2", "senior", "male", "Brazil", ("Fiction", "History / Politics / Current Affairs", "Romance"),
-        {i.id: 4 for i in ipip_items()}, {sid: "agree" for sid in ids[:10]},
+        "p-2",
+        "senior",
+        "male",
+        "Brazil",
+        ("Fiction", "History / Politics / Current Affairs", "Romance"),
+        {i.id: 4 for i in ipip_items()},
+        {sid: "agree" for sid in ids[:10]},
         {sid: {"label": "neutral", "confidence": 0.5, "method": "logprobs"} for sid in ids[10:]},
     )
-    d = profiles.draft(answers, Catalog.open(sample_files["meta_Books.jsonl"]), 0.5, 24, 6, {"source": "test"})
+    d = profiles.draft(
+        answers, Catalog.open(sample_files["meta_Books.jsonl"]), 0.5, 24, 6, {"source": "test"}
+    )
     (profile,) = profiles.write_summaries([d], embedded_llm, max_tokens=48, max_sentences=6)
-    assert profile.value_summary.strip()  # the author's text, or the documented fallback when it wrote nothing
+    assert (
+        profile.value_summary.strip()
+    )  # the author's text, or the documented fallback when it wrote nothing
     assert profile.revision and profile.user_id == "p-2" and len(profile.values) == 150
     assert profiles.for_cohort(profile, "c-1", 3, 5).cohort_size == 3

@@ -34,14 +34,28 @@ def participant_profiles(catalog: Catalog, cohort_id: str) -> list[profile_pb2.U
     bank = statements()
     ids = list(bank)
     out = []
-    for k, (country, genres) in enumerate((("Japan", ("Romance", "Fiction", "Young Adult")),
-                                           ("USA", ("Science Fiction/Fantasy", "Mystery, Thriller, Crime",
-                                                    "Biographies, Memoirs")))):
+    for k, (country, genres) in enumerate(
+        (
+            ("Japan", ("Romance", "Fiction", "Young Adult")),
+            ("USA", ("Science Fiction/Fantasy", "Mystery, Thriller, Crime", "Biographies, Memoirs")),
+        )
+    ):
         answers = profiles.Answers(
-            f"study-p{k}", "young", "female", country, genres, {i.id: 1 + (k + j) % 5 for j, i in enumerate(ipip_items())},
+            f"study-p{k}",
+            "young",
+            "female",
+            country,
+            genres,
+            {i.id: 1 + (k + j) % 5 for j, i in enumerate(ipip_items())},
             {sid: ("agree", "disagree")[(k + j) % 2] for j, sid in enumerate(ids[:10])},
-            {sid: {"label": ("agree", "disagree", "neutral")[(k + j) % 3], "confidence": 0.6, "method": "logprobs"}
-             for j, sid in enumerate(ids[10:])},
+            {
+                sid: {
+                    "label": ("agree", "disagree", "neutral")[(k + j) % 3],
+                    "confidence": 0.6,
+                    "method": "logprobs",
+                }
+                for j, sid in enumerate(ids[10:])
+            },
         )
         d = profiles.draft(answers, catalog, 0.5, 24, 6, {"source": "test"})
         d.profile.value_summary = "Values family, honesty and tradition."
@@ -82,8 +96,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_files: dict[str, Pa
     # torch from a worker thread, as the app's job thread runs it
     with ThreadPoolExecutor(1) as pool:
         adapter = pool.submit(pipeline.train, cohort, notes.append).result()
-    return {"settings": settings, "cfg": cfg, "pipeline": pipeline, "cohort": cohort, "adapter": adapter,
-            "catalog": catalog, "notes": notes}
+    return {
+        "settings": settings,
+        "cfg": cfg,
+        "pipeline": pipeline,
+        "cohort": cohort,
+        "adapter": adapter,
+        "catalog": catalog,
+        "notes": notes,
+    }
 
 
 def test_embedded_pipeline_trains_the_cohort_and_generates_with_its_adapter(trained: dict[str, Any]) -> None:
@@ -134,10 +155,14 @@ def test_services_pipeline_publishes_profiles_and_waits_for_the_generator_to_ser
     try:
         wait_for_serving(make_channel(running.target), timeout_s=600)
         settings.grpc.targets["generator"] = running.target
-        assert pipeline.train(cohort, lambda _m: None) == {}  # asynchronous: pairgen and the trainer take over
+        assert (
+            pipeline.train(cohort, lambda _m: None) == {}
+        )  # asynchronous: pairgen and the trainer take over
         published = drain(reader, profile_pb2.UserProfile, want=2, timeout_s=60)
         assert sorted((p.user_id, p.cohort_id, p.cohort_size) for p in published) == [
-            ("study-p0", "study-test-r1", 2), ("study-p1", "study-test-r1", 2)]
+            ("study-p0", "study-test-r1", 2),
+            ("study-p1", "study-test-r1", 2),
+        ]
         first = pipeline.readiness("study-test-r1", {})
         assert not first.ready and "waiting for the trainer's adapter" in first.message
 
@@ -153,8 +178,9 @@ def test_services_pipeline_publishes_profiles_and_waits_for_the_generator_to_ser
 
         profile = cohort.profiles[1]
         (book,) = select_targets(profile, trained["catalog"], n=1, seed=13)
-        out = pipeline.generate([Request(profile, book, m) for m in ("original", "gravity")], ready.adapter,
-                                lambda _m: None)
+        out = pipeline.generate(
+            [Request(profile, book, m) for m in ("original", "gravity")], ready.adapter, lambda _m: None
+        )
         assert [g.error for g in out] == ["", ""]
         assert out[0].text == book.description
         assert out[1].adapter == ready.adapter["name"] and out[1].text.strip()

@@ -11,6 +11,7 @@ Each job is idempotent (it skips what is already saved), so a job interrupted by
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -42,8 +43,6 @@ class JobFailed(Exception):
 
 
 def load_profile(p: Participant) -> profile_pb2.UserProfile:
-    import json
-
     return from_dict(json.loads(p.profile_json), profile_pb2.UserProfile)
 
 
@@ -230,8 +229,6 @@ class JobRunner:
         profile = profiles.write_summaries(
             [d], author, pc.summary_max_tokens, pc.value_summary_max_sentences
         )[0]
-        import json
-
         with self.db.session() as s:
             p = s.get(Participant, participant_id)
             assert p is not None

@@ -186,9 +186,12 @@ class EmbeddedPipeline:
         app = self._generator()
         if any(r.method == GRAVITY for r in requests):
             path = Path(adapter["path"])
-            installed = app.registry.install(read_adapter_ref(path), path)
-            name = installed.name if installed is not None else app.registry.current()[GRAVITY].name
-            say(f"generator serving adapter {name}")
+            ref = read_adapter_ref(path)
+            current = app.registry.current().get(GRAVITY)
+            if current is None or current.ref.sha256 != ref.sha256:  # a new round's adapter replaces the old
+                app.registry.install(ref, path)
+                current = app.registry.current()[GRAVITY]
+            say(f"generator serving adapter {current.name}")
         params = GenerationParams(max_tokens=self.cfg.max_new_tokens, temperature=0.0)
         out: list[Generated] = []
         # Method-major chunks: one adapter (or none) per batched call.

@@ -324,7 +324,7 @@ class StudyApp:
                 jobs=studies.jobs_of(s, study),
                 ready_profiles=len(studies.profiles_ready(study)),
                 readiness=readiness,
-                base_url=self.cfg.base_url(),
+                base_url=self.cfg.public_url.rstrip("/") or str(request.base_url).rstrip("/"),
                 errors=errors,
                 notice=request.query_params.get("notice", notice)[:200],
                 statements=instruments.statements(),
