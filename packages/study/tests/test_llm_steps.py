@@ -4,7 +4,9 @@ How answers are read (log-probabilities, parsed text, unreadable) is tested on c
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
@@ -14,6 +16,14 @@ from gravity_core.llm import ChoiceScores
 from gravity_study import profiles
 from gravity_study.inference import PROMPT_HEAD, infer_stances, prompt_prefix, question, read
 from gravity_study.instruments import STANCE_LABELS, UNREADABLE, ipip_items, statements
+
+T = TypeVar("T")
+
+
+def off_main_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Torch from a worker thread, as the app's job thread runs it (the main thread is far slower on a busy CPU)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def test_answers_are_read_from_logprobs_parsed_text_or_recorded_unreadable() -> None:
@@ -74,7 +84,7 @@ def test_embedded_annotator_infers_the_other_statements(embedded_llm: Any) -> No
     subset = {
         sid: bank[sid] for sid in ids[:22]
     }  # 12 to infer keeps the test short; the code path is the 140's
-    inferred = infer_stances(embedded_llm, annotated, subset)
+    inferred = off_main_thread(infer_stances, embedded_llm, annotated, subset)
     assert set(inferred) == set(ids[10:22])
     for x in inferred.values():
         assert x.label in (*STANCE_LABELS, UNREADABLE)
@@ -100,7 +110,7 @@ def test_embedded_author_writes_the_participants_summaries(
     d = profiles.draft(
         answers, Catalog.open(sample_files["meta_Books.jsonl"]), 0.5, 24, 6, {"source": "test"}
     )
-    (profile,) = profiles.write_summaries([d], embedded_llm, max_tokens=48, max_sentences=6)
+    (profile,) = off_main_thread(profiles.write_summaries, [d], embedded_llm, max_tokens=48, max_sentences=6)
     assert (
         profile.value_summary.strip()
     )  # the author's text, or the documented fallback when it wrote nothing

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,6 @@ def participant_profiles(catalog: Catalog, cohort_id: str) -> list[profile_pb2.U
 def trained(tmp_path_factory: pytest.TempPathFactory, sample_files: dict[str, Path]) -> dict[str, Any]:
     """The embedded pipeline's cohort training, once for the module (one DPO step on the sample)."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
     from gravity_core.config import load_settings
 
@@ -117,7 +117,10 @@ def test_embedded_pipeline_trains_the_cohort_and_generates_with_its_adapter(trai
     assert any("GRAVITY pairs" in n for n in trained["notes"])
     profile = cohort.profiles[0]
     (book,) = select_targets(profile, trained["catalog"], n=1, seed=13)
-    out = pipeline.generate([Request(profile, book, m) for m in METHODS], adapter, lambda _m: None)
+    with ThreadPoolExecutor(1) as pool:
+        out = pool.submit(
+            pipeline.generate, [Request(profile, book, m) for m in METHODS], adapter, lambda _m: None
+        ).result()
     assert [g.error for g in out] == ["", "", ""]
     by_method = {g.request.method: g for g in out}
     assert by_method["original"].text == book.description

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -120,11 +121,19 @@ class JobRunner:
                 self._wake.clear()
 
     def run_pending(self, say: Callable[[str], None] | None = None) -> int:
-        """Run queued jobs in this thread until none is left (the demo, tests); returns how many ran."""
-        n = 0
-        while self.run_next(say):
-            n += 1
-        return n
+        """Run queued jobs until none is left (the demo, tests); returns how many ran.
+
+        They run in a worker thread, as in the app: torch driven from the main thread of a busy machine is
+        several times slower."""
+
+        def drain() -> int:
+            n = 0
+            while self.run_next(say):
+                n += 1
+            return n
+
+        with ThreadPoolExecutor(1, thread_name_prefix="study-jobs") as pool:
+            return pool.submit(drain).result()
 
     def run_next(self, say: Callable[[str], None] | None = None) -> bool:
         with self.db.session() as s:
