@@ -116,3 +116,40 @@ def test_embedded_author_writes_the_participants_summaries(
     )  # the author's text, or the documented fallback when it wrote nothing
     assert profile.revision and profile.user_id == "p-2" and len(profile.values) == 150
     assert profiles.for_cohort(profile, "c-1", 3, 5).cohort_size == 3
+
+
+@pytest.mark.model
+def test_both_judges_rank_and_rate_a_screen_with_the_participants_persona(
+    embedded_llm: Any, make_settings: Callable[..., Any]
+) -> None:
+    """The in-process judge and the judge service over gRPC (real server on 127.0.0.1, SmolLM2)."""
+    from gravity_core.service import start_in_thread
+    from gravity_judge.judging import Candidate
+    from gravity_judge.persona import Persona
+    from gravity_judge.service import JudgeService
+    from gravity_study.judging import EmbeddedJudge, ServiceJudge
+    from gravity_study.settings import study_settings
+
+    settings = make_settings(**{"study.judge_orders": 2})
+    cfg = study_settings(settings)
+    persona = Persona("p-3", "young", "female", "India", "A reader who loves family stories.")
+    candidates = [
+        Candidate("original", "A quiet novel about a family bakery in Pune."),
+        Candidate("gravity", "Three generations, one bakery, and the recipe that holds a family together."),
+        Candidate("tri-agent", "Flour, secrets and second chances in a Pune bakery."),
+    ]
+    running = start_in_thread(JudgeService(settings, llm=embedded_llm), settings, port=0, poll_s=0.1)
+    try:
+        settings.grpc.targets["judge"] = running.target
+        verdicts = [
+            off_main_thread(EmbeddedJudge(settings, cfg).judge, persona, candidates, "screen-1"),
+            off_main_thread(ServiceJudge(settings, cfg).judge, persona, candidates, "screen-1"),
+        ]
+    finally:
+        running.stop()
+    for verdict in verdicts:
+        assert verdict.usable, verdict.reason
+        assert sorted(verdict.ranking) == ["gravity", "original", "tri-agent"]
+        assert set(verdict.ratings) == {"gravity", "original", "tri-agent"}
+        assert all(1.0 <= r <= 5.0 for r in verdict.ratings.values())
+        assert sum(verdict.first_place.values()) == pytest.approx(1.0, abs=1e-3)
