@@ -92,6 +92,7 @@ class EmbeddedPipeline:
         from gravity_core.proto_io import write_jsonl
         from gravity_pairgen.batch import build_dataset
         from gravity_pairgen.settings import PairGenSettings
+        from gravity_trainer.progress import Reporter
         from gravity_trainer.run import TrainRequest, train
 
         work = cohort.work_dir
@@ -141,7 +142,8 @@ class EmbeddedPipeline:
                     "lora": {"r": e.lora_r, "alpha": 2 * e.lora_r},
                 },
                 adapter_id=f"{cohort.cohort_id}-gravity",
-            )
+            ),
+            Reporter([lambda event: say(f"training: {event.line()}")]),
         )
         ref = outcome.ref
         say(f"adapter {ref.adapter_id}: {ref.steps} steps on {ref.train_rows} pairs")
