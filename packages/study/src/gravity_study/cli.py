@@ -86,7 +86,7 @@ def migrate(cli: CliContext) -> None:
 @click.option(
     "--books",
     type=click.IntRange(1, 10),
-    default=3,
+    default=2,
     show_default=True,
     help="Books (ranking screens) per participant (the paper: 10).",
 )
@@ -98,7 +98,7 @@ def migrate(cli: CliContext) -> None:
     help="Optimizer steps of the GRAVITY adapter.",
 )
 @click.option(
-    "--max-new-tokens", type=click.IntRange(8), default=96, show_default=True, help="Tokens per description."
+    "--max-new-tokens", type=click.IntRange(8), default=64, show_default=True, help="Tokens per description."
 )
 @click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Prepare everything, print the results and exit.")

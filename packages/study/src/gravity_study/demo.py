@@ -45,8 +45,8 @@ def demo_overrides(data_dir: Path, books: int, steps: int, max_new_tokens: int) 
         "study.max_new_tokens": max_new_tokens,
         "study.embedded.max_steps": steps,
         "study.judge_orders": 2,
-        # Summaries as in `gravity demo`: short, so the author's calls stay quick on a CPU.
-        "profiler.summary_max_tokens": 96,
+        # Short summaries, so the author's calls stay quick on a CPU.
+        "profiler.summary_max_tokens": 64,
     }
 
 
