@@ -246,3 +246,16 @@ def test_study_creation_validates_every_field(db: Any) -> None:
         studies.create_study(s, "n", "ok", ["tri-agent"], 10, ["USA"], 1)
         with pytest.raises(InvalidInput, match="already exists"):
             studies.create_study(s, "n", "ok", ["tri-agent"], 10, ["USA"], 1)
+
+
+def test_a_failed_job_is_reported_and_can_be_retried(db: Any, make_study: Any, scripted_runner: Any) -> None:
+    slug, _ = make_study(1)
+    with db.session() as s:
+        studies.enqueue(s, studies.study_by_slug(s, slug), "train")  # type: ignore[arg-type]
+    scripted_runner.run_pending()
+    with db.session() as s:
+        study = studies.study_by_slug(s, slug)
+        (job,) = studies.jobs_of(s, study)  # type: ignore[arg-type]
+        assert (job.state, job.message) == ("failed", "no participant has a profile yet")
+        assert studies.retry_failed(s, study) == 1  # type: ignore[arg-type]
+        assert job.state == "queued" and job.message.startswith("retried after: no participant")

@@ -131,6 +131,14 @@ def enqueue(session: Session, study: Study, kind: str, participant: Participant 
     return job
 
 
+def retry_failed(session: Session, study: Study) -> int:
+    """Queue the study's failed jobs again (each job skips what is already saved)."""
+    failed = list(session.scalars(select(Job).where(Job.study_id == study.id, Job.state == "failed")))
+    for job in failed:
+        job.state, job.message = "queued", f"retried after: {job.message}"[:4000]
+    return len(failed)
+
+
 def jobs_of(session: Session, study: Study, limit: int = 20) -> list[Job]:
     return list(
         session.scalars(select(Job).where(Job.study_id == study.id).order_by(Job.id.desc()).limit(limit))

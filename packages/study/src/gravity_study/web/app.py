@@ -276,6 +276,9 @@ class StudyApp:
                             raise InvalidInput("count", "give a whole number of participants") from None
                         studies.add_participants(s, study, count, (form.get("label") or [""])[0])
                         notice = f"Added {count} participant link(s)."
+                    elif action == "retry":
+                        retried = studies.retry_failed(s, study)
+                        notice = f"Queued {retried} failed job(s) again."
                     elif action in ("train", "generate", "judge"):
                         if action == "train" and not studies.profiles_ready(study):
                             raise InvalidInput("action", "no participant has a profile yet")
