@@ -34,11 +34,10 @@ def big_five(answers: Mapping[str, int], threshold: float) -> profile_pb2.Person
     missing = [i.id for i in items if answers.get(i.id) not in (1, 2, 3, 4, 5)]
     if missing:
         raise ValueError(f"Mini-IPIP items without an answer 1-5: {', '.join(missing)}")
-    scores, unusable = score_ipip(items, [_certain(int(answers[i.id])) for i in items])
-    assert unusable == 0
-    traits = trait_scores(scores, threshold)
     per_trait = {t: sum(1 for i in items if i.trait == t) for t in OCEAN}
-    for letter, trait in zip(OCEAN, traits, strict=True):
-        trait.readable_items = per_trait[letter]
-        trait.items = per_trait[letter]
-    return profile_pb2.Personality(traits=traits, estimator=ESTIMATOR)
+    # every item is answered, so every one must count: the minimum is all of a trait's items
+    readings, unusable = score_ipip(
+        items, [_certain(int(answers[i.id])) for i in items], min_readable=min(per_trait.values())
+    )
+    assert unusable == 0
+    return profile_pb2.Personality(traits=trait_scores(readings, threshold), estimator=ESTIMATOR)
