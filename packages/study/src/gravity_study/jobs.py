@@ -274,7 +274,7 @@ class JobRunner:
         return self.pipeline.readiness(study.cohort_id, dict(study.adapter or {}))
 
     def _job_generate(self, study_id: int, participant_id: int | None, note: Callable[[str], None]) -> str:
-        from gravity_core.targets import select_targets
+        from gravity_core.targets import EvaluationPool
 
         with self.db.session() as s:
             study = s.get(Study, study_id)
@@ -289,10 +289,14 @@ class JobRunner:
             adapter = dict(study.adapter)
             members = [p for p in study.participants if p.code in set(study.cohort_members) and not p.screens]
             methods, books, seed = list(study.methods), study.books_per_participant, study.seed
+            # The books come from the evaluation pools pairgen holds out of every training set, so the
+            # cohort's adapter never trained on a description it is then asked to rewrite.
+            evaluation = self.settings.evaluation.model_copy(update={"seed": seed})
+            pool = EvaluationPool(self.catalog(), evaluation)
             plan = []
             for p in members:
                 profile = load_profile(p)
-                targets = select_targets(profile, self.catalog(), n=books, seed=seed)
+                targets = pool.targets(profile, books)
                 plan.append((p.id, p.code, profile, targets))
         requests = [
             Request(profile, book, m) for _, _, profile, targets in plan for book in targets for m in methods
