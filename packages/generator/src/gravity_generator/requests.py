@@ -1,7 +1,9 @@
 """Turning a PersonalizeRequest into a validated :class:`~gravity_generator.engine.Job` and back.
 
 Every problem is reported against the request field it comes from: INVALID_ARGUMENT for malformed input,
-NOT_FOUND for a user, book, method or adapter that does not exist.
+NOT_FOUND for a user, book, method or adapter that does not exist. The checks take plain values
+(:func:`generation_params`, :func:`reader_profile`, :func:`catalog_book`, :func:`inline_book`), so the HTTP
+API (gravity_generator.web) validates exactly as gRPC does and only renames the fields in its errors.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gravity.v1 import generation_pb2
+from gravity.v1 import generation_pb2, profile_pb2
 from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.llm import GenerationParams
 from gravity_generator.app import GeneratorApp
@@ -18,27 +20,63 @@ from gravity_generator.methods import BookInput
 from gravity_generator.settings import GeneratorSettings
 
 
-def sampling_params(request: generation_pb2.PersonalizeRequest, cfg: GeneratorSettings) -> GenerationParams:
-    """The request's sampling (unset fields take the server defaults; temperature 0 means greedy)."""
-    temperature, top_p, max_new = cfg.temperature, cfg.top_p, cfg.max_new_tokens
-    if request.HasField("sampling"):
-        s = request.sampling
-        if not 0.0 <= s.temperature <= 2.0:
-            raise InvalidInput("sampling.temperature", f"must be within [0, 2], got {s.temperature}")
-        if not 0.0 <= s.top_p <= 1.0:
-            raise InvalidInput("sampling.top_p", f"must be within (0, 1] (0 = server default), got {s.top_p}")
-        if s.max_new_tokens < 0 or s.max_new_tokens > cfg.max_new_tokens_limit:
-            raise InvalidInput(
-                "sampling.max_new_tokens",
-                f"must be within [1, {cfg.max_new_tokens_limit}] (0 = server default), got {s.max_new_tokens}",
-            )
-        temperature = s.temperature
-        top_p = s.top_p or cfg.top_p
-        max_new = s.max_new_tokens or cfg.max_new_tokens
-    seed = request.seed if request.HasField("seed") else cfg.seed
+def generation_params(
+    cfg: GeneratorSettings,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_new_tokens: int | None = None,
+    seed: int | None = None,
+) -> GenerationParams:
+    """Sampling from plain values (None takes the server default; temperature 0 means greedy).
+
+    Errors name the gRPC request's fields (``sampling.*``); the HTTP API renames them to its own.
+    """
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        raise InvalidInput("sampling.temperature", f"must be within [0, 2], got {temperature}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise InvalidInput("sampling.top_p", f"must be within (0, 1], got {top_p}")
+    if max_new_tokens is not None and not 1 <= max_new_tokens <= cfg.max_new_tokens_limit:
+        raise InvalidInput(
+            "sampling.max_new_tokens",
+            f"must be within [1, {cfg.max_new_tokens_limit}] (generator.max_new_tokens_limit), got {max_new_tokens}",
+        )
+    temperature = cfg.temperature if temperature is None else temperature
+    seed = cfg.seed if seed is None else seed
     if temperature <= 0.0:
         seed = None  # greedy decoding ignores it; leaving it out lets such requests share a batch
-    return GenerationParams(temperature=temperature, top_p=top_p, max_tokens=max_new, seed=seed)
+    return GenerationParams(
+        temperature=temperature,
+        top_p=cfg.top_p if top_p is None else top_p,
+        max_tokens=cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
+        seed=seed,
+    )
+
+
+def sampling_params(request: generation_pb2.PersonalizeRequest, cfg: GeneratorSettings) -> GenerationParams:
+    """The request's sampling (unset fields take the server defaults; temperature 0 means greedy)."""
+    seed = request.seed if request.HasField("seed") else None
+    if not request.HasField("sampling"):
+        return generation_params(cfg, seed=seed)
+    s = request.sampling
+    # proto3 scalars cannot be unset: 0 means "server default" for top_p and max_new_tokens
+    return generation_params(
+        cfg, s.temperature, s.top_p if s.top_p != 0 else None, s.max_new_tokens or None, seed
+    )
+
+
+def reader_profile(app: GeneratorApp, user_id: str) -> profile_pb2.UserProfile:
+    """A stored reader's profile (NOT_FOUND naming ``user_id`` when the store has none)."""
+    if not user_id.strip():
+        raise InvalidInput("user_id", "is empty")
+    return app.profiles.get(user_id)
+
+
+def inline_book(title: str, description: str, genre: str = "") -> BookInput:
+    if not title.strip():
+        raise InvalidInput("inline_book.title", "is required")
+    if not description.strip():
+        raise InvalidInput("inline_book.description", "is required: there is nothing to personalize")
+    return BookInput("", title.strip(), description, genre)
 
 
 def job_from_request(
@@ -53,25 +91,16 @@ def job_from_request(
     which_user = request.WhichOneof("user")
     if which_user is None:
         raise InvalidInput("user", "give user_id or an inline profile")
-    if which_user == "user_id":
-        if not request.user_id.strip():
-            raise InvalidInput("user_id", "is empty")
-        profile = app.profiles.get(request.user_id)
-    else:
-        profile = request.profile
+    profile = reader_profile(app, request.user_id) if which_user == "user_id" else request.profile
 
     which_book = request.WhichOneof("book")
     if which_book is None:
         raise InvalidInput("book", "give parent_asin or inline_book (title and description)")
     if which_book == "parent_asin":
-        book = _catalog_book(app, request.parent_asin)
+        book = catalog_book(app, request.parent_asin)
     else:
         inline = request.inline_book
-        if not inline.title.strip():
-            raise InvalidInput("inline_book.title", "is required")
-        if not inline.description.strip():
-            raise InvalidInput("inline_book.description", "is required: there is nothing to personalize")
-        book = BookInput("", inline.title.strip(), inline.description, inline.genre)
+        book = inline_book(inline.title, inline.description, inline.genre)
 
     return Job(
         profile=profile,
@@ -85,7 +114,8 @@ def job_from_request(
     )
 
 
-def _catalog_book(app: GeneratorApp, parent_asin: str) -> BookInput:
+def catalog_book(app: GeneratorApp, parent_asin: str) -> BookInput:
+    """A catalog book with a description to personalize (errors name ``parent_asin``)."""
     if not parent_asin.strip():
         raise InvalidInput("parent_asin", "is empty")
     record = app.catalog.get(parent_asin.strip()) if app.catalog is not None else None

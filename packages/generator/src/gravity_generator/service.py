@@ -1,7 +1,9 @@
-"""`gravity serve generator`: gRPC GeneratorService, following gravity.profiles.v1 and gravity.adapters.v1.
+"""`gravity serve generator`: gRPC GeneratorService, following gravity.profiles.v1 and gravity.adapters.v1,
+and HTTP next to it on the same GeneratorApp (gravity_generator.web: the OpenAI-compatible API and the
+compare page, on ``generator.http_port``).
 
-Start-up never blocks the gRPC port: the model, catalog and adapters load in the background while health
-says NOT_SERVING (requests meanwhile get UNAVAILABLE). Each replica replays both compacted topics whole on
+Start-up never blocks the ports: the model, catalog and adapters load in the background while health
+says NOT_SERVING (requests meanwhile get UNAVAILABLE, HTTP 503). Each replica replays both compacted topics whole on
 every start, in no consumer group: its profile store and adapter set are in-memory state rebuilt from them,
 so there is nothing to commit, and a restart leaves no group behind on the broker.
 """
@@ -22,9 +24,11 @@ from gravity_core.grpc import ServiceHost, check_deadline
 from gravity_core.logging import get_logger
 from gravity_core.service import RunningService, run, start_in_thread
 from gravity_core.skips import SkipLog
+from gravity_core.web.server import HttpServer
 from gravity_generator.app import GeneratorApp, check_paths, load_config
 from gravity_generator.requests import deadline_from, job_from_request, to_response
 from gravity_generator.settings import GeneratorSettings
+from gravity_generator.web.app import GeneratorWeb, create_web_app
 
 log = get_logger(__name__)
 
@@ -77,9 +81,15 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
 class GeneratorService:
     name = "generator"
 
-    def __init__(self, settings: Settings, cfg: GeneratorSettings | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cfg: GeneratorSettings | None = None, http_port: int | None = None
+    ) -> None:
+        """``http_port`` overrides ``generator.http_port`` (0 = any free port)."""
         self.settings = settings
         self.cfg = cfg or load_config(settings)
+        self.http_port = self.cfg.http_port if http_port is None else http_port
+        self.web: GeneratorWeb | None = None
+        self.http: HttpServer | None = None
         self.bus = Bus(settings.kafka, self.name) if self.cfg.follow_topics else None
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
@@ -96,8 +106,28 @@ class GeneratorService:
         )
 
     def start(self) -> None:
+        if self.cfg.http_enabled:
+            self._start_http()
         self._loader = threading.Thread(target=self._load, name="generator-load", daemon=True)
         self._loader.start()
+
+    def _start_http(self) -> None:
+        """Bind at once, so a port that is taken fails the start with the address in the message."""
+        grpc_cfg = self.settings.grpc
+        self.web = create_web_app(
+            self.app, self.settings, ready=self.ready, not_ready_reason=self.not_ready_reason
+        )
+        self.http = HttpServer(
+            self.web.asgi,
+            self.name,
+            self.cfg.http_host or grpc_cfg.host,
+            self.http_port,
+            tls_cert=grpc_cfg.tls_cert,
+            tls_key=grpc_cfg.tls_key,
+            tls_ca=grpc_cfg.tls_ca,
+            grace_s=grpc_cfg.grace_s,
+        )
+        self.http.start()
 
     def _load(self) -> None:
         try:
@@ -131,8 +161,22 @@ class GeneratorService:
             return True
         return len(self.loops) == 2 and all(loop.ready.is_set() for loop in self.loops)
 
+    def not_ready_reason(self) -> str:
+        if self.load_error is not None:
+            return f"loading failed: {self.load_error}"
+        if not self.app.loaded.is_set():
+            return "the model, catalog and adapters are loading"
+        if self.bus is not None and not self.ready():
+            return "the profile and adapter topics are not joined yet (Kafka unreachable?)"
+        return ""
+
     def stop(self) -> None:
         self._stopping.set()
+        if self.http is not None:
+            # first, while the engine still runs: HTTP requests in flight get grpc.grace_s to finish
+            self.http.stop()
+        if self.web is not None:
+            self.web.close()
         for loop in self.loops:
             loop.stop()
         if self._loader is not None:
@@ -151,11 +195,18 @@ def host_settings(settings: Settings, cfg: GeneratorSettings) -> Settings:
 
 
 def start_generator(
-    settings: Settings, port: int | None = 0, cfg: GeneratorSettings | None = None
+    settings: Settings,
+    port: int | None = 0,
+    cfg: GeneratorSettings | None = None,
+    http_port: int | None = 0,
 ) -> RunningService:
-    """Host the generator in this process (tests, benchmarks, embedding); ``.stop()`` when done."""
+    """Host the generator in this process (tests, benchmarks, embedding); ``.stop()`` when done.
+
+    ``port``/``http_port``: 0 = any free port (the default here), None = the configured one. The HTTP side
+    is ``running.service.http`` (``.url``), None when ``generator.http_enabled`` is false."""
     cfg = cfg or load_config(settings)
-    return start_in_thread(GeneratorService(settings, cfg), host_settings(settings, cfg), port=port)
+    service = GeneratorService(settings, cfg, http_port=http_port)
+    return start_in_thread(service, host_settings(settings, cfg), port=port)
 
 
 def run_service(settings: Settings, port: int | None = None) -> None:

@@ -118,8 +118,13 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             recipe_for_dataset={"gravity": "gravity-dpo", "user-sft": "user-sft", "pref-align": "pref-align"},
             overrides={r: dict(train_overrides) for r in ("gravity-dpo", "user-sft", "pref-align")},
         ),
+        # http_port 0: any free port (logged as http_started), so parallel stacks never collide on 8000
         "generator": GeneratorSettings(
-            meta_path=str(meta), max_new_tokens=opts.max_new_tokens, max_batch=8, batch_window_ms=25.0
+            meta_path=str(meta),
+            max_new_tokens=opts.max_new_tokens,
+            max_batch=8,
+            batch_window_ms=25.0,
+            http_port=0,
         ),
         "judge": JudgeSettings(orders=opts.judge_orders, follow_profiles=True),
     }
