@@ -264,6 +264,7 @@ def generator(
             "generator.max_new_tokens": 8,
             "generator.context_window": 512,
             "generator.batch_window_ms": 50,
+            "grpc.health_port": 0,  # the operations port (/metrics) on any free port
         },
     )
     running = start_generator(settings)

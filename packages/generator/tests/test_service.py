@@ -188,3 +188,27 @@ def test_deadline_is_honoured(generator, target_book) -> None:
         timeout=30,
     )
     assert reply.text == book.description
+
+
+def test_metrics_name_the_series_operators_scale_and_alert_on(
+    client: GeneratorClient, generator, target_book
+) -> None:
+    import urllib.request
+
+    profile, book = target_book
+    client.personalize(user_id=profile.user_id, parent_asin=book.parent_asin, method="demo-based")
+    port = generator.host.health_bound_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
+        assert ready.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    for series in (
+        'gravity_rpc_requests_total{code="OK",rpc="Personalize",service="generator"}',
+        'gravity_rpc_seconds_bucket{le="0.005",rpc="Personalize",service="generator"}',
+        'gravity_personalizations_total{code="OK",method="demo-based"}',
+        'gravity_personalize_seconds_count{method="demo-based"}',
+        'gravity_tokens_generated_total{method="demo-based"}',
+        'gravity_queue_depth{queue="batcher-writer",service="generator"}',
+        'gravity_adapters_loaded{service="generator"} 3.0',
+    ):
+        assert series in text, series

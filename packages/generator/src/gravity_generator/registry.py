@@ -24,6 +24,7 @@ from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
 from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
+from gravity_core.metrics import ADAPTERS_LOADED
 from gravity_core.skips import RecordError
 from gravity_generator.methods import ADAPTER_METHODS, PROMPT_METHODS
 
@@ -213,6 +214,13 @@ class AdapterRegistry:
             self._unload(adapter)
 
     def _switch(self, adapter: ServedAdapter) -> None:
+        try:
+            self._switch_locked(adapter)
+        finally:
+            with self._lock:
+                ADAPTERS_LOADED.labels("generator").set(len(self._by_name))
+
+    def _switch_locked(self, adapter: ServedAdapter) -> None:
         with self._lock:
             old = self._current.get(adapter.method)
             self._current[adapter.method] = adapter

@@ -25,6 +25,7 @@ from gravity_core.skips import SkipLog
 from gravity_generator.app import GeneratorApp, check_paths, load_config
 from gravity_generator.requests import deadline_from, job_from_request, to_response
 from gravity_generator.settings import GeneratorSettings
+from gravity_generator.telemetry import observed, observed_stream
 
 log = get_logger(__name__)
 
@@ -38,7 +39,8 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     ) -> generation_pb2.PersonalizeResponse:
         check_deadline(context)
         job = job_from_request(request, self.app, deadline_from(context.time_remaining()), context.is_active)
-        result = self.app.require_engine().run_one(job)
+        engine = self.app.require_engine()
+        result = observed(job.method, lambda: engine.run_one(job), lambda r: r.completion_tokens)
         return to_response(result, job)
 
     def PersonalizeStream(
@@ -50,7 +52,10 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         job = job_from_request(
             request.request, self.app, deadline_from(context.time_remaining()), context.is_active
         )
-        for event in self.app.require_engine().stream(job):
+        events = self.app.require_engine().stream(job)
+        for event in observed_stream(
+            job.method, events, lambda e: None if isinstance(e, str) else e.completion_tokens
+        ):
             if isinstance(event, str):
                 yield generation_pb2.PersonalizeStreamResponse(delta=event)
             else:
