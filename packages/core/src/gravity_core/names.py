@@ -300,7 +300,7 @@ def method_to_wire(name: str | int, field: str = "method") -> tuple[common_pb2.M
             raise InvalidInput(field, f"{name} is not a gravity.v1.Method value")
         if name in (common_pb2.METHOD_GRAVITY_ABLATION, common_pb2.METHOD_CUSTOM):
             raise InvalidInput(field, f"{_WIRE_NAME(name)} needs a name: give the method's name instead")
-        return name, ""
+        return common_pb2.Method.ValueType(name), ""
     key = name.strip()
     if not key:
         return common_pb2.METHOD_UNSPECIFIED, ""
