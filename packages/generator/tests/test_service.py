@@ -10,6 +10,7 @@ from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel
+from gravity_core.names import method_name
 from gravity_core.targets import select_targets
 
 pytestmark = pytest.mark.model
@@ -40,7 +41,7 @@ def target_book(profiles, catalog: Catalog):
 
 
 def test_list_methods_shows_every_method_and_its_adapter(client: GeneratorClient) -> None:
-    methods = {m.name: m for m in client.list_methods()}
+    methods = {method_name(m): m for m in client.list_methods()}
     assert tuple(methods) == ALL_METHODS
     for name in ("user-sft", "pref-align", "gravity"):
         assert methods[name].requires_adapter and methods[name].available
@@ -61,7 +62,7 @@ def test_every_method_answers_concurrently(client: GeneratorClient, generator, t
     assert replies["original"].text == book.description and replies["original"].completion_tokens == 0
     for method, reply in replies.items():
         assert (
-            reply.method == method
+            method_name(reply) == method
             and reply.user_id == profile.user_id
             and reply.parent_asin == book.parent_asin
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 from gravity_core.adapters import ADAPTER_META
 from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
@@ -139,7 +140,7 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ changes
     def register_external(self, method: str, model_name: str) -> ServedAdapter:
         """A method served by an adapter the endpoint already has (openai backend, vLLM --lora-modules)."""
-        ref = training_pb2.AdapterRef(adapter_id=model_name, method=method)
+        ref = training_pb2.AdapterRef(adapter_id=model_name, **names.method_fields(method))
         adapter = ServedAdapter(model_name, method, ref, "", external=True)
         self._switch(adapter)
         return adapter
@@ -149,7 +150,10 @@ class AdapterRegistry:
 
         Raises AdapterRejected for a ref that can never be served, Unavailable when the endpoint is down.
         """
-        method = ref.method.strip()
+        try:
+            method = names.method_name(ref, required=False)
+        except InvalidInput as exc:
+            raise AdapterRejected("bad_method", f"AdapterRef {ref.adapter_id!r}: {exc}") from None
         if not method:
             raise AdapterRejected("missing_field", "AdapterRef has no method")
         if method in PROMPT_METHODS:
@@ -272,7 +276,7 @@ class AdapterRegistry:
             check_shapes(directory, self.llm)
 
     def _name_for(self, ref: training_pb2.AdapterRef) -> str:
-        base = ref.adapter_id.strip() or f"{ref.method}-{ref.sha256[:12] or 'local'}"
+        base = ref.adapter_id.strip() or f"{names.method_name(ref)}-{ref.sha256[:12] or 'local'}"
         with self._lock:
             taken = base in self._by_name
         # A retrained adapter re-published under the same id must not replace the one in use in place.

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, training_pb2
+from gravity_core import names
 from gravity_core.bus import Bus, ConsumerLoop
 from gravity_core.config import Settings
 from gravity_core.errors import InvalidInput
@@ -68,7 +69,7 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         return generation_pb2.ListMethodsResponse(
             methods=[
                 generation_pb2.MethodInfo(
-                    name=s.name,
+                    **names.method_fields(s.name),
                     description=s.description,
                     requires_adapter=s.requires_adapter,
                     available=s.available,
