@@ -92,13 +92,17 @@ def test_every_method_side_by_side_and_regenerate_one(
     shot(page, artifacts, "04-unknown-book")
 
 
-def test_profile_is_escaped_and_unknown_traits_left_out(page: Any, generator, profiles, artifacts: Path) -> None:
+def test_profile_is_escaped_and_unknown_traits_left_out(
+    page: Any, generator, profiles, artifacts: Path
+) -> None:
     tricky = profile_pb2.UserProfile()
     tricky.CopyFrom(profiles[3])
     tricky.user_id = "reader-<b>bold</b>"
     tricky.value_summary = 'You value <script>alert("x")</script> & honesty.'
     del tricky.personality.traits[:]
-    tricky.personality.traits.add(trait=profile_pb2.TRAIT_OPENNESS, level=profile_pb2.TRAIT_LEVEL_HIGH, score=0.8)
+    tricky.personality.traits.add(
+        trait=profile_pb2.TRAIT_OPENNESS, level=profile_pb2.TRAIT_LEVEL_HIGH, score=0.8
+    )
     tricky.personality.traits.add(trait=profile_pb2.TRAIT_NEUROTICISM, level=profile_pb2.TRAIT_LEVEL_UNKNOWN)
     generator.service.app.profiles.put(tricky)
     page.goto(f"{generator.service.http.url}/compare")
@@ -115,7 +119,7 @@ def test_profile_is_escaped_and_unknown_traits_left_out(page: Any, generator, pr
 def token_server(generator) -> Iterator[str]:
     settings = generator.service.settings
     grpc_settings = settings.grpc.model_copy(update={"auth_token": SecretStr(TOKEN)})
-    web = create_web_app(generator.service.app, settings.model_copy(update={"grpc": grpc_settings}))
+    web = create_web_app(generator.service.serving, settings.model_copy(update={"grpc": grpc_settings}))
     server = HttpServer(web.asgi, "generator-token", "127.0.0.1", 0)
     server.start()
     try:
@@ -125,7 +129,9 @@ def token_server(generator) -> Iterator[str]:
         web.close()
 
 
-def test_with_a_token_the_page_asks_for_it_once(page: Any, token_server: str, profiles, artifacts: Path) -> None:
+def test_with_a_token_the_page_asks_for_it_once(
+    page: Any, token_server: str, profiles, artifacts: Path
+) -> None:
     page.goto(f"{token_server}/compare?user={profiles[0].user_id}")
     assert page.locator("#profile").count() == 0 and page.locator("#token").count() == 1
     page.fill("#token", "not-the-token")

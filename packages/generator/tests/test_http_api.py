@@ -5,7 +5,9 @@ port's life with the service."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,12 +17,15 @@ import pytest
 from google.protobuf import json_format
 from pydantic import SecretStr
 
+from gravity.v1 import profile_pb2
 from gravity_core.clients import GeneratorClient, Sampling
 from gravity_core.config import Settings
 from gravity_core.errors import ConfigError
+from gravity_core.names import method_name
 from gravity_core.web.server import HttpServer
 from gravity_generator.app import GeneratorApp
 from gravity_generator.service import start_generator
+from gravity_generator.serving import PersonalizeServing
 from gravity_generator.web.app import create_web_app
 
 TOKEN = "http-test-token"
@@ -42,23 +47,25 @@ def client(http_url: str) -> openai.OpenAI:
     return openai_client(http_url)
 
 
-def serve(app: GeneratorApp, settings: Settings, **kwargs: Any) -> HttpServer:
-    """Another HTTP front (other auth or limits) on an already loaded GeneratorApp: no second model."""
-    web = create_web_app(app, settings, **kwargs)
+@contextlib.contextmanager
+def serve(serving: PersonalizeServing, settings: Settings, **kwargs: Any) -> Iterator[str]:
+    """Another HTTP front (other auth or limits) on an already loaded generator: no second model."""
+    web = create_web_app(serving, settings, **kwargs)
     server = HttpServer(web.asgi, "generator-test", "127.0.0.1", 0)
     server.start()
-    return server
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        web.close()
 
 
 @pytest.fixture
 def token_url(generator) -> Iterator[str]:
     settings = generator.service.settings
     grpc_settings = settings.grpc.model_copy(update={"auth_token": SecretStr(TOKEN)})
-    server = serve(generator.service.app, settings.model_copy(update={"grpc": grpc_settings}))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with serve(generator.service.serving, settings.model_copy(update={"grpc": grpc_settings})) as url:
+        yield url
 
 
 @pytest.mark.model
@@ -157,7 +164,7 @@ def test_stream_sends_deltas_then_the_finish_and_usage(client: openai.OpenAI, ta
 @pytest.mark.model
 def test_models_list_every_available_method(client: openai.OpenAI, generator) -> None:
     with GeneratorClient(generator.target, timeout_s=60) as grpc_client:
-        available = [m.name for m in grpc_client.list_methods() if m.available]
+        available = [method_name(m) for m in grpc_client.list_methods() if m.available]
     models = client.models.list().data
     assert [m.id for m in models] == available
     assert all(m.object == "model" and m.model_extra["gravity"]["available"] for m in models)
@@ -182,7 +189,9 @@ def failure(client: openai.OpenAI, **request: Any) -> openai.APIStatusError:
 
 
 @pytest.mark.model
-def test_errors_have_openai_shape_and_name_the_field(client: openai.OpenAI, http_url: str, target_book) -> None:
+def test_errors_have_openai_shape_and_name_the_field(
+    client: openai.OpenAI, http_url: str, generator, target_book
+) -> None:
     profile, book = target_book
     user, on_book = profile.user_id, {"gravity": {"parent_asin": book.parent_asin}}
     cases = [
@@ -196,12 +205,31 @@ def test_errors_have_openai_shape_and_name_the_field(client: openai.OpenAI, http
         ),
         ({"model": "lamp", "user": user}, 400, "gravity", "invalid_argument"),
         ({"model": "lamp", "extra_body": on_book}, 400, "user", "invalid_argument"),
-        ({"model": "lamp", "user": user, "temperature": 3.0, "extra_body": on_book}, 400, "temperature", None),
-        ({"model": "lamp", "user": user, "max_tokens": 10**6, "extra_body": on_book}, 400, "max_tokens", None),
-        ({"model": "lamp", "user": user, "n": 2, "extra_body": on_book}, 400, "n", None),
-        ({"model": "lamp", "user": user, "extra_body": {**on_book, "frobnicate": 1}}, 400, "frobnicate", None),
         (
-            {"model": "lamp", "user": user, "extra_body": {"gravity": {**on_book["gravity"], "adapter": "gravity-test"}}},
+            {"model": "lamp", "user": user, "temperature": 3.0, "extra_body": on_book},
+            400,
+            "temperature",
+            None,
+        ),
+        (
+            {"model": "lamp", "user": user, "max_tokens": 10**6, "extra_body": on_book},
+            400,
+            "max_tokens",
+            None,
+        ),
+        ({"model": "lamp", "user": user, "n": 2, "extra_body": on_book}, 400, "n", None),
+        (
+            {"model": "lamp", "user": user, "extra_body": {**on_book, "frobnicate": 1}},
+            400,
+            "frobnicate",
+            None,
+        ),
+        (
+            {
+                "model": "lamp",
+                "user": user,
+                "extra_body": {"gravity": {**on_book["gravity"], "adapter": "gravity-test"}},
+            },
             400,
             "gravity.adapter",
             None,
@@ -213,7 +241,11 @@ def test_errors_have_openai_shape_and_name_the_field(client: openai.OpenAI, http
             None,
         ),
         (
-            {"model": "gravity", "user": user, "extra_body": {"gravity": {"book": {"title": "T", "description": " "}}}},
+            {
+                "model": "gravity",
+                "user": user,
+                "extra_body": {"gravity": {"book": {"title": "T", "description": " "}}},
+            },
             400,
             "gravity.book.description",
             None,
@@ -227,6 +259,49 @@ def test_errors_have_openai_shape_and_name_the_field(client: openai.OpenAI, http
             assert err.code == code, (request, err.body)
     bad_json = httpx.post(f"{http_url}/v1/chat/completions", content=b"{not json", timeout=30)
     assert bad_json.status_code == 400 and bad_json.json()["error"]["param"] == "body"
+    # a stored reader without the summary tri-agent needs: the server's state, not the request, is at fault
+    incomplete = profile_pb2.UserProfile()
+    incomplete.CopyFrom(profile)
+    incomplete.user_id, incomplete.user_summary = "http-reader-without-summary", ""
+    generator.service.app.profiles.put(incomplete)
+    err = failure(client, model="tri-agent", user=incomplete.user_id, extra_body=on_book)
+    assert (err.status_code, err.code) == (409, "failed_precondition") and "user_summary" in err.message
+
+
+def series_value(ops_port: int, series: str) -> float:
+    """One series' value as the ops port's /metrics reports it (0 when it has not been recorded yet)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.model
+def test_http_requests_are_counted_by_the_shared_serving_path(
+    client: openai.OpenAI, generator, target_book
+) -> None:
+    profile, book = target_book
+    port = generator.host.health_bound_port
+    personalized = 'gravity_personalizations_total{code="OK",method="user-summary"}'
+    tokens = 'gravity_tokens_generated_total{method="user-summary"}'
+    over_grpc = 'gravity_rpc_requests_total{code="OK",rpc="Personalize",service="generator"}'
+    before = {s: series_value(port, s) for s in (personalized, tokens, over_grpc)}
+    request: dict[str, Any] = {
+        "model": "user-summary",
+        "messages": ASK,
+        "user": profile.user_id,
+        "max_tokens": 4,
+        "extra_body": {"gravity": {"parent_asin": book.parent_asin}},
+    }
+    reply = client.chat.completions.create(**request)
+    streamed = list(
+        client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True})
+    )
+    generated = reply.usage.completion_tokens + streamed[-1].usage.completion_tokens
+    assert series_value(port, personalized) == before[personalized] + 2
+    assert series_value(port, tokens) == before[tokens] + generated > before[tokens]
+    assert series_value(port, over_grpc) == before[over_grpc]  # HTTP is not counted as a gRPC call
 
 
 @pytest.mark.model
@@ -253,10 +328,10 @@ def test_auth_is_the_grpc_token(token_url: str, target_book) -> None:
 @pytest.mark.model
 def test_busy_generator_answers_429_until_a_slot_frees(generator, target_book) -> None:
     profile, book = target_book
-    app = generator.service.app
-    server = serve(app, generator.service.settings, cfg=app.cfg.model_copy(update={"http_max_inflight": 1}))
-    try:
-        client = openai_client(server.url)
+    service = generator.service
+    limited = service.app.cfg.model_copy(update={"http_max_inflight": 1})
+    with serve(service.serving, service.settings, cfg=limited) as url:
+        client = openai_client(url)
         request: dict[str, Any] = {
             "model": "base-rewrite",
             "messages": ASK,
@@ -270,25 +345,20 @@ def test_busy_generator_answers_429_until_a_slot_frees(generator, target_book) -
         assert err.value.response.headers["retry-after"] == "1"
         assert any(c.choices and c.choices[0].finish_reason for c in list(held))
         assert client.chat.completions.create(**request).choices[0].message.content
-    finally:
-        server.stop()
 
 
 def test_http_answers_503_while_loading(generator_settings) -> None:
     settings = generator_settings()
     app = GeneratorApp(settings, micro_batch=True)  # never loaded
-    server = serve(app, settings)
-    try:
-        health = httpx.get(f"{server.url}/healthz", timeout=30)
+    with serve(PersonalizeServing(app), settings) as url:
+        health = httpx.get(f"{url}/healthz", timeout=30)
         assert health.status_code == 503 and "loading" in health.json()["reason"]
         with pytest.raises(openai.InternalServerError) as err:
-            openai_client(server.url).chat.completions.create(model="gravity", messages=ASK, user="U")
+            openai_client(url).chat.completions.create(model="gravity", messages=ASK, user="U")
         assert err.value.status_code == 503 and "loading" in err.value.message
-        assert httpx.get(f"{server.url}/v1/models", timeout=30).status_code == 503
-        page = httpx.get(f"{server.url}/compare", timeout=30)
+        assert httpx.get(f"{url}/v1/models", timeout=30).status_code == 503
+        page = httpx.get(f"{url}/compare", timeout=30)
         assert page.status_code == 503 and "still loading" in page.text
-    finally:
-        server.stop()
 
 
 def test_a_taken_http_port_fails_the_start_and_frees_the_grpc_port(generator_settings) -> None:

@@ -1,9 +1,10 @@
 """Turning a PersonalizeRequest into a validated :class:`~gravity_generator.engine.Job` and back.
 
 Every problem is reported against the request field it comes from: INVALID_ARGUMENT for malformed input,
-NOT_FOUND for a user, book, method or adapter that does not exist. The checks take plain values
-(:func:`generation_params`, :func:`reader_profile`, :func:`catalog_book`, :func:`inline_book`), so the HTTP
-API (gravity_generator.web) validates exactly as gRPC does and only renames the fields in its errors.
+NOT_FOUND for a user, book, method or adapter that does not exist. Every protocol comes through here
+(gravity_generator.serving): the HTTP API translates its request into a PersonalizeRequest and renames the
+fields in these errors to its own; the compare page looks readers and books up with :func:`reader_profile`
+and :func:`catalog_book`.
 """
 
 from __future__ import annotations
@@ -21,63 +22,27 @@ from gravity_generator.methods import BookInput
 from gravity_generator.settings import GeneratorSettings
 
 
-def generation_params(
-    cfg: GeneratorSettings,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    max_new_tokens: int | None = None,
-    seed: int | None = None,
-) -> GenerationParams:
-    """Sampling from plain values (None takes the server default; temperature 0 means greedy).
-
-    Errors name the gRPC request's fields (``sampling.*``); the HTTP API renames them to its own.
-    """
-    if temperature is not None and not 0.0 <= temperature <= 2.0:
-        raise InvalidInput("sampling.temperature", f"must be within [0, 2], got {temperature}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise InvalidInput("sampling.top_p", f"must be within (0, 1], got {top_p}")
-    if max_new_tokens is not None and not 1 <= max_new_tokens <= cfg.max_new_tokens_limit:
-        raise InvalidInput(
-            "sampling.max_new_tokens",
-            f"must be within [1, {cfg.max_new_tokens_limit}] (generator.max_new_tokens_limit), got {max_new_tokens}",
-        )
-    temperature = cfg.temperature if temperature is None else temperature
-    seed = cfg.seed if seed is None else seed
-    if temperature <= 0.0:
-        seed = None  # greedy decoding ignores it; leaving it out lets such requests share a batch
-    return GenerationParams(
-        temperature=temperature,
-        top_p=cfg.top_p if top_p is None else top_p,
-        max_tokens=cfg.max_new_tokens if max_new_tokens is None else max_new_tokens,
-        seed=seed,
-    )
-
-
 def sampling_params(request: generation_pb2.PersonalizeRequest, cfg: GeneratorSettings) -> GenerationParams:
     """The request's sampling (unset fields take the server defaults; temperature 0 means greedy)."""
-    seed = request.seed if request.HasField("seed") else None
-    if not request.HasField("sampling"):
-        return generation_params(cfg, seed=seed)
-    s = request.sampling
-    # proto3 scalars cannot be unset: 0 means "server default" for top_p and max_new_tokens
-    return generation_params(
-        cfg, s.temperature, s.top_p if s.top_p != 0 else None, s.max_new_tokens or None, seed
-    )
-
-
-def reader_profile(app: GeneratorApp, user_id: str) -> profile_pb2.UserProfile:
-    """A stored reader's profile (NOT_FOUND naming ``user_id`` when the store has none)."""
-    if not user_id.strip():
-        raise InvalidInput("user_id", "is empty")
-    return app.profiles.get(user_id)
-
-
-def inline_book(title: str, description: str, genre: str = "") -> BookInput:
-    if not title.strip():
-        raise InvalidInput("inline_book.title", "is required")
-    if not description.strip():
-        raise InvalidInput("inline_book.description", "is required: there is nothing to personalize")
-    return BookInput("", title.strip(), description, genre)
+    temperature, top_p, max_new = cfg.temperature, cfg.top_p, cfg.max_new_tokens
+    if request.HasField("sampling"):
+        s = request.sampling
+        if not 0.0 <= s.temperature <= 2.0:
+            raise InvalidInput("sampling.temperature", f"must be within [0, 2], got {s.temperature}")
+        if not 0.0 <= s.top_p <= 1.0:
+            raise InvalidInput("sampling.top_p", f"must be within (0, 1] (0 = server default), got {s.top_p}")
+        if s.max_new_tokens < 0 or s.max_new_tokens > cfg.max_new_tokens_limit:
+            raise InvalidInput(
+                "sampling.max_new_tokens",
+                f"must be within [1, {cfg.max_new_tokens_limit}] (0 = server default), got {s.max_new_tokens}",
+            )
+        temperature = s.temperature
+        top_p = s.top_p or cfg.top_p
+        max_new = s.max_new_tokens or cfg.max_new_tokens
+    seed = request.seed if request.HasField("seed") else cfg.seed
+    if temperature <= 0.0:
+        seed = None  # greedy decoding ignores it; leaving it out lets such requests share a batch
+    return GenerationParams(temperature=temperature, top_p=top_p, max_tokens=max_new, seed=seed)
 
 
 def job_from_request(
@@ -102,7 +67,11 @@ def job_from_request(
         book = catalog_book(app, request.parent_asin)
     else:
         inline = request.inline_book
-        book = inline_book(inline.title, inline.description, inline.genre)
+        if not inline.title.strip():
+            raise InvalidInput("inline_book.title", "is required")
+        if not inline.description.strip():
+            raise InvalidInput("inline_book.description", "is required: there is nothing to personalize")
+        book = BookInput("", inline.title.strip(), inline.description, inline.genre)
 
     return Job(
         profile=profile,
@@ -114,6 +83,13 @@ def job_from_request(
         deadline=deadline,
         alive=alive,
     )
+
+
+def reader_profile(app: GeneratorApp, user_id: str) -> profile_pb2.UserProfile:
+    """A stored reader's profile (NOT_FOUND naming ``user_id`` when the store has none)."""
+    if not user_id.strip():
+        raise InvalidInput("user_id", "is empty")
+    return app.profiles.get(user_id)
 
 
 def catalog_book(app: GeneratorApp, parent_asin: str) -> BookInput:

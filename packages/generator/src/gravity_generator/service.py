@@ -27,26 +27,26 @@ from gravity_core.service import RunningService, run, start_in_thread
 from gravity_core.skips import SkipLog
 from gravity_core.web.server import HttpServer
 from gravity_generator.app import GeneratorApp, check_paths, load_config
-from gravity_generator.requests import deadline_from, job_from_request, to_response
+from gravity_generator.requests import deadline_from, to_response
+from gravity_generator.serving import PersonalizeServing
 from gravity_generator.settings import GeneratorSettings
-from gravity_generator.telemetry import observed, observed_stream
 from gravity_generator.web.app import GeneratorWeb, create_web_app
 
 log = get_logger(__name__)
 
 
 class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
-    def __init__(self, app: GeneratorApp) -> None:
-        self.app = app
+    """gRPC's router: protobuf in and out, the work in :class:`PersonalizeServing` (shared with HTTP)."""
+
+    def __init__(self, serving: PersonalizeServing) -> None:
+        self.serving = serving
 
     def Personalize(
         self, request: generation_pb2.PersonalizeRequest, context: grpc.ServicerContext
     ) -> generation_pb2.PersonalizeResponse:
         check_deadline(context)
-        job = job_from_request(request, self.app, deadline_from(context.time_remaining()), context.is_active)
-        engine = self.app.require_engine()
-        result = observed(job.method, lambda: engine.run_one(job), lambda r: r.completion_tokens)
-        return to_response(result, job)
+        job = self.serving.job(request, deadline_from(context.time_remaining()), context.is_active)
+        return to_response(self.serving.personalize(job), job)
 
     def PersonalizeStream(
         self, request: generation_pb2.PersonalizeStreamRequest, context: grpc.ServicerContext
@@ -54,13 +54,8 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         check_deadline(context)
         if not request.HasField("request"):
             raise InvalidInput("request", "is required")
-        job = job_from_request(
-            request.request, self.app, deadline_from(context.time_remaining()), context.is_active
-        )
-        events = self.app.require_engine().stream(job)
-        for event in observed_stream(
-            job.method, events, lambda e: None if isinstance(e, str) else e.completion_tokens
-        ):
+        job = self.serving.job(request.request, deadline_from(context.time_remaining()), context.is_active)
+        for event in self.serving.stream(job):
             if isinstance(event, str):
                 yield generation_pb2.PersonalizeStreamResponse(delta=event)
             else:
@@ -69,7 +64,6 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     def ListMethods(
         self, request: generation_pb2.ListMethodsRequest, context: grpc.ServicerContext
     ) -> generation_pb2.ListMethodsResponse:
-        engine = self.app.require_engine()
         return generation_pb2.ListMethodsResponse(
             methods=[
                 generation_pb2.MethodInfo(
@@ -79,7 +73,7 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
                     available=s.available,
                     adapter=s.adapter,
                 )
-                for s in engine.methods()
+                for s in self.serving.methods()
             ]
         )
 
@@ -99,6 +93,7 @@ class GeneratorService:
         self.bus = Bus(settings.kafka, self.name) if self.cfg.follow_topics else None
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
+        self.serving = PersonalizeServing(self.app)
         self.loops: list[ConsumerLoop[Any]] = []
         self.load_error: str | None = None
         self._stopping = threading.Event()
@@ -107,7 +102,7 @@ class GeneratorService:
     def register(self, host: ServiceHost) -> None:
         host.add(
             generation_pb2_grpc.add_GeneratorServiceServicer_to_server,
-            GeneratorServicer(self.app),
+            GeneratorServicer(self.serving),
             "gravity.v1.GeneratorService",
         )
 
@@ -121,7 +116,7 @@ class GeneratorService:
         """Bind at once, so a port that is taken fails the start with the address in the message."""
         grpc_cfg = self.settings.grpc
         self.web = create_web_app(
-            self.app, self.settings, ready=self.ready, not_ready_reason=self.not_ready_reason
+            self.serving, self.settings, ready=self.ready, not_ready_reason=self.not_ready_reason
         )
         self.http = HttpServer(
             self.web.asgi,

@@ -1,8 +1,11 @@
 """Errors as HTTP statuses, through the same table that turns them into gRPC status codes.
 
 :func:`gravity_core.grpc.server.status_for` decides the gRPC code and the client-facing message of an
-exception; the code becomes an HTTP status by the standard mapping of ``google.rpc.Code`` (the one
-grpc-gateway and Google APIs use), so a request fails the same way over gRPC and over HTTP.
+exception; the code becomes an HTTP status by the mapping of ``google.rpc.Code`` that grpc-gateway and Google
+APIs use, so a request fails the same way over gRPC and over HTTP. One deviation: FAILED_PRECONDITION is 409
+Conflict, not 400. It means the request is well-formed but the server's state does not allow it yet (a
+method whose adapter is not loaded, a stored profile without the summary a method needs); HTTP clients
+treat 400 as "fix your request", which would send them looking in the wrong place.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from gravity_core.grpc.server import status_for
 
 HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.OUT_OF_RANGE: 400,
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,

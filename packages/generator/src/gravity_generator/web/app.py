@@ -1,5 +1,6 @@
-"""The generator's HTTP side, next to gRPC in the same process and on the same :class:`GeneratorApp` (no
-second model): the OpenAI-compatible API under ``/v1``, the compare page under ``/compare``, ``/healthz``.
+"""The generator's HTTP side, next to gRPC in the same process and on the same serving path
+(gravity_generator.serving: no second model, no second implementation): the OpenAI-compatible API under
+``/v1``, the compare page under ``/compare``, ``/healthz``.
 
 Auth is gRPC's: with ``grpc.auth_token`` set, every route but ``/healthz`` and the page's stylesheet needs
 ``Authorization: Bearer <token>`` (the compare page also takes the token once, in a login form). TLS, when
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from gravity_core.config import Settings
-from gravity_generator.app import GeneratorApp
+from gravity_generator.serving import PersonalizeServing
 from gravity_generator.settings import GeneratorSettings
 from gravity_generator.web.compare import CompareBoard
 from gravity_generator.web.openai_api import OpenAIApi
@@ -42,7 +43,7 @@ class GeneratorWeb:
 
 
 def create_web_app(
-    app: GeneratorApp,
+    serving: PersonalizeServing,
     settings: Settings,
     *,
     ready: Callable[[], bool] | None = None,
@@ -51,11 +52,14 @@ def create_web_app(
 ) -> GeneratorWeb:
     """``ready``/``not_ready_reason`` come from the service (readiness includes Kafka); without them,
     readiness is "the model and adapters are loaded". ``cfg`` (default: the app's) sizes the HTTP limits."""
+    app = serving.app
     cfg = cfg or app.cfg
     token = auth_token(settings)
-    api = OpenAIApi(app, token, cfg.http_max_inflight)
-    board = CompareBoard(app, cfg.compare_cache_entries, cfg.compare_temperature)
-    pages = ComparePages(app, board, token, settings.evaluation, secure_cookies=bool(settings.grpc.tls_cert))
+    api = OpenAIApi(serving, token, cfg.http_max_inflight)
+    board = CompareBoard(serving, cfg.compare_cache_entries, cfg.compare_temperature)
+    pages = ComparePages(
+        serving, board, token, settings.evaluation, secure_cookies=bool(settings.grpc.tls_cert)
+    )
     is_ready = ready or app.loaded.is_set
     reason = not_ready_reason or (lambda: "the model, catalog and adapters are loading")
 

@@ -3,8 +3,9 @@ methods), next to the reader's profile.
 
 Server-rendered, no script: choosing a reader lists their evaluation books (gravity_core.targets, the
 books the paper evaluates on and pairgen holds out of training) and any catalog book can be named by
-parent_asin. Opening a (reader, book) starts every available method in the background, through the same
-engine and micro-batcher as gRPC, and the page reloads itself every two seconds until all have answered.
+parent_asin. Opening a (reader, book) starts every available method in the background as PersonalizeRequests
+on the serving path gRPC and the API use (gravity_generator.serving: same validation, engine, micro-batcher
+and metrics), and the page reloads itself every two seconds until all have answered.
 Descriptions are kept per (reader's profile revision, book, method); "Regenerate" samples one method again
 with ``generator.compare_temperature`` and a fresh seed (the first description of each method uses the
 server's defaults, greedy unless configured otherwise). Templates escape everything.
@@ -21,15 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from gravity.v1 import common_pb2, profile_pb2
-from gravity_core import prompts
+from gravity.v1 import common_pb2, generation_pb2, profile_pb2
+from gravity_core import names, prompts
 from gravity_core.llm import GenerationParams
 from gravity_core.logging import get_logger
 from gravity_core.web.errors import http_error
-from gravity_generator.app import GeneratorApp
-from gravity_generator.engine import Job, Result
+from gravity_generator.engine import Result
 from gravity_generator.methods import BookInput
-from gravity_generator.requests import generation_params
+from gravity_generator.serving import PersonalizeServing
 
 log = get_logger(__name__)
 
@@ -42,8 +42,9 @@ class Description:
     """One method's description on the page, while it is generated and after."""
 
     state: str
-    decoding: str
     round: int = 1
+    # How it was decoded (greedy, or the sampling), known once the request is validated.
+    decoding: str = ""
     result: Result | None = None
     error: str = ""
     started: float = 0.0
@@ -58,8 +59,10 @@ def decoding_label(params: GenerationParams) -> str:
 class CompareBoard:
     """Descriptions per (reader revision, book, method), generated in the background, least recent dropped."""
 
-    def __init__(self, app: GeneratorApp, capacity: int, temperature: float, workers: int = 16) -> None:
-        self.app = app
+    def __init__(
+        self, serving: PersonalizeServing, capacity: int, temperature: float, workers: int = 16
+    ) -> None:
+        self.serving = serving
         self.capacity = capacity
         self.temperature = temperature
         self._entries: OrderedDict[tuple[str, ...], Description] = OrderedDict()
@@ -93,10 +96,11 @@ class CompareBoard:
             entry = self._entries.get(key)
         if entry is not None and entry.state == PENDING:
             return entry
-        params = generation_params(
-            self.app.cfg, temperature=self.temperature, seed=secrets.randbelow(2**31 - 1)
+        sampled = generation_pb2.PersonalizeRequest(
+            sampling=generation_pb2.SamplingParams(temperature=self.temperature),
+            seed=secrets.randbelow(2**31 - 1),
         )
-        return self._start(key, profile, book, method, params, (entry.round + 1) if entry else 1)
+        return self._start(key, profile, book, method, sampled, (entry.round + 1) if entry else 1)
 
     def _start(
         self,
@@ -104,28 +108,34 @@ class CompareBoard:
         profile: profile_pb2.UserProfile,
         book: BookInput,
         method: str,
-        params: GenerationParams | None,
+        sampling: generation_pb2.PersonalizeRequest | None,
         round_: int,
     ) -> Description:
-        params = params or generation_params(self.app.cfg)
-        entry = Description(PENDING, decoding_label(params), round_, started=time.monotonic())
+        """``sampling``: a PersonalizeRequest holding only sampling and seed (None: the server's defaults)."""
+        request = generation_pb2.PersonalizeRequest(
+            user_id=profile.user_id, parent_asin=book.parent_asin, **names.method_fields(method)
+        )
+        if sampling is not None:
+            request.MergeFrom(sampling)
+        entry = Description(PENDING, round_, started=time.monotonic())
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-        job = Job(profile=profile, book=book, method=method, params=params)
-        self._pool.submit(self._run, entry, job)
+        self._pool.submit(self._run, entry, request)
         return entry
 
-    def _run(self, entry: Description, job: Job) -> None:
+    def _run(self, entry: Description, request: generation_pb2.PersonalizeRequest) -> None:
         try:
-            entry.result = self.app.require_engine().run_one(job)
+            job = self.serving.job(request)
+            entry.decoding = decoding_label(job.params)
+            entry.result = self.serving.personalize(job)
             entry.state = DONE
         except Exception as exc:
             failure = http_error(exc)
             if failure.status == 500:
-                log.error("compare_generation_failed", method=job.method, exc_info=exc)
+                log.error("compare_generation_failed", method=names.method_name(request), exc_info=exc)
             entry.error = failure.message
             entry.state = FAILED
 

@@ -36,9 +36,9 @@ from gravity_core.web.security import (
     derived_key,
 )
 from gravity_generator import methods as m
-from gravity_generator.app import GeneratorApp
 from gravity_generator.methods import BookInput
 from gravity_generator.requests import catalog_book, reader_profile
+from gravity_generator.serving import PersonalizeServing
 from gravity_generator.web.compare import PENDING, CompareBoard, profile_view, reader_label
 
 SESSION_COOKIE = "gravity_generator_session"
@@ -61,13 +61,14 @@ def templates() -> Environment:
 class ComparePages:
     def __init__(
         self,
-        app: GeneratorApp,
+        serving: PersonalizeServing,
         board: CompareBoard,
         token: str | None,
         evaluation: EvaluationSettings,
         secure_cookies: bool = False,
     ) -> None:
-        self.app = app
+        self.serving = serving
+        self.app = serving.app
         self.board = board
         self.evaluation = evaluation
         self.secure_cookies = secure_cookies
@@ -176,7 +177,7 @@ class ComparePages:
         return self.render(request, "compare.html", status, **context)
 
     def _methods(self, profile: profile_pb2.UserProfile, book: BookInput) -> dict[str, Any]:
-        statuses = self.app.require_engine().methods()
+        statuses = self.serving.methods()
         available = [s.name for s in statuses if s.available]
         descriptions = self.board.descriptions(profile, book, available)
         cards = [
@@ -206,8 +207,7 @@ class ComparePages:
             )
         user, asin, method = form.get("user", ""), form.get("asin", ""), form.get("method", "")
         try:
-            engine = self.app.require_engine()
-            engine.check_method(method)
+            self.serving.engine.check_method(method)
             self.board.regenerate(reader_profile(self.app, user), catalog_book(self.app, asin), method)
         except GravityError as exc:
             return self.render(
