@@ -34,14 +34,10 @@ def shot(page: Any, artifacts: Path, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
-def wait_until_generated(page: Any, url: str, timeout_s: float = 600) -> None:
-    """The page reloads itself while descriptions are pending; reloading here too keeps the test simple."""
-    for _ in range(int(timeout_s / 0.5)):
-        if page.get_attribute("#methods", "data-pending") == "0":
-            return
-        page.wait_for_timeout(500)
-        page.goto(url)
-    raise AssertionError(f"descriptions still pending after {timeout_s}s")
+def wait_until_generated(page: Any, timeout_s: float = 600) -> None:
+    """The page reloads itself (meta refresh, no script) while descriptions are pending; the locator is
+    re-evaluated across those reloads until the page says none is left."""
+    page.locator('#methods[data-pending="0"]').wait_for(state="attached", timeout=timeout_s * 1000)
 
 
 def test_every_method_side_by_side_and_regenerate_one(
@@ -59,7 +55,7 @@ def test_every_method_side_by_side_and_regenerate_one(
 
     page.select_option("#book", book.parent_asin)
     page.click("#compare")
-    wait_until_generated(page, page.url)
+    wait_until_generated(page)
     statuses = {m.name: m for m in generator.service.app.engine.methods()}
     cards = page.locator("article.method")
     assert cards.count() == len(statuses)
@@ -77,7 +73,7 @@ def test_every_method_side_by_side_and_regenerate_one(
     assert "greedy" in before
     page.click("#regenerate-lamp")
     assert page.url.endswith("#method-lamp")
-    wait_until_generated(page, page.url)
+    wait_until_generated(page)
     meta = page.text_content("#method-lamp .meta")
     assert "sampled: temperature 0.8" in meta and "round 2" in meta
     assert page.get_attribute("#method-lamp", "data-state") == "done"

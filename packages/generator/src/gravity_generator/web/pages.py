@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gravity.v1 import profile_pb2
+from gravity_core import names
 from gravity_core.catalog import Catalog
 from gravity_core.config import EvaluationSettings
 from gravity_core.errors import GravityError
@@ -35,7 +36,6 @@ from gravity_core.web.security import (
     csrf_token,
     derived_key,
 )
-from gravity_generator import methods as m
 from gravity_generator.methods import BookInput
 from gravity_generator.requests import catalog_book, reader_profile
 from gravity_generator.serving import PersonalizeServing
@@ -174,6 +174,9 @@ class ComparePages:
                 context["book"] = book
                 if context["pending"]:
                     context["refresh"] = REFRESH_S
+                    # An explicit URL without the fragment: refreshing /compare?...#method-x would be a
+                    # same-document (fragment) navigation in browsers, which never reloads the page.
+                    context["refresh_url"] = "/compare?" + urlencode({"user": user, "asin": book.parent_asin})
         return self.render(request, "compare.html", status, **context)
 
     def _methods(self, profile: profile_pb2.UserProfile, book: BookInput) -> dict[str, Any]:
@@ -187,7 +190,7 @@ class ComparePages:
                 "available": s.available,
                 "entry": descriptions.get(s.name),
                 # the original description is the book's own text: nothing to sample again
-                "regenerable": s.available and s.name != m.ORIGINAL,
+                "regenerable": s.available and s.name != names.ORIGINAL,
             }
             for s in statuses
         ]
@@ -216,6 +219,17 @@ class ComparePages:
         query = urlencode({"user": user, "asin": asin})
         return RedirectResponse(f"/compare?{query}#method-{method}", status_code=303)
 
+    async def failed(self, request: Request, exc: Exception) -> Response:
+        """A bug: answered with a page that hides the details (Starlette re-raises it, so uvicorn's logger,
+        which goes through structlog, logs it with its traceback)."""
+        return self.render(
+            request,
+            "problem.html",
+            500,
+            title="Something went wrong",
+            message=f"internal error ({type(exc).__name__}); see the generator's log",
+        )
+
     def asgi(self) -> Starlette:
         static = StaticFiles(directory=str(resources.files("gravity_generator").joinpath("web/static")))
         routes = [
@@ -227,6 +241,7 @@ class ComparePages:
         ]
         return Starlette(
             routes=routes,
+            exception_handlers={Exception: self.failed},
             middleware=[
                 Middleware(SecurityMiddleware, csrf_cookie=CSRF_COOKIE, secure_cookies=self.secure_cookies)
             ],
