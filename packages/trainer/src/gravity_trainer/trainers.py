@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -104,7 +105,11 @@ def common_arguments(
     precision: str,
     device: str,
     gradient_checkpointing: bool,
+    report_to: list[str] | None = None,
+    run_name: str = "",
 ) -> dict[str, Any]:
+    """TRL config arguments. TensorBoard is left out of ``report_to``: transformers 5 takes its log directory
+    only from an environment variable, so :func:`tracking_callbacks` adds the callback with the run's directory."""
     early = recipe.early_stopping
     return {
         "output_dir": output_dir,
@@ -135,7 +140,8 @@ def common_arguments(
         "greater_is_better": False,
         "logging_strategy": "steps",
         "logging_steps": recipe.logging_steps,
-        "report_to": [],
+        "report_to": [n for n in (report_to or []) if n != "tensorboard"],
+        **({"run_name": run_name} if run_name else {}),
         "disable_tqdm": True,
         "prediction_loss_only": True,
         "bf16": precision == "bf16",
@@ -145,6 +151,19 @@ def common_arguments(
         "train_sampling_strategy": "group_by_length" if recipe.group_by_length else "random",
         "dataloader_num_workers": recipe.dataloader_num_workers,
     }
+
+
+def tracking_callbacks(tensorboard_dir: Path | None) -> list[TrainerCallback]:
+    """The TensorBoard callback writing the run's scalars (loss, learning rate, held-out metrics) to
+    ``tensorboard_dir``; none without one."""
+    if tensorboard_dir is None:
+        return []
+    from transformers.integrations import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    # read again whenever the writer is (re)opened, e.g. for the evaluation after training
+    callback.logging_dir = str(tensorboard_dir)
+    return [callback]
 
 
 def build_trainer(
