@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gravity_testing import free_port
 
 from gravity_core.config import Settings, load_settings
 from gravity_core.llm import (
@@ -34,6 +34,11 @@ from gravity_study.pipeline import Cohort, Generated, Readiness, Request
 from gravity_study.settings import StudySettings, study_settings
 
 ADMIN_TOKEN = "test-admin-token-1234"
+
+
+@pytest.fixture
+def admin_token() -> str:
+    return ADMIN_TOKEN
 
 
 class ScriptedLLM(LLMClient):
@@ -171,12 +176,6 @@ def scripted_runner(
     return JobRunner(
         db, settings, cfg, pipeline=ScriptedPipeline(), judge_factory=ScriptedJudge, llm=lambda role: llm
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:

@@ -18,8 +18,6 @@ import pytest
 
 from gravity_study import studies
 
-from .conftest import ADMIN_TOKEN
-
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("GRAVITY_CHROMIUM", "/usr/bin/chromium"))
@@ -206,7 +204,7 @@ def test_participant_completes_every_step_resuming_after_reloads(
 
 
 def test_administrator_pages_refuse_anonymous_visitors_and_show_results(
-    page: Any, live_app: Any, make_study: Any, artifacts: Path
+    page: Any, live_app: Any, make_study: Any, artifacts: Path, admin_token: str
 ) -> None:
     make_study(2, slug="admin-browser")
     page.goto(f"{live_app.url}/admin/studies/admin-browser")
@@ -216,7 +214,7 @@ def test_administrator_pages_refuse_anonymous_visitors_and_show_results(
     page.fill("#password", "not-the-token")
     page.click("button[type=submit]")
     assert "Wrong password." in page.text_content("#err-password")
-    page.fill("#password", ADMIN_TOKEN)
+    page.fill("#password", admin_token)
     page.click("button[type=submit]")
     assert page.url.endswith("/admin")
     page.goto(f"{live_app.url}/admin/studies/admin-browser")

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from .conftest import free_port
+from gravity_testing import free_port
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

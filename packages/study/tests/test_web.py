@@ -14,8 +14,6 @@ import pytest
 from gravity_study import studies
 from gravity_study.instruments import ipip_items
 
-from .conftest import ADMIN_TOKEN
-
 
 def csrf(page: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', page)
@@ -40,9 +38,9 @@ def wait_for(client: httpx.Client, url: str, text: str, timeout_s: float = 60) -
 
 
 @pytest.fixture
-def admin(live_app: Any) -> httpx.Client:
+def admin(live_app: Any, admin_token: str) -> httpx.Client:
     client = httpx.Client(base_url=live_app.url)
-    login = post(client, "/admin/login", {"password": ADMIN_TOKEN})
+    login = post(client, "/admin/login", {"password": admin_token})
     assert login.status_code == 303 and login.headers["location"] == "/admin"
     return client
 
@@ -137,7 +135,9 @@ def test_participant_flow_over_http_resumes_and_reaches_the_results(
         assert p is not None and p.gender == "" and p.country == "Brazil"
 
 
-def test_administrator_pages_refuse_anonymous_visitors(live_app: Any, make_study: Any) -> None:
+def test_administrator_pages_refuse_anonymous_visitors(
+    live_app: Any, make_study: Any, admin_token: str
+) -> None:
     make_study(1, slug="closed")
     anon = httpx.Client(base_url=live_app.url)
     for url in ("/admin", "/admin/studies/closed", "/admin/studies/closed/results"):
@@ -150,12 +150,12 @@ def test_administrator_pages_refuse_anonymous_visitors(live_app: Any, make_study
     forged = anon.get("/admin", cookies={"gravity_study_admin": "1700000000.deadbeef"})
     assert forged.status_code == 303
     bearer = anon.get(
-        "/admin/studies/closed/results.json", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/admin/studies/closed/results.json", headers={"authorization": f"Bearer {admin_token}"}
     )
     assert bearer.status_code == 200 and bearer.json()["study"]["slug"] == "closed"
     # the admin's CSRF-protected forms refuse a post without the token, even from a signed-in admin
     me = httpx.Client(base_url=live_app.url)
-    post(me, "/admin/login", {"password": ADMIN_TOKEN})
+    post(me, "/admin/login", {"password": admin_token})
     assert me.post("/admin/studies/closed", data={"action": "train"}).status_code == 403
 
 

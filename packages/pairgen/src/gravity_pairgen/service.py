@@ -33,12 +33,13 @@ from gravity_core.grpc import ServiceHost, check_deadline, require_field
 from gravity_core.identifiers import is_segment
 from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
+from gravity_core.names import PREF_ALIGN
 from gravity_core.service import run
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import DatasetPlan, PairBuilder, Resources, UserBuild, plan_datasets
 from gravity_pairgen.manifests import CohortAccounting, ManifestStore, cohort_of
-from gravity_pairgen.recipes import PREF_ALIGN, normalize_recipe
+from gravity_pairgen.recipes import normalize_recipe
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.settings import PairGenSettings
 from gravity_pairgen.writer import UserShardWriter, WrittenShard

@@ -31,6 +31,7 @@ from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailabl
 from gravity_core.grpc import ServiceHost, check_deadline, require_field
 from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
+from gravity_core.metrics import watch_queue
 from gravity_core.service import run
 from gravity_core.skips import Skip, SkipLog
 from gravity_profiler.builder import ProfileBuilder, cohort_id_for, input_digest
@@ -78,6 +79,7 @@ class ProfilerService:
 
     def start(self) -> None:
         self.store.open_claims(self.owner)
+        watch_queue(SERVICE, "pending", lambda: len(self.store.pending()))
         self._probe = threading.Thread(target=self._watch_kafka, name="profiler-kafka-probe", daemon=True)
         self._probe.start()
         self._worker = threading.Thread(target=self._work, name="profiler-worker", daemon=True)

@@ -27,9 +27,11 @@ from gravity_core.bus.serde import decode, encode
 from gravity_core.config import KafkaSettings
 from gravity_core.errors import Unavailable, is_transient
 from gravity_core.logging import get_logger
+from gravity_core.metrics import CONSUMER_LAG, RECORDS
 from gravity_core.skips import RecordError, Skip
 
 M = TypeVar("M", bound=Message)
+_LAG_EVERY_S = 5.0
 log = get_logger(__name__)
 
 
@@ -394,10 +396,14 @@ class ConsumerLoop(Generic[M]):
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
+        lag_checked = 0.0
         while not self._stop.is_set():
             batch = consumer.poll(timeout_ms=500)
             if consumer.assignment():
                 self.ready.set()
+                if time.monotonic() - lag_checked > _LAG_EVERY_S:
+                    self._report_lag(consumer)
+                    lag_checked = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
                     if self._stop.is_set():
@@ -412,6 +418,18 @@ class ConsumerLoop(Generic[M]):
                         consumer.commit(
                             {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
                         )
+
+    def _report_lag(self, consumer: Any) -> None:
+        """gravity_consumer_lag per assigned partition, where the broker reports a high watermark."""
+        for tp in consumer.assignment():
+            try:
+                highwater, position = consumer.highwater(tp), consumer.position(tp)
+            except Exception:  # metrics are best effort; the consumer loop is not
+                continue
+            if highwater is not None and position is not None:
+                CONSUMER_LAG.labels(self.bus.service, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - position)
+                )
 
     def _handle(self, record: Any) -> bool:
         """True when the record is done with (processed or durably dead-lettered); False to retry it."""
@@ -428,6 +446,7 @@ class ConsumerLoop(Generic[M]):
             if is_transient(exc):
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.retries += 1
+                RECORDS.labels(self.bus.service, self.topic, "retried").inc()
                 log.warning(
                     "handler_transient_retrying",
                     topic=self.topic,
@@ -438,6 +457,7 @@ class ConsumerLoop(Generic[M]):
             detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
             return self._dead_letter(record, "handler_error", detail)
         self.processed += 1
+        RECORDS.labels(self.bus.service, self.topic, "processed").inc()
         return True
 
     def _dead_letter(self, record: Any, reason: str, detail: str) -> bool:
@@ -468,6 +488,7 @@ class ConsumerLoop(Generic[M]):
             self.last_error = str(exc)
             return False
         self.dead_lettered += 1
+        RECORDS.labels(self.bus.service, self.topic, "dead_lettered").inc()
         return True
 
 
