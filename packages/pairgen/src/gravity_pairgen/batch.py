@@ -1,4 +1,4 @@
-"""`gravity pairs build`: profiles.jsonl -> a dataset directory (shards + manifest).
+"""`gravity pairs build`: profiles.jsonl -> a dataset directory (shards + manifest + dataset card).
 
 Profiles are streamed, so memory stays flat however many users there are; PrefAlign generation is batched
 over ``llm_batch_users`` users at a time. The directory is staged and swapped in at the end, so it always
@@ -27,6 +27,7 @@ from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import PairBuilder, Resources, UserBuild, plan_datasets
+from gravity_pairgen.card import CardSources, write_dataset_card
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.rows import Omissions
 from gravity_pairgen.settings import PairGenSettings
@@ -203,6 +204,8 @@ def build_dataset(
         manifest.cohort_size = len(newest)
         report.users_built = len(newest)
         store.write_bytes(MANIFEST, manifest_bytes(manifest))
+        sources = CardSources.of_build(settings, cfg, resources.catalog_source, list(manifest.datasets))
+        write_dataset_card(store, "", manifest, sources, durable=False)
     if llm is not None:
         report.llm_calls = llm.usage.calls - llm_calls_before
         report.llm_cached = llm.usage.cached_calls - cached_before

@@ -18,6 +18,7 @@ from gravity_core.config import Settings, TrackingSettings
 from gravity_core.datasets import DatasetManifest, load_manifest, manifest_sha256
 from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.identifiers import check_segment
+from gravity_core.llm.models import looks_like_hub_id
 from gravity_core.skips import SkipLog
 from gravity_trainer.preflight import OutState, RunIdentity, check_base_model, check_output_dir, config_sha256
 from gravity_trainer.recipes import RecipeConfig, build_recipe, read_config_file, recipe_section
@@ -42,8 +43,8 @@ class TrainRequest:
     # The [tracking] section (report_to and run_name in the recipe override it) and where TensorBoard runs go.
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     tensorboard_root: Path | None = None
-    # The base model's Hugging Face id for the model card, when the base model is an alias or a local path
-    # ([trainer] base_model_id); empty: derived (gravity_core.llm.models.hub_model_id).
+    # The base model's Hugging Face id for the model card ([trainer] base_model_id); empty: derived from
+    # base_model (gravity_core.llm.models.hub_model_id).
     base_model_id: str = ""
     license: str = ""  # the adapter's license for the model card; empty: the base model's when known
 
@@ -151,6 +152,10 @@ def prepare(request: TrainRequest, check_out: bool = True) -> PreparedRun:
         config_sha256=config_sha256(recipe.identity_dict()),
     )
     adapter_id = request.adapter_id or default_adapter_id(identity)
+    if request.base_model_id and not looks_like_hub_id(request.base_model_id):
+        raise InvalidInput(
+            "base_model_id", f"{request.base_model_id!r} is not a Hugging Face model id (ORG/NAME)"
+        )
     tracking = run_tracking(request, recipe, adapter_id)
     out_state = check_output_dir(request.out, identity) if check_out else OutState.FRESH
     return PreparedRun(request, recipe, dataset, manifest, sha, identity, adapter_id, out_state, tracking)

@@ -101,7 +101,7 @@ class _Run:
             + (f", {split.beyond_max_steps} beyond max_steps" if split.beyond_max_steps else "")
         )
 
-        from gravity_core.llm.models import resolve_model_path
+        from gravity_core.llm.models import hub_model_id, resolve_model_path
 
         hardware = pick_hardware(recipe.precision, recipe.quantization)
         model = load_model(resolve_model_path(p.request.base_model), hardware)
@@ -136,6 +136,11 @@ class _Run:
         if tracking.report_to:
             where = f" ({tracking.tensorboard_dir})" if tracking.tensorboard_dir else ""
             self.reporter.phase(f"tracking: {', '.join(tracking.report_to)} run {tracking.run_name}{where}")
+        if not hub_model_id(p.request.base_model) and not p.request.base_model_id:
+            self.reporter.phase(
+                f"model card: the Hugging Face id of base model {p.request.base_model} is unknown; set "
+                "[trainer] base_model_id to name it (gravity publish refuses an adapter without one)"
+            )
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our progress lines replace its raw dicts
