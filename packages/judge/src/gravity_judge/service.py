@@ -325,7 +325,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
 
 
 def track_report(
-    settings: Settings, report: dict[str, Any], folder: Path, names: list[str], name: str
+    settings: Settings, report: dict[str, Any], folder: Path, filenames: list[str], name: str
 ) -> None:
     """Log the evaluation to the configured trackers (run ``judge-<report name>`` unless [tracking] run_name
     is set). A tracker failing (a server down) is logged as an error; the evaluation's answer stands."""
@@ -336,7 +336,7 @@ def track_report(
         if tracker is None:
             return
         try:
-            log_report(tracker, report, {n: folder / n for n in names})
+            log_report(tracker, report, {n: folder / n for n in filenames})
         finally:
             tracker.close()
         log.info("evaluation_tracked", tracked=tracker.describe())
