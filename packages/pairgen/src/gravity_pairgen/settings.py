@@ -74,7 +74,9 @@ class PairGenSettings(BaseModel):
     def _known_ablations(cls, value: object) -> list[str]:
         if isinstance(value, str):
             value = split_list(value)
-        return normalize_ablations(list(value))  # type: ignore[arg-type]
+        if not isinstance(value, list | tuple):
+            raise ValueError("ablations is a list of profile parts (or a comma-separated string)")
+        return normalize_ablations([str(v) for v in value])
 
     @model_validator(mode="after")
     def _caps(self) -> PairGenSettings:

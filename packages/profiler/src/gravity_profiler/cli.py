@@ -95,7 +95,7 @@ def build(
         raise click.BadParameter("must be at least 1", param_hint="--max-users")
     builder = ProfileBuilder(settings, config)
 
-    def bar(items, total, desc):  # type: ignore[no-untyped-def]
+    def bar(items, total, desc):
         return progress(items, total=total, desc=desc, unit="user" if desc == "profiling" else "line")
 
     report = build_profiles(
