@@ -154,7 +154,8 @@ def reviews_block(body: str) -> str:
 def join_reviews(reviews: Sequence[str], max_chars: int | None = None) -> str:
     """Reviews as a numbered list, each neutralised, optionally capped (oldest dropped first when the caller
     sorts newest first). Callers put the list inside :func:`delimited` with :data:`REVIEWS_NOTE`."""
-    lines, used = [], 0
+    lines: list[str] = []
+    used = 0
     for i, text in enumerate(reviews, start=1):
         line = f"{i}. {neutralize(text.strip())}"
         if max_chars is not None and used + len(line) > max_chars and lines:

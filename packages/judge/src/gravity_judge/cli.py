@@ -11,6 +11,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress
 from gravity_core.errors import GravityError, InvalidInput
+from gravity_core.options import split_list
 
 if TYPE_CHECKING:
     from gravity_core.config import Settings
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
 
 class NoUnits(GravityError):
     """Nothing in the input could be judged (the report still says why)."""
-
-
-def _split_methods(values: tuple[str, ...]) -> list[str]:
-    return [m.strip() for v in values for m in v.split(",") if m.strip()]
 
 
 @click.command()
@@ -117,7 +114,7 @@ def judge(
         seed=seed,
         answer_mode=answer_mode,
     )
-    only = _split_methods(methods)
+    only = split_list(*methods)
     unknown = [m for m in only if known.kind_of(m, cfg.extra_methods) is None]
     if unknown:
         raise InvalidInput("--methods", f"unknown method(s): {', '.join(unknown)}")

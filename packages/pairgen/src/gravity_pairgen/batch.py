@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gravity.v1 import profile_pb2
 from gravity_core.artifacts import ArtifactStore
@@ -140,7 +141,7 @@ def build_dataset(
     t_build = t_llm = t_write = 0.0
     with open(profiles_path, "rb") as f:
         lines = sum(1 for line in f if line.strip())
-    records = read_jsonl(profiles_path, profile_pb2.UserProfile, skips)
+    records: Iterable[Any] = read_jsonl(profiles_path, profile_pb2.UserProfile, skips)
     if progress_bar is not None:
         records = progress_bar(records, lines, "profiles")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from accelerate.utils import is_peft_model
 from peft import LoraConfig
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, PreTrainedModel, TrainerCallback
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
@@ -36,8 +36,10 @@ class SharedPromptDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if self._length_column and "length" not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, "length"]
+        columns: list[str] = list(self._signature_columns or [])
+        if self._length_column and "length" not in columns:
+            # TRL declares the attribute as None at class level; the instance holds the list
+            vars(self)["_signature_columns"] = [*columns, "length"]
 
     def _reference(self) -> contextlib.AbstractContextManager[Any]:
         """With PEFT and no separate reference model, the reference is the model with its adapter disabled."""
@@ -49,7 +51,10 @@ class SharedPromptDPOTrainer(DPOTrainer):
     def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         with (
             torch.no_grad(),
-            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            disable_gradient_checkpointing(
+                cast(PreTrainedModel, self.model),
+                cast(dict[str, Any] | None, self.args.gradient_checkpointing_kwargs),
+            ),
             self._reference(),
             self.accelerator.autocast(),
         ):
@@ -57,7 +62,7 @@ class SharedPromptDPOTrainer(DPOTrainer):
         return out.chosen, out.rejected
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if model.training else "eval"
         policy = branch_logps(model, inputs)
         if "ref_chosen_logps" in inputs:
             ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
@@ -217,10 +222,10 @@ def build_trainer(
             callbacks=callbacks,
         )
     assert isinstance(recipe, SFTRecipe)
-    config = SFTConfig(**arguments, completion_only_loss=recipe.completion_only_loss, packing=False)
+    sft_config = SFTConfig(**arguments, completion_only_loss=recipe.completion_only_loss, packing=False)
     return SFTTrainer(
         model=model,
-        args=config,
+        args=sft_config,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,

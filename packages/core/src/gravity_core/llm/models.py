@@ -104,10 +104,10 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         # The GGUF quantizer marks the model as quantized, which blocks saving and training; the weights
         # are already dequantized to fp32, so drop the marks.
         if getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer = None
+            setattr(model, "hf_quantizer", None)  # noqa: B010 (an attribute transformers declares on loading only)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.is_quantized = False
+        setattr(model, "is_quantized", False)  # noqa: B010
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tmp = root / f".{SMOLLM2_DIRNAME}.tmp-{os.getpid()}"
