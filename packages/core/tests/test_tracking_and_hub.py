@@ -96,7 +96,10 @@ def _publish(*args: str) -> object:
 def test_publish_adapter_to_dir_writes_exactly_the_repository(tmp_path: Path) -> None:
     source = _adapter(tmp_path / "adapter")
     repo = tmp_path / "repo"
-    result = _publish("adapter", str(source), "--repo-id", "org/name", "--private", "--to-dir", str(repo))
+    result = _publish(
+        "adapter", str(source), "--repo-id", "org/name", "--private", "--to-dir", str(repo),
+        "--dataset-repo-id", "org/pairs",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "model repository org/name (private): written to" in result.output  # type: ignore[attr-defined]
     # the local-only files (AdapterRef with its file URI, the run record) stay behind
@@ -109,6 +112,11 @@ def test_publish_adapter_to_dir_writes_exactly_the_repository(tmp_path: Path) ->
     assert json.loads((repo / "adapter_config.json").read_text())["base_model_name_or_path"] == SMOLLM2_HUB_ID
     card = (repo / "README.md").read_text()
     assert adapter_line("org/name") in card and ADAPTER_LINE not in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data.to_dict()
+    assert data["datasets"] == ["org/pairs"] and data["base_model"] == SMOLLM2_HUB_ID
+    assert data["library_name"] == "peft" and data["license"] == "apache-2.0"
     assert (source / "README.md").read_text().count(ADAPTER_LINE) == 1  # the source is left as it was
 
     again = _publish("adapter", str(source), "--repo-id", "org/name", "--to-dir", str(repo))

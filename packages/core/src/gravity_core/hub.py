@@ -60,18 +60,25 @@ def check_repo_id(repo_id: str, option: str = "--repo-id") -> str:
     return text
 
 
-def _front_matter(card: str, where: Path) -> dict[str, object]:
+def _front_matter(card: str, where: Path) -> tuple[dict[str, object], str]:
+    """A card's metadata and its body."""
     import yaml
 
     if not card.startswith("---\n"):
         raise InvalidInput("PATH", f"{where} has no YAML front matter")
-    head, sep, _ = card[4:].partition("\n---\n")
+    head, sep, body = card[4:].partition("\n---\n")
     if not sep:
         raise InvalidInput("PATH", f"{where}: the YAML front matter is not closed by ---")
     data = yaml.safe_load(head)
     if not isinstance(data, dict):
         raise InvalidInput("PATH", f"{where}: the YAML front matter is not a mapping")
-    return data
+    return data, body
+
+
+def _card(meta: dict[str, object], body: str) -> str:
+    import yaml
+
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n" + body
 
 
 def adapter_layout(path: Path, repo_id: str, dataset_repo_id: str = "") -> Layout:
@@ -87,22 +94,19 @@ def adapter_layout(path: Path, repo_id: str, dataset_repo_id: str = "") -> Layou
         raise InvalidInput("PATH", f"{path} lacks {', '.join(missing)}")
     card_path = path / CARD
     card = card_path.read_text(encoding="utf-8")
-    meta = _front_matter(card, card_path)
+    meta, body = _front_matter(card, card_path)
     if not meta.get("base_model"):
         raise InvalidInput(
             "PATH",
             f"{card_path} names no Hub base model (it was trained from a local model whose Hugging Face id "
             "is unknown): set [trainer] base_model_id and train again",
         )
-    if ADAPTER_LINE not in card:
+    if ADAPTER_LINE not in body:
         raise InvalidInput("PATH", f"{card_path} is not a GRAVITY adapter card (no usage snippet)")
-    card = card.replace(ADAPTER_LINE, adapter_line(repo_id))
     if dataset_repo_id:
-        from huggingface_hub import ModelCard
-
-        model_card = ModelCard(card)
-        model_card.data.datasets = [check_repo_id(dataset_repo_id, "--dataset-repo-id")]
-        card = str(model_card)
+        meta["datasets"] = [check_repo_id(dataset_repo_id, "--dataset-repo-id")]
+        card = _card(meta, body)
+    card = card.replace(ADAPTER_LINE, adapter_line(repo_id))
     config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = meta["base_model"]  # never a path on the training machine
     files: dict[str, bytes | Path] = {
@@ -123,7 +127,7 @@ def dataset_layout(path: Path) -> Layout:
         raise NotFound(
             "PATH", f"{path} has no dataset card ({CARD}); pairgen writes one with the shards: build it again"
         )
-    meta = _front_matter(card_path.read_text(encoding="utf-8"), card_path)
+    meta, _ = _front_matter(card_path.read_text(encoding="utf-8"), card_path)
     if not meta.get("configs"):
         raise InvalidInput("PATH", f"{card_path} has no `configs`: it is not a GRAVITY dataset card")
     files: dict[str, bytes | Path] = {CARD: card_path, MANIFEST: path / MANIFEST}
