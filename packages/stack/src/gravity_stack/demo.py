@@ -38,6 +38,11 @@ from gravity_stack.processes import ServiceProcess, Supervisor
 from gravity_stack.timing import StageClock
 
 REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
+# The demo's schedule: the profiler, pairgen and the judge each compute alone (profiles are published as one
+# batch, the trainer waits for the whole cohort, judging waits for every description), so each gets every core;
+# the trainer and the generator compute at the same time (prompt-only methods while the adapters train) and
+# share them.
+OVERLAPPING = frozenset({"trainer", "generator"})
 
 
 @dataclass
@@ -223,7 +228,7 @@ def _run(
     with clock.step("services") as note:
         for name in services:
             process = ServiceProcess.serve(
-                name, config_path, out / "logs", grpc_settings, co_located=len(services)
+                name, config_path, out / "logs", grpc_settings, co_located=2 if name in OVERLAPPING else 1
             )
             supervisor.add(process).start()
         # Profiling needs only the profiler; the others finish loading while it works (their topics wait).

@@ -38,12 +38,12 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 def thread_env(co_located: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Math-library threads for one of ``co_located`` processes sharing this machine's cores.
+    """Math-library threads for one of ``co_located`` processes computing at the same time on this machine.
 
-    PyTorch starts one OpenMP thread per core in every process, and OpenMP threads spin while they wait: five
-    services on two cores, three of them busy at once (profiling, PrefAlign generation, training), then run
-    several times slower than one thread each (pairgen's README measures 10x). Each process gets
-    ``cores // co_located`` threads (at least one); a value the user already set is kept."""
+    PyTorch starts one OpenMP thread per core in every process, and OpenMP threads spin while they wait: two
+    processes computing at once on two cores with two threads each run several times slower than with one
+    thread each (pairgen's README measures 10x). Each process gets ``cores // co_located`` threads (at least
+    one); a value the user already set is kept."""
     if any(v in environ for v in THREAD_VARIABLES):
         return {}
     share = max(1, (os.cpu_count() or 1) // max(1, co_located))
