@@ -105,4 +105,9 @@ def run(service: Service, settings: Settings, port: int | None = None) -> None:
     configure_from_settings(settings)
     running = start_in_thread(service, settings, port=port)
     log.info("service_running", service=service.name, target=running.target)
-    running.host.wait_for_termination(on_stop=lambda: (running._stop.set(), service.stop()))
+
+    def on_stop() -> None:
+        running._stop.set()
+        service.stop()
+
+    running.host.wait_for_termination(on_stop=on_stop)

@@ -134,6 +134,7 @@ class AdapterRegistry:
             unload = adapter.retired and adapter.leases == 0
             if unload:
                 self._by_name.pop(adapter.name, None)
+                ADAPTERS_LOADED.labels("generator").set(len(self._by_name))
         if unload:
             self._unload(adapter)
 

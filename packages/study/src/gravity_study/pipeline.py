@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gravity.v1 import profile_pb2, training_pb2
+from gravity_core import names
 from gravity_core.amazon import BookRecord
 from gravity_core.config import Settings
 from gravity_core.errors import GravityError, Unavailable
@@ -28,7 +29,7 @@ from gravity_core.logging import get_logger
 from gravity_study.settings import StudySettings
 
 log = get_logger(__name__)
-GRAVITY = "gravity"
+GRAVITY = names.GRAVITY
 Say = Callable[[str], None]
 
 
@@ -122,13 +123,13 @@ class EmbeddedPipeline:
                 + ")"
             )
         say(
-            f"{rows} GRAVITY pairs ({skipped} skipped); training gravity-dpo for {self.cfg.embedded.max_steps} steps"
+            f"{rows} GRAVITY pairs ({skipped} skipped); training {names.GRAVITY_DPO_RECIPE} for {self.cfg.embedded.max_steps} steps"
         )
         e = self.cfg.embedded
         outcome = train(
             TrainRequest(
                 pairs=work / "pairs",
-                recipe="gravity-dpo",
+                recipe=names.GRAVITY_DPO_RECIPE,
                 out=work / "adapters" / GRAVITY,
                 base_model=self.settings.llm.role("writer").model,
                 settings_overrides={

@@ -32,6 +32,7 @@ from gravity_core.web.security import bearer_token, same_secret
 from gravity_generator.engine import Result
 from gravity_generator.serving import PersonalizeServing
 from gravity_generator.web.openai_protocol import (
+    EXTRA,
     ChatRequest,
     chunk_body,
     completion_body,
@@ -210,7 +211,7 @@ class OpenAIApi:
                     if isinstance(item, Result):
                         extra = {
                             "system_fingerprint": fingerprint(item),
-                            "gravity": gravity_fields(item, job),
+                            EXTRA: gravity_fields(item, job),
                         }
                         yield chunk({}, item.finish_reason, **extra)
                         if include_usage:

@@ -34,6 +34,9 @@ from gravity_generator.settings import GeneratorSettings
 
 log = get_logger(__name__)
 
+# The project's name, not the method: the request's extra object (``gravity.parent_asin``, ...), the extra object
+# of every response, and the models' owner.
+EXTRA = "gravity"
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
@@ -45,7 +48,7 @@ FIELD_NAMES = {
     "user": "user",
     "profile": "gravity.profile",
     "parent_asin": "gravity.parent_asin",
-    "book": "gravity",
+    "book": EXTRA,
     "inline_book.title": "gravity.book.title",
     "inline_book.description": "gravity.book.description",
     "adapter": "gravity.adapter",
@@ -226,7 +229,7 @@ def personalize_request(
         )
     else:
         raise InvalidInput(
-            "gravity",
+            EXTRA,
             "give the book: gravity.parent_asin (a catalog book) or gravity.book {title, description}",
         )
 
@@ -310,7 +313,7 @@ def completion_body(result: Result, job: Job, completion_id: str, created: int) 
             }
         ],
         "usage": usage(result),
-        "gravity": gravity_fields(result, job),
+        EXTRA: gravity_fields(result, job),
     }
 
 
@@ -343,8 +346,8 @@ def model_entry(status: MethodStatus) -> dict[str, Any]:
         "id": status.name,
         "object": "model",
         "created": 0,
-        "owned_by": "gravity",
-        "gravity": {
+        "owned_by": EXTRA,
+        EXTRA: {
             "description": status.description,
             "requires_adapter": status.requires_adapter,
             "available": status.available,
