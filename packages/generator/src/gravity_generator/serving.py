@@ -13,7 +13,7 @@ caller through the same table (gravity_core.grpc.server.status_for).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from gravity.v1 import generation_pb2
 from gravity_generator.app import GeneratorApp
@@ -51,7 +51,7 @@ class PersonalizeServing:
         engine = self.engine
         return observed(job.method, lambda: engine.run_one(job), lambda r: r.completion_tokens)
 
-    def stream(self, job: Job) -> Iterator[str | Result]:
+    def stream(self, job: Job) -> Generator[str | Result, None, None]:
         """Text deltas of the final stage, then the :class:`Result`; ``close()`` it to stop early."""
         return observed_stream(job.method, self.engine.stream(job), _tokens)
 
