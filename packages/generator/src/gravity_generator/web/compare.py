@@ -119,6 +119,9 @@ class CompareBoard:
             request.MergeFrom(sampling)
         entry = Description(PENDING, round_, started=time.monotonic())
         with self._lock:
+            running = self._entries.get(key)
+            if running is not None and running.state == PENDING:
+                return running  # another page load or click started it a moment ago
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
