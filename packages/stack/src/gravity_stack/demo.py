@@ -124,8 +124,13 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             recipe_for_dataset={d: names.RECIPE_FOR_DATASET[d] for d in REQUIRED_ADAPTERS},
             overrides={names.RECIPE_FOR_DATASET[d]: dict(train_overrides) for d in REQUIRED_ADAPTERS},
         ),
+        # http_port 0: any free port (logged as http_started), so parallel stacks never collide on 8000
         "generator": GeneratorSettings(
-            meta_path=str(meta), max_new_tokens=opts.max_new_tokens, max_batch=8, batch_window_ms=25.0
+            meta_path=str(meta),
+            max_new_tokens=opts.max_new_tokens,
+            max_batch=8,
+            batch_window_ms=25.0,
+            http_port=0,
         ),
         "judge": JudgeSettings(orders=opts.judge_orders, follow_profiles=True),
     }
