@@ -3,8 +3,8 @@
 Stages may overlap (prompt-only methods are generated while the adapters train), so each stage records its own
 start and end on the run's clock; the table shows both, and the total is the wall time, not the sum.
 
-The estimate scales a reference run (``REFERENCE_S``, measured with `gravity demo` on the bundled sample, 8
-readers, on a 2-core machine, see the root README) by how fast this run has been so far: after the stages done
+The estimate scales a reference run (``REFERENCE_S``: the root README's measured `gravity demo` on the bundled
+sample, 8 readers, quiet 2-core machine, stages then run one after another) by how fast this run has been so far: after the stages done
 in ``d`` seconds against ``r`` in the reference, the stages left are expected to take ``d / r`` times their
 reference. Units of work scale it too (more readers, more descriptions). It is an estimate and printed as one.
 """
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
     "broker": 2.0,
-    "services": 45.0,
+    "services": 66.0,
     "ingest": 1.0,
-    "profiling": 14.0,  # per reader
-    "pairs+training": 25.0,  # per reader (three adapters trained on the cohort)
-    "generation": 2.5,  # per description
-    "judging": 4.0,  # per (reader, book)
+    "profiling": 20.0,  # per reader (162 s for 8)
+    "pairs+training": 67.0,  # per reader (534 s for 8; three adapters trained on the cohort)
+    "generation": 6.0,  # per description (432 s for 72)
+    "judging": 20.0,  # per (reader, book) (162 s for 8)
 }
 
 
