@@ -293,6 +293,9 @@ def _model_name(model: str) -> str:
 def write_dataset_card(
     store: ArtifactStore, rel_dir: str, manifest: DatasetManifest, sources: CardSources, durable: bool = True
 ) -> None:
-    """README.md next to the manifest, atomically (ArtifactStore.write_bytes)."""
+    """README.md next to the manifest, atomically (ArtifactStore.write_bytes). A build that wrote no shard (every
+    reader refused) gets no card: there is nothing for `load_dataset` to read, and a card would claim otherwise."""
+    if not any(entry.shards for entry in manifest.datasets.values()):
+        return
     rel = f"{rel_dir}/{CARD}" if rel_dir else CARD
     store.write_bytes(rel, render_dataset_card(manifest, sources).encode("utf-8"), durable=durable)
