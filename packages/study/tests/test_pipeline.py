@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -170,8 +171,13 @@ def test_services_pipeline_publishes_profiles_and_waits_for_the_generator_to_ser
         first = pipeline.readiness("study-test-r1", {})
         assert not first.ready and "waiting for the trainer's adapter" in first.message
 
-        ref = read_adapter_ref(Path(trained["adapter"]["path"]))
-        bus.publish(settings.kafka.topics.adapters, "gravity", ref)  # what the trainer does when it is done
+        # what the trainer service does when it is done: the adapter in the shared artifact store (the generator
+        # loads nothing from outside it), its ref on the adapters topic
+        in_store = settings.artifacts.path() / "adapters" / "study-test-r1" / "gravity"
+        shutil.copytree(Path(trained["adapter"]["path"]), in_store)
+        ref = read_adapter_ref(in_store)
+        ref.uri = in_store.as_uri()
+        bus.publish(settings.kafka.topics.adapters, "gravity", ref)
         deadline = time.monotonic() + 120
         ready = pipeline.readiness("study-test-r1", {})
         while not ready.ready and time.monotonic() < deadline:
