@@ -55,6 +55,8 @@ class LLMEndpoint(_Section):
     device: str = "auto"
     dtype: str = "auto"
     max_batch_size: int = 8
+    # Encoded prompt prefixes kept for reuse by later prompts that start the same way (0 = off).
+    prefix_cache_mb: int = Field(default=256, ge=0)
     # Whether the endpoint returns token log-probabilities (OpenAI, vLLM and llama.cpp do).
     logprobs: bool = True
     # Ask for at most this many concurrent requests against an openai endpoint.

@@ -33,9 +33,11 @@ class GeneratorSettings(BaseModel):
     # (openai/vLLM: set it to vLLM's --max-model-len); a cap on the model's own window otherwise.
     context_window: int = Field(default=8192, ge=256)
 
-    # Micro-batching on the embedded backend: wait this long after the first queued request for others
-    # to join, then run one batched generation of at most max_batch requests.
+    # No longer used: the embedded model batches continuously, so nothing waits for a batch to form.
+    # Accepted so existing configuration files keep loading.
     batch_window_ms: float = Field(default=15.0, ge=0.0)
+    # Embedded: most of this service's calls in the model's running batch at once (also bounded by
+    # llm.writer.max_batch_size); 1 = one request at a time.
     max_batch: int = Field(default=8, ge=1)
     # Threads serving gRPC calls; requests mostly wait on the batcher, so more than the CPU count.
     grpc_workers: int = Field(default=32, ge=1)

@@ -1,0 +1,170 @@
+"""Per-sequence KV storage and the attention that reads it: what lets sequences of any length share a batch.
+
+Continuous batching (engine.py) runs sequences of different lengths through one forward pass. Instead of
+left-padding them into one cache (which changes each row's arithmetic with the batch it lands in), every
+sequence keeps its own keys and values (:class:`RowKV`), and attention is computed row by row over exactly
+that row's tokens — the same shapes and the same kernels as when the sequence runs alone. The matrix
+products around attention are batched; :func:`invariant_row_counts` finds the batch sizes for which the
+BLAS gives every row the same bits as any other such size, and the engine pads its batches to one of them.
+Together this makes a greedy output independent of which other requests happened to share its batches.
+
+The attention is registered with transformers as ``gravity_rows``; a forward without the ``gravity_rows``
+keyword (plain ``generate``, choice scoring) falls through to PyTorch SDPA, unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+ATTENTION = "gravity_rows"
+
+
+@dataclass
+class RowKV:
+    """Keys and values of one sequence, per layer, in buffers that grow by doubling."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: torch.dtype
+    device: str
+    capacity: int
+    length: int = 0
+    keys: list[torch.Tensor] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        shape = (self.kv_heads, max(1, self.capacity), self.head_dim)
+        self.keys = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
+        self.values = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in range(self.layers)]
+
+    def reserve(self, tokens: int) -> None:
+        """Room for ``tokens`` in total (copies once when the buffers must grow)."""
+        if tokens <= self.capacity:
+            return
+        capacity = max(tokens, 2 * self.capacity)
+        for store in (self.keys, self.values):
+            for i, old in enumerate(store):
+                new = torch.empty(
+                    (self.kv_heads, capacity, self.head_dim), dtype=self.dtype, device=self.device
+                )
+                new[:, : self.length] = old[:, : self.length]
+                store[i] = new
+        self.capacity = capacity
+
+    def load_prefix(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], n: int) -> None:
+        """Start from ``n`` tokens encoded earlier (a prefix-cache hit)."""
+        self.reserve(n)
+        for layer in range(self.layers):
+            self.keys[layer][:, :n] = keys[layer][:, :n]
+            self.values[layer][:, :n] = values[layer][:, :n]
+        self.length = n
+
+    def prefix(self, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Copies of the first ``n`` tokens' keys and values (to keep in the prefix cache)."""
+        return (
+            [k[:, :n].clone() for k in self.keys],
+            [v[:, :n].clone() for v in self.values],
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+
+@dataclass
+class StepRows:
+    """What one forward pass writes and reads: batch row i belongs to ``rows[i]`` (None pads the batch)."""
+
+    rows: Sequence[RowKV | None]
+
+
+def rows_attention(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    gravity_rows: StepRows | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Attention of each batch row over its own stored tokens; SDPA as usual without ``gravity_rows``."""
+    if gravity_rows is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    layer = module.layer_idx
+    batch, heads, n_new, head_dim = query.shape
+    out = query.new_zeros((batch, n_new, heads, head_dim))
+    for b, row in enumerate(gravity_rows.rows):
+        if row is None:
+            continue
+        start = row.length
+        end = start + n_new
+        row.keys[layer][:, start:end] = key[b]
+        row.values[layer][:, start:end] = value[b]
+        keys = row.keys[layer][None, :, :end]
+        values = row.values[layer][None, :, :end]
+        mask = None
+        causal = False
+        if n_new > 1:
+            if start == 0:
+                causal = True
+            else:  # a later chunk of the prompt: query j sees every earlier token and itself
+                positions = torch.arange(end, device=query.device)
+                mask = positions[None, :] <= (start + torch.arange(n_new, device=query.device))[:, None]
+        attended = torch.nn.functional.scaled_dot_product_attention(
+            query[b : b + 1],
+            keys,
+            values,
+            attn_mask=mask,
+            is_causal=causal,
+            scale=scaling,
+            enable_gqa=heads != keys.shape[1],
+        )
+        out[b] = attended[0].transpose(0, 1)
+    return out, None
+
+
+_registered = False
+
+
+def register_attention() -> None:
+    """Make ``gravity_rows`` known to transformers (idempotent); its masks are SDPA's."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION, rows_attention)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    _registered = True
+
+
+def invariant_row_counts(in_features: int, out_features: int, limit: int = 64) -> list[int]:
+    """Batch sizes (up to ``limit``) whose rows the BLAS computes exactly as at ``limit`` rows.
+
+    Matrix-multiply kernels pick different code paths for different row counts (a vector path for one
+    row, edge kernels for some others), and those paths round differently. Rows computed at any size in
+    the returned set are bitwise equal to each other, whatever the other rows hold.
+    """
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn((out_features, in_features), generator=gen)
+    x = torch.randn((limit, in_features), generator=gen)
+    with torch.inference_mode():
+        reference = torch.nn.functional.linear(x, weight)
+        sizes = []
+        for m in range(1, limit + 1):
+            rows = torch.nn.functional.linear(x[:m], weight)
+            if torch.equal(rows, reference[:m]):
+                sizes.append(m)
+    return sizes
