@@ -116,6 +116,7 @@ def drive(
                     tokens[0] += n
 
     threads = [threading.Thread(target=worker, name=f"bench-client-{i}") for i in range(clients)]
+    click.echo(f"  {label}: {len(items)} requests from {clients} clients ...", err=True)
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -123,7 +124,12 @@ def drive(
         t.join()
     if errors:
         raise errors[0]
-    return LoadResult(label, len(items), time.perf_counter() - started, tokens[0], latencies)
+    result = LoadResult(label, len(items), time.perf_counter() - started, tokens[0], latencies)
+    click.echo(
+        f"  {label}: {result.seconds:.1f}s, {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s",
+        err=True,
+    )
+    return result
 
 
 def grpc_sender(target: str) -> Callable[[], AbstractContextManager[Callable[[dict[str, Any]], int]]]:
@@ -250,7 +256,8 @@ def run(
         raise click.ClickException(
             "this benchmark measures the embedded backend (llm.writer.backend = embedded); the peer is --peer"
         )
-    settings = _with_writer(settings, writer.model_copy(update={"max_batch_size": clients}))
+    # one in-process model for both roles (the author is unused by single-stage methods)
+    settings = _with_writer(settings, writer.model_copy(update={"max_batch_size": clients}), author=True)
     sampling = Sampling(max_new_tokens=max_new_tokens)
     requests = _requests(profiles, catalog, method, sampling, n_requests)
     title = f"{clients} clients, {n_requests} requests, {max_new_tokens} new tokens, greedy"
@@ -290,8 +297,9 @@ def _requests(
     ]
 
 
-def _with_writer(settings: Settings, endpoint: Any) -> Settings:
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update={"writer": endpoint})})
+def _with_writer(settings: Settings, endpoint: Any, author: bool = False) -> Settings:
+    roles = {"writer": endpoint, "author": endpoint} if author else {"writer": endpoint}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=roles)})
 
 
 @contextmanager

@@ -19,9 +19,11 @@ BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
 
 
 class AdapterSet:
-    def __init__(self, base_model: Any) -> None:
+    def __init__(self, base_model: Any, pack: bool = False) -> None:
         self.base_model = base_model
         self.model: Any = base_model
+        # pack each adapter's LoRA layers like the base model's (packed.py)
+        self.pack = pack
         self._paths: dict[str, str] = {}
 
     @property
@@ -46,6 +48,10 @@ class AdapterSet:
         else:
             self.model.load_adapter(path, adapter_name=name)
         self.model.eval()
+        if self.pack:
+            from gravity_core.llm.embedded.packed import pack_linears
+
+            pack_linears(self.model)
         self._paths[name] = path
 
     def unload(self, name: str) -> None:
@@ -71,6 +77,21 @@ class AdapterSet:
                 yield
         else:
             self.model.set_adapter(adapter)
+            yield
+
+    @contextmanager
+    def per_row(self, adapters: Sequence[str | None]) -> Iterator[None]:
+        """Run the model with batch row i on ``adapters[i]``, for calls that bypass ``generate``/``forward``
+        of the peft model (the serving engine calls the decoder directly): one adapter is set as usual,
+        a mix is routed by peft's per-row hooks."""
+        distinct = set(adapters)
+        if len(distinct) <= 1:
+            with self.scope(next(iter(distinct), None)):
+                yield
+            return
+        for adapter in distinct:
+            self.check(adapter)
+        with self.model._enable_peft_forward_hooks(adapter_names=[a or BASE for a in adapters]):
             yield
 
     def routing(self, adapters: Sequence[str | None]) -> dict[str, Any]:

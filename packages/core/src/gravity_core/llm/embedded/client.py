@@ -43,7 +43,7 @@ class EmbeddedLLM(LLMClient):
         self.loaded = load(endpoint)
         self.usage = Usage()
         self._lock = threading.RLock()
-        self._adapters = AdapterSet(self.loaded.model)
+        self._adapters = AdapterSet(self.loaded.model, pack=self.loaded.packed)
         self.prompter = Prompter(self.loaded.tokenizer, self.loaded.context_window, endpoint.model)
         parts = (self.loaded, self._adapters, self.prompter, self._lock, self.usage, endpoint.max_batch_size)
         self.generator = Generator(*parts, prefix_cache_bytes=endpoint.prefix_cache_mb << 20)

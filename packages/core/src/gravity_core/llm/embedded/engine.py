@@ -1,17 +1,19 @@
 """Continuous batching for the embedded model: requests join the running batch between decode steps.
 
 One engine thread owns generation. Callers (``chat``, ``chat_batch``, ``stream_chat`` from any number of
-threads) submit sequences and wait on their handles. Each turn of the loop
+threads) submit sequences and wait on their handles. Each turn of the loop takes new sequences into the
+running set (up to ``max_batch``), drops cancelled ones, and runs ONE forward pass holding
 
-1. takes new sequences into the running batch (up to ``max_batch`` running), drops cancelled ones;
-2. encodes waiting prompts in fixed chunks, at most ``prefill_budget`` tokens per turn, reusing cached
-   whole-chunk prefixes (prefix_cache.py); a prompt's last chunk yields its first new token;
-3. runs one decode step for every running sequence at once — rows may use different LoRA adapters (peft
-   routes each row to its own) and different sampling parameters — and retires finished ones.
+* the next token of every decoding sequence (rows may use different LoRA adapters — peft routes each row
+  to its own — and different sampling parameters), and
+* prompt chunks of newly arrived sequences, up to ``step_tokens`` tokens in all. Prompts are cut on a fixed
+  64-token grid; whole chunks already encoded for an earlier prompt with the same start are reused
+  (prefix_cache.py); a prompt's last chunk yields its first new token.
 
-A request arriving mid-generation therefore waits for one step, not for the whole batch to finish, and a
-row that finishes early frees its slot at once. Every model call holds the backend lock, so choice scoring
-and adapter loading interleave between steps. Greedy outputs do not depend on batch company: see rows.py.
+A request arriving mid-generation therefore waits for one step, not for the batch to finish, a row that
+finishes early frees its slot at once, and every pass reads the weights once for all the work it carries.
+Every model call holds the backend lock, so choice scoring and adapter loading interleave between steps.
+Greedy outputs do not depend on which requests shared the passes: see rows.py and packed.py.
 """
 
 from __future__ import annotations
@@ -19,9 +21,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -32,7 +32,7 @@ from gravity_core.llm.embedded.prefix_cache import PrefixCache
 from gravity_core.llm.embedded.rows import (
     ATTENTION,
     RowKV,
-    StepRows,
+    Segment,
     invariant_row_counts,
     register_attention,
 )
@@ -42,6 +42,9 @@ from gravity_core.logging import get_logger
 log = get_logger(__name__)
 
 PREFILL_CHUNK = 64
+# Tokens per forward pass: every decoding sequence's next token, then prompt chunks up to this budget. One
+# pass reads all the weights once, so encoding prompts together with decoding is what makes it cheap.
+STEP_TOKENS = 512
 
 
 class Cancelled(Unavailable):
@@ -59,6 +62,20 @@ class EngineStats:
     @property
     def mean_batch(self) -> float:
         return self.decode_rows / self.decode_steps if self.decode_steps else 0.0
+
+
+@dataclass
+class _Piece:
+    """Tokens of one sequence in one forward pass: a prompt chunk, or the token decoded last step."""
+
+    seq: Sequence_
+    tokens: list[int]
+    start: int
+    logits: bool  # the last token's logits pick the sequence's next token
+
+    @property
+    def decode(self) -> bool:
+        return self.start >= len(self.seq.ids)
 
 
 @dataclass
@@ -118,6 +135,7 @@ class ContinuousEngine:
         max_batch: int,
         prefix_cache_bytes: int = 256 << 20,
         chunk: int = PREFILL_CHUNK,
+        step_tokens: int = STEP_TOKENS,
     ) -> None:
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
@@ -126,7 +144,7 @@ class ContinuousEngine:
         self.usage = usage
         self.max_batch = max(1, max_batch)
         self.chunk = chunk
-        self.prefill_budget = 4 * chunk
+        self.step_tokens = step_tokens
         self.prefix_cache = PrefixCache(prefix_cache_bytes, chunk)
         self.stats = EngineStats()
         config = loaded.model.config
@@ -138,8 +156,13 @@ class ContinuousEngine:
         self._dtype = loaded.model.dtype
         register_attention()
         loaded.model.set_attn_implementation(ATTENTION)
-        sizes = invariant_row_counts(int(config.hidden_size), int(config.intermediate_size or 256))
-        self._row_sizes = sizes
+        # Packed linear layers compute every row alike at any batch size; the BLAS fallback needs the
+        # batch padded to a size it treats alike (rows.py).
+        self._row_sizes = (
+            []
+            if loaded.packed
+            else invariant_row_counts(int(config.hidden_size), int(config.intermediate_size or 256))
+        )
         self._waiting: deque[Sequence_] = deque()
         self._running: list[Sequence_] = []
         self._cond = threading.Condition()
@@ -228,8 +251,7 @@ class ContinuousEngine:
                     self._fail(seq, Cancelled("the request was cancelled"))
             try:
                 with torch.inference_mode():
-                    self._prefill_turn()
-                    self._decode_step()
+                    self._step()
             except BaseException as exc:  # never leave a caller waiting; the engine keeps serving
                 log.exception("engine_step_failed")
                 error = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
@@ -256,18 +278,20 @@ class ContinuousEngine:
         if seq.on_done is not None:
             seq.on_done()
 
-    # ------------------------------------------------------------------ prefill
-    def _prefill_turn(self) -> None:
-        budget = self.prefill_budget
-        for seq in [s for s in self._running if not s.prefilled]:
+    # ------------------------------------------------------------------ one step
+    def _step(self) -> None:
+        """One forward pass: the next token of every decoding sequence, plus prompt chunks up to the budget."""
+        pieces: list[_Piece] = []
+        budget = self.step_tokens
+        for seq in list(self._running):
+            if seq.next_token is not None and self._usable(seq):
+                assert seq.kv is not None
+                pieces.append(_Piece(seq, [seq.next_token], seq.kv.length, True))
+                budget -= 1
+        for seq in list(self._running):
             if budget <= 0:
                 break
-            try:
-                self.adapters.check(seq.adapter)
-            except NotFound as exc:
-                with self._cond:
-                    self._running.remove(seq)
-                self._fail(seq, exc)
+            if seq.next_token is not None or seq.prefilled or not self._usable(seq):
                 continue
             if seq.kv is None:
                 seq.kv = RowKV(
@@ -281,46 +305,52 @@ class ContinuousEngine:
                 hit = self.prefix_cache.lookup(seq.adapter, seq.ids)
                 if hit is not None:
                     seq.kv.load_prefix(hit.keys, hit.values, hit.tokens)
-            while budget > 0 and not seq.prefilled:
-                start = seq.kv.length
-                end = min(len(seq.ids), (start // self.chunk + 1) * self.chunk)
-                logits = self._forward([seq], seq.ids[start:end], [start], single=True)
-                seq.kv.length = end
-                budget -= end - start
-                self.stats.prefill_chunks += 1
-            if seq.prefilled:
+            position = seq.kv.length
+            while position < len(seq.ids):
+                # chunks sit on a fixed grid, so a prompt is always encoded in the same pieces (prefix reuse
+                # and scheduling never change its arithmetic)
+                end = min(len(seq.ids), (position // self.chunk + 1) * self.chunk)
+                if end - position > budget and pieces:
+                    break
+                pieces.append(_Piece(seq, seq.ids[position:end], position, end == len(seq.ids)))
+                budget -= end - position
+                position = end
+        if not pieces:
+            return
+        logits = self._forward(pieces)
+        decoding = sum(1 for p in pieces if p.decode)
+        if decoding:
+            self.stats.decode_steps += 1
+            self.stats.decode_rows += decoding
+        self.stats.prefill_chunks += len(pieces) - decoding
+        for piece in pieces:
+            assert piece.seq.kv is not None
+            piece.seq.kv.length = max(piece.seq.kv.length, piece.start + len(piece.tokens))
+        row = 0
+        for piece in pieces:
+            if not piece.logits:
+                continue
+            seq = piece.seq
+            if not piece.decode:  # the prompt is encoded: keep its whole chunks for later prompts
                 whole = (len(seq.ids) // self.chunk) * self.chunk
-                if whole and self.prefix_cache.enabled:
+                if whole and self.prefix_cache.enabled and seq.kv is not None:
                     keys, values = seq.kv.prefix(whole)
                     self.prefix_cache.store(seq.adapter, seq.ids, keys, values)
-                self._accept(seq, self._sample(seq, logits[0]))
-
-    # ------------------------------------------------------------------ decode
-    def _decode_step(self) -> None:
-        rows = [s for s in self._running if s.next_token is not None]
-        if not rows:
-            return
-        live = []
-        for seq in rows:
-            try:
-                self.adapters.check(seq.adapter)
-                live.append(seq)
-            except NotFound as exc:
-                with self._cond:
-                    self._running.remove(seq)
-                self._fail(seq, exc)
-        if not live:
-            return
-        tokens = [s.next_token for s in live]
-        positions = [s.kv.length for s in live if s.kv is not None]
-        logits = self._forward(live, tokens, positions, single=False)
-        self.stats.decode_steps += 1
-        self.stats.decode_rows += len(live)
-        for i, seq in enumerate(live):
-            assert seq.kv is not None
-            seq.kv.length += 1
             seq.next_token = None
-            self._accept(seq, self._sample(seq, logits[i]))
+            self._accept(seq, self._sample(seq, logits[row]))
+            row += 1
+
+    def _usable(self, seq: Sequence_) -> bool:
+        """False (and the sequence failed) when its adapter was unloaded meanwhile."""
+        try:
+            self.adapters.check(seq.adapter)
+            return True
+        except NotFound as exc:
+            with self._cond:
+                if seq in self._running:
+                    self._running.remove(seq)
+            self._fail(seq, exc)
+            return False
 
     def _accept(self, seq: Sequence_, token: int) -> None:
         """Take a sampled token: finish on end-of-turn, length or a stop string, else feed it next step."""
@@ -345,50 +375,37 @@ class ContinuousEngine:
 
     # ------------------------------------------------------------------ model
     def _padded_rows(self, n: int) -> int:
-        """The smallest batch size >= n whose rows the BLAS computes like any other (see rows.py)."""
+        """The smallest row count >= n whose rows the BLAS computes like any other (see rows.py)."""
         for size in self._row_sizes:
             if size >= n:
                 return size
         return n
 
-    def _forward(
-        self, seqs: Sequence[Sequence_], tokens: Sequence[int | None], positions: Sequence[int], single: bool
-    ) -> torch.Tensor:
-        """Next-token logits: for a prompt chunk of one sequence (``single``) or one token per sequence."""
+    def _forward(self, pieces: Sequence[_Piece]) -> torch.Tensor:
+        """Next-token logits of the pieces that ask for them, in order; every token is one batch row."""
         device = self.loaded.device
-        if single:
-            seq = seqs[0]
-            ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
-            pos = torch.arange(positions[0], positions[0] + len(tokens), device=device)[None]
-            kvs: list[RowKV | None] = [seq.kv]
-            adapters = [seq.adapter]
-        else:
-            padded = self._padded_rows(len(seqs))
-            pad = padded - len(seqs)
-            fill = self.tokenizer.pad_token_id or 0
-            ids = torch.tensor([[t] for t in tokens] + [[fill]] * pad, dtype=torch.long, device=device)
-            pos = torch.tensor([[p] for p in positions] + [[0]] * pad, dtype=torch.long, device=device)
-            kvs = [s.kv for s in seqs] + [None] * pad
-            adapters = [s.adapter for s in seqs]
-        kwargs: dict[str, Any] = {}
-        distinct = set(adapters)
+        ids = [t for p in pieces for t in p.tokens]
+        positions = [p.start + j for p in pieces for j in range(len(p.tokens))]
+        adapters = [p.seq.adapter for p in pieces for _ in p.tokens]
+        segments, keep, offset = [], [], 0
+        for p in pieces:
+            assert p.seq.kv is not None
+            segments.append(Segment(p.seq.kv, offset, len(p.tokens), p.start))
+            offset += len(p.tokens)
+            if p.logits:
+                keep.append(offset - 1)
+        pad = self._padded_rows(len(ids)) - len(ids)  # padding tokens belong to no segment
+        fill = self.tokenizer.pad_token_id or 0
+        input_ids = torch.tensor(ids + [fill] * pad, dtype=torch.long, device=device)[:, None]
+        position_ids = torch.tensor(positions + [0] * pad, dtype=torch.long, device=device)[:, None]
         with self.lock:
-            model = self.adapters.model
-            if len(distinct) > 1:
-                scope: Any = nullcontext()
-                kwargs.update(self.adapters.routing(adapters + [None] * (ids.shape[0] - len(adapters))))
-            else:
-                scope = self.adapters.scope(next(iter(distinct)))
-            with scope:
-                out = model(
-                    input_ids=ids,
-                    position_ids=pos,
-                    use_cache=False,
-                    logits_to_keep=1,
-                    gravity_rows=StepRows(kvs),
-                    **kwargs,
-                )
-        return out.logits[: len(seqs), -1].float()
+            model = self.adapters.base_model
+            with self.adapters.per_row(adapters + [adapters[0]] * pad):
+                hidden = model.get_decoder()(
+                    input_ids=input_ids, position_ids=position_ids, use_cache=False, gravity_rows=segments
+                ).last_hidden_state
+            logits = model.get_output_embeddings()(hidden[keep, 0])
+        return logits.float()
 
     def _sample(self, seq: Sequence_, logits: torch.Tensor) -> int:
         params = seq.params

@@ -1,12 +1,13 @@
-"""Per-sequence KV storage and the attention that reads it: what lets sequences of any length share a batch.
+"""Per-sequence KV storage and the attention that reads it: what lets sequences of any length share a pass.
 
-Continuous batching (engine.py) runs sequences of different lengths through one forward pass. Instead of
-left-padding them into one cache (which changes each row's arithmetic with the batch it lands in), every
-sequence keeps its own keys and values (:class:`RowKV`), and attention is computed row by row over exactly
-that row's tokens — the same shapes and the same kernels as when the sequence runs alone. The matrix
-products around attention are batched; :func:`invariant_row_counts` finds the batch sizes for which the
-BLAS gives every row the same bits as any other such size, and the engine pads its batches to one of them.
-Together this makes a greedy output independent of which other requests happened to share its batches.
+Continuous batching (engine.py) runs tokens of many sequences through one forward pass, laid out one token
+per batch row. Instead of left-padding sequences into one cache (which changes each row's arithmetic with
+the batch it lands in), every sequence keeps its own keys and values (:class:`RowKV`), and attention is
+computed segment by segment over exactly that sequence's tokens — the same shapes and kernels as when it
+runs alone. The matrix products around attention are row-invariant on the packed oneDNN path (packed.py);
+where that path is missing, :func:`invariant_row_counts` finds row counts the BLAS treats alike and the
+engine pads to one of them. Together this makes a greedy output independent of which other requests
+happened to share its passes.
 
 The attention is registered with transformers as ``gravity_rows``; a forward without the ``gravity_rows``
 keyword (plain ``generate``, choice scoring) falls through to PyTorch SDPA, unchanged.
@@ -76,11 +77,14 @@ class RowKV:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
 
 
-@dataclass
-class StepRows:
-    """What one forward pass writes and reads: batch row i belongs to ``rows[i]`` (None pads the batch)."""
+@dataclass(frozen=True)
+class Segment:
+    """Tokens ``offset .. offset + n`` of a forward pass belong to ``row``, at positions ``start ..``."""
 
-    rows: Sequence[RowKV | None]
+    row: RowKV
+    offset: int
+    n: int
+    start: int
 
 
 def rows_attention(
@@ -91,10 +95,15 @@ def rows_attention(
     attention_mask: torch.Tensor | None,
     dropout: float = 0.0,
     scaling: float | None = None,
-    gravity_rows: StepRows | None = None,
+    gravity_rows: Sequence[Segment] | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """Attention of each batch row over its own stored tokens; SDPA as usual without ``gravity_rows``."""
+    """Attention of each segment over its own stored tokens; SDPA as usual without ``gravity_rows``.
+
+    With ``gravity_rows`` the forward pass lays its tokens out one per batch row (batch = tokens, length 1),
+    so that matrix products see every token as a row and peft can route each token to its adapter; the
+    segments say which tokens form which sequence.
+    """
     if gravity_rows is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -102,36 +111,48 @@ def rows_attention(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     layer = module.layer_idx
-    batch, heads, n_new, head_dim = query.shape
-    out = query.new_zeros((batch, n_new, heads, head_dim))
-    for b, row in enumerate(gravity_rows.rows):
-        if row is None:
-            continue
-        start = row.length
-        end = start + n_new
-        row.keys[layer][:, start:end] = key[b]
-        row.values[layer][:, start:end] = value[b]
-        keys = row.keys[layer][None, :, :end]
-        values = row.values[layer][None, :, :end]
-        mask = None
-        causal = False
-        if n_new > 1:
-            if start == 0:
-                causal = True
-            else:  # a later chunk of the prompt: query j sees every earlier token and itself
-                positions = torch.arange(end, device=query.device)
-                mask = positions[None, :] <= (start + torch.arange(n_new, device=query.device))[:, None]
-        attended = torch.nn.functional.scaled_dot_product_attention(
-            query[b : b + 1],
-            keys,
-            values,
-            attn_mask=mask,
-            is_causal=causal,
-            scale=scaling,
-            enable_gqa=heads != keys.shape[1],
+    tokens, heads, _, head_dim = query.shape
+    out = query.new_zeros((tokens, 1, heads, head_dim))
+    for seg in gravity_rows:
+        end = seg.start + seg.n
+        rows = slice(seg.offset, seg.offset + seg.n)
+        seg.row.keys[layer][:, seg.start : end] = key[rows, :, 0].transpose(0, 1)
+        seg.row.values[layer][:, seg.start : end] = value[rows, :, 0].transpose(0, 1)
+        attended = _attend(
+            query[rows, :, 0].transpose(0, 1),
+            seg.row.keys[layer][:, :end],
+            seg.row.values[layer][:, :end],
+            seg.start,
+            scaling,
         )
-        out[b] = attended[0].transpose(0, 1)
+        out[rows, 0] = attended
     return out, None
+
+
+def _attend(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int, scaling: float | None
+) -> torch.Tensor:
+    """One row: query (heads, n, dim) at positions start.., over keys/values (kv_heads, start + n, dim).
+
+    The query heads that share a key/value head are folded into the query length, so SDPA runs without
+    grouped-query expansion: on CPU the grouped path is a parallel kernel whose thread start-up costs
+    milliseconds on a busy machine, for a few microseconds of work.
+    """
+    heads, n_new, head_dim = query.shape
+    kv_heads, total, _ = keys.shape
+    groups = heads // kv_heads
+    packed = query.reshape(kv_heads, groups * n_new, head_dim)
+    mask = None
+    if n_new > 1:  # query j (of each head in the group) sees every earlier token and itself
+        visible = (
+            torch.arange(total, device=query.device)[None, :]
+            <= (start + torch.arange(n_new, device=query.device))[:, None]
+        )
+        mask = visible.repeat(groups, 1)
+    attended = torch.nn.functional.scaled_dot_product_attention(
+        packed[None], keys[None], values[None], attn_mask=mask, scale=scaling
+    )
+    return attended[0].reshape(heads, n_new, head_dim).transpose(0, 1)
 
 
 _registered = False
