@@ -171,7 +171,9 @@ def test_bench_runs_the_identical_workload_against_a_peer(llm_server: LLMServer,
     assert out.returncode == 0, out.stderr[-2000:]
     ratios = out.stdout[out.stdout.index("tokens/s ratios") :].splitlines()
     rows = {line.split("  ")[1].strip(): line for line in ratios if line.startswith("  ") and "x" in line}
-    assert {"base model (demo-based)", "LoRA adapter (gravity)", "generator over the peer (gRPC)"} <= set(rows)
+    assert {"base model (demo-based)", "LoRA adapter (gravity)", "generator over the peer (gRPC)"} <= set(
+        rows
+    )
     for line in rows.values():
         ours, peer = (float(v) for v in line.split()[-3:-1])
         assert ours > 0 and peer > 0
