@@ -18,7 +18,7 @@ import pytest
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import ConfigError, RateLimited, Unavailable
-from gravity_core.grpc.server import _status_for
+from gravity_core.grpc.server import status_for
 from gravity_core.llm import GenerationParams
 from gravity_core.llm.openai_backend import OpenAILLM
 
@@ -74,4 +74,4 @@ def test_endpoint_refusals_map_to_typed_errors_and_grpc_statuses(
         llm.close()
     assert answer["calls"] == 1
     assert str(status) in str(raised.value)
-    assert _status_for(raised.value)[0] == code
+    assert status_for(raised.value)[0] == code

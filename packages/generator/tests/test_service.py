@@ -8,11 +8,9 @@ import pytest
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core import names
-from gravity_core.catalog import Catalog
 from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel
 from gravity_core.names import method_name
-from gravity_core.targets import select_targets
 
 pytestmark = pytest.mark.model
 
@@ -33,12 +31,6 @@ ALL_METHODS = (
 def client(generator) -> GeneratorClient:
     with GeneratorClient(generator.target, timeout_s=600) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def target_book(profiles, catalog: Catalog):
-    profile = profiles[0]
-    return profile, select_targets(profile, catalog, 1)[0]
 
 
 def test_list_methods_shows_every_method_and_its_adapter(client: GeneratorClient) -> None:

@@ -245,6 +245,7 @@ def run(
             "artifacts.root": str(tmp / "artifacts"),
             "logging.level": "WARNING",
             "generator.follow_topics": False,
+            "generator.http_enabled": False,  # only gRPC is measured
             "generator.meta_path": str(files["meta_Books.jsonl"]),
             "generator.profiles_path": str(tmp / "profiles.jsonl"),
             "generator.adapters_dir": str(adapters_root) if with_adapter else "",

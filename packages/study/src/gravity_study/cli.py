@@ -20,7 +20,7 @@ def study() -> None:
     descriptions; the administrator trains and generates for the cohort and downloads the results."""
 
 
-def _settings(cli: CliContext, **overrides: object):  # type: ignore[no-untyped-def]
+def _settings(cli: CliContext, **overrides: object):
     cli.overrides.update({k: v for k, v in overrides.items() if v is not None})
     from gravity_study.settings import study_settings
 
@@ -28,7 +28,7 @@ def _settings(cli: CliContext, **overrides: object):  # type: ignore[no-untyped-
     return settings, study_settings(settings)
 
 
-def _serve(app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+def _serve(app, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
@@ -146,7 +146,7 @@ def demo(
     _serve(app, cfg.host, cfg.port)
 
 
-def _print_results(results: dict) -> None:  # type: ignore[type-arg]
+def _print_results(results: dict) -> None:
     from gravity_core.cli.common import summary_table
 
     overall = results["overall"]

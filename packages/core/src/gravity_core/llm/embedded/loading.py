@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from gravity_core.config import LLMEndpoint
 from gravity_core.llm.embedded import packed as packing
 from gravity_core.llm.embedded.device import pick_device, pick_dtype
@@ -30,7 +32,6 @@ class LoadedModel:
 
 
 def load(endpoint: LLMEndpoint) -> LoadedModel:
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     threads = endpoint.threads or max(1, (os.cpu_count() or 2) // 2)
@@ -44,7 +45,8 @@ def load(endpoint: LLMEndpoint) -> LoadedModel:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    torch.nn.Module.to(model, torch.device(device))  # transformers types its own .to() wrapper wrongly
     model.eval()
     packed = packing.supported(model)
     if packed:
