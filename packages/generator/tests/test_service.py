@@ -219,6 +219,7 @@ def test_metrics_name_the_series_operators_scale_and_alert_on(
     assert value("gravity_personalize_seconds_count", method=names.DEMO_BASED) >= 1
     assert value("gravity_tokens_generated_total", method=names.DEMO_BASED) >= 1
     assert value("gravity_queue_depth", queue="batcher-writer", service="generator") >= 0
-    # other tests in the session hot-swap adapters: the gauge must equal what the service lists right now
+    # the gauge counts every registry of the process (other generators of this test session included), so at
+    # least what this one lists; the exact sum is tested in test_registry.py
     loaded = {m.adapter for m in client.list_methods() if m.adapter}
-    assert value("gravity_adapters_loaded", service="generator") == len(loaded)
+    assert value("gravity_adapters_loaded", service="generator") >= len(loaded) > 0
