@@ -56,7 +56,7 @@ def pack_linears(model: Any) -> int:
             module._gravity_packed = torch.ops.mkldnn._reorder_linear_weight(
                 module.weight.detach(), ROWS_HINT
             )
-            module.forward = types.MethodType(_packed_forward, module)
+            module.forward = types.MethodType(_packed_forward, module)  # type: ignore[method-assign]
             packed += 1
     return packed
 
