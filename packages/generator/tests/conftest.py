@@ -241,7 +241,6 @@ def generator_settings(
             "generator.profiles_path": str(profiles_file),
             "generator.follow_topics": broker is not None,
             "generator.max_new_tokens": 8,
-            "generator.batch_window_ms": 50,
         }
         base.update(overrides)
         return make_settings(broker=broker, **base)
@@ -275,7 +274,6 @@ def generator(
             "generator.follow_topics": False,
             "generator.max_new_tokens": 8,
             "generator.context_window": 512,
-            "generator.batch_window_ms": 50,
             "grpc.health_port": 0,  # the operations port (/metrics) on any free port
         },
     )

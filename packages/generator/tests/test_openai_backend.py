@@ -140,3 +140,39 @@ def test_adapters_by_model_name_runtime_loading_and_outage_recovery(
         client.close()
     finally:
         running.stop()
+
+
+@pytest.mark.slow
+def test_bench_runs_the_identical_workload_against_a_peer(llm_server: LLMServer) -> None:
+    """`gravity bench generator --peer URL`: ours and the peer on the same prompts, with and without an
+    adapter, and the generator over the peer; every mode produced tokens and the ratios are printed."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gravity_core.cli.main",
+            "bench",
+            "generator",
+            "--peer",
+            llm_server.base_url,
+            "--requests",
+            "2",
+            "--clients",
+            "2",
+            "--max-new-tokens",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    ratios = out.stdout[out.stdout.index("tokens/s ratios") :].splitlines()
+    rows = {line.split("  ")[1].strip(): line for line in ratios if line.startswith("  ") and "x" in line}
+    assert {"base model (demo-based)", "LoRA adapter (gravity)", "generator over the peer (gRPC)"} <= set(
+        rows
+    )
+    for line in rows.values():
+        ours, peer = (float(v) for v in line.split()[-3:-1])
+        assert ours > 0 and peer > 0
+    assert "gravity-bench" in llm_server.models()  # the adapter was loaded into the peer by name

@@ -55,6 +55,12 @@ class LLMEndpoint(_Section):
     device: str = "auto"
     dtype: str = "auto"
     max_batch_size: int = 8
+    # CPU threads for the model's kernels (torch intra-op, process-wide, set by the first embedded model
+    # loaded); 0 = half the cores, at least 1. Two spinning OpenMP threads on a 2-core machine shared with
+    # other work measured 5x slower than one thread in the generator service.
+    threads: int = Field(default=0, ge=0)
+    # Encoded prompt prefixes kept for reuse by later prompts that start the same way (0 = off).
+    prefix_cache_mb: int = Field(default=256, ge=0)
     # Whether the endpoint returns token log-probabilities (OpenAI, vLLM and llama.cpp do).
     logprobs: bool = True
     # Ask for at most this many concurrent requests against an openai endpoint.

@@ -1,7 +1,8 @@
 """What one generator process holds: profiles, the catalog, the LLM clients, the adapters, the personalizer.
 
 The service and the batch command build the same :class:`GeneratorApp`; they differ only in how model
-calls are made (a micro-batcher shared by concurrent requests, or direct batched calls) and in whether
+calls are made (straight into the embedded model's running batch, with a cap on calls in flight, or
+direct batched calls) and in whether
 Kafka topics are followed.
 """
 
@@ -21,7 +22,7 @@ from gravity_core.logging import get_logger
 from gravity_core.metrics import watch_queue
 from gravity_core.profiles import ProfileStore
 from gravity_core.skips import SkipLog
-from gravity_generator.batching import MicroBatcher
+from gravity_generator.batching import ContinuousCompleter
 from gravity_generator.completion import Completer, DirectCompleter
 from gravity_generator.engine import Personalizer
 from gravity_generator.lamp import LampRetriever
@@ -122,7 +123,7 @@ class GeneratorApp:
         endpoint = self.settings.llm.role(role)
         completer: Completer
         if endpoint.backend == "embedded" and self.micro_batch:
-            completer = MicroBatcher(llm, self.cfg.batch_window_ms / 1000.0, self.cfg.max_batch, role)
+            completer = ContinuousCompleter(llm, self.cfg.max_batch, role)
             watch_queue("generator", f"batcher-{role}", completer.depth)
         else:
             concurrency = endpoint.concurrency if endpoint.backend == "openai" else 1

@@ -1,13 +1,20 @@
-"""`gravity bench generator`: the embedded model over gRPC, micro-batched versus one request at a time.
+"""`gravity bench generator`: the generator's serving speed, against its own baseline and against a peer server.
 
-Three measurements in one run, on the bundled sample (profiles built without a model, see
-quick_profiles):
+On the bundled sample (profiles built without a model, see quick_profiles), N concurrent gRPC clients send
+the same Personalize requests (greedy, ``--max-new-tokens``). Every figure is measured in the same run.
 
-* throughput with N concurrent clients against a micro-batching generator, and against the same generator
-  with batching off (max_batch = 1, the naive baseline): requests/s, completion tokens/s, the ratio;
-* latency p50/p95 of each;
-* gRPC overhead: the same requests one at a time over gRPC versus a direct library call in-process
-  (interleaved, medians compared).
+Without ``--peer``: the embedded generator with continuous batching versus the same generator one request at
+a time (``max_batch = 1``), requests/s, tokens/s, p50/p95 latency and the mean running batch; then the gRPC
+overhead (one request over gRPC versus the same call in-process, interleaved, medians).
+
+With ``--peer URL`` (any OpenAI-compatible server: vLLM, `gravity serve llm`):
+
+* **embedded vs peer**: the embedded generator over gRPC versus the peer called directly with the identical
+  prompts (the exact writer prompts the generator builds, from :meth:`Personalizer.writer_call`) by the same
+  number of clients: completion tokens/s and the ratio — for a prompt method on the base model and for the
+  ``gravity`` method with a LoRA adapter (on the peer, the same adapter under its own model name);
+* **generator over the peer**: the generator with its writer on the peer, over gRPC, versus the peer called
+  directly with the same prompts: what the generator's own path costs on top of the endpoint.
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -28,8 +35,15 @@ from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 if TYPE_CHECKING:
-    from gravity_core.clients import GeneratorClient
+    from gravity.v1 import profile_pb2
+    from gravity_core.catalog import Catalog
+    from gravity_core.config import Settings
+    from gravity_core.llm import LLMClient
     from gravity_core.service import RunningService
+    from gravity_generator.completion import Call
+
+T = TypeVar("T")
+BENCH_ADAPTER = "gravity-bench"
 
 
 @dataclass
@@ -39,7 +53,7 @@ class LoadResult:
     seconds: float
     completion_tokens: int
     latencies_ms: list[float]
-    mean_batch: float
+    mean_batch: float | None = None
 
     @property
     def rps(self) -> float:
@@ -53,35 +67,56 @@ class LoadResult:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.label,
+            self.requests,
+            round(self.seconds, 1),
+            self.rps,
+            round(self.tokens_per_s, 1),
+            round(self.percentile(0.5)),
+            round(self.percentile(0.95)),
+            "-" if self.mean_batch is None else round(self.mean_batch, 2),
+        )
 
-def _load(
-    client_factory: Callable[[], GeneratorClient], requests: Sequence[dict[str, Any]], clients: int
-) -> tuple[float, int, list[float]]:
-    queue = list(enumerate(requests))
+
+HEADERS = ["mode", "requests", "seconds", "req/s", "tok/s", "p50 ms", "p95 ms", "mean batch"]
+
+
+def drive(
+    label: str,
+    items: Sequence[T],
+    clients: int,
+    sender: Callable[[], AbstractContextManager[Callable[[T], int]]],
+) -> LoadResult:
+    """Send ``items`` from ``clients`` threads (each with its own ``sender``, which returns completion
+    tokens), as fast as answers come back; the first error stops the run and is raised."""
+    queue = list(items)
     lock = threading.Lock()
     latencies: list[float] = []
     tokens = [0]
     errors: list[BaseException] = []
 
     def worker() -> None:
-        with client_factory() as client:
+        with sender() as send:
             while True:
                 with lock:
                     if not queue or errors:
                         return
-                    _, request = queue.pop(0)
+                    item = queue.pop(0)
                 started = time.perf_counter()
                 try:
-                    reply = client.personalize(**request)
+                    n = send(item)
                 except BaseException as exc:
                     with lock:
                         errors.append(exc)
                     return
                 with lock:
                     latencies.append((time.perf_counter() - started) * 1000.0)
-                    tokens[0] += reply.completion_tokens
+                    tokens[0] += n
 
     threads = [threading.Thread(target=worker, name=f"bench-client-{i}") for i in range(clients)]
+    click.echo(f"  {label}: {len(items)} requests from {clients} clients ...", err=True)
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -89,7 +124,31 @@ def _load(
         t.join()
     if errors:
         raise errors[0]
-    return time.perf_counter() - started, tokens[0], latencies
+    result = LoadResult(label, len(items), time.perf_counter() - started, tokens[0], latencies)
+    click.echo(
+        f"  {label}: {result.seconds:.1f}s, {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s",
+        err=True,
+    )
+    return result
+
+
+def grpc_sender(target: str) -> Callable[[], AbstractContextManager[Callable[[dict[str, Any]], int]]]:
+    from gravity_core.clients import GeneratorClient
+
+    @contextmanager
+    def open_client() -> Iterator[Callable[[dict[str, Any]], int]]:
+        with GeneratorClient(target) as client:
+            yield lambda request: int(client.personalize(**request).completion_tokens)
+
+    return open_client
+
+
+def direct_sender(llm: LLMClient) -> Callable[[], AbstractContextManager[Callable[[Call], int]]]:
+    @contextmanager
+    def open_client() -> Iterator[Callable[[Call], int]]:
+        yield lambda call: llm.chat(list(call.messages), call.params, call.adapter).completion_tokens
+
+    return open_client
 
 
 @click.command(name="run")
@@ -102,7 +161,7 @@ def _load(
     help="Requests per mode.",
 )
 @click.option(
-    "--clients", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent gRPC clients."
+    "--clients", type=click.IntRange(min=1), default=8, show_default=True, help="Concurrent clients."
 )
 @click.option(
     "--max-new-tokens",
@@ -112,37 +171,73 @@ def _load(
     help="Tokens per description; very short outputs measure mostly the prompt pass, which batching helps less.",
 )
 @click.option(
-    "--method", default=names.DEMO_BASED, show_default=True, help="A prompt method (no adapter needed)."
+    "--method", default=names.DEMO_BASED, show_default=True, help="The prompt method of the base-model rows."
 )
 @click.option(
     "--overhead-pairs",
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="gRPC/direct request pairs.",
+    help="gRPC/direct request pairs (without --peer).",
 )
+@click.option(
+    "--peer",
+    default=None,
+    metavar="URL",
+    help="An OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1) to run the identical workload against.",
+)
+@click.option(
+    "--peer-model", default=None, help="The peer's base model name (default: the first of its /v1/models)."
+)
+@click.option(
+    "--adapter",
+    "adapter_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="LoRA adapter (PEFT directory) for the adapter rows (default: a random rank-16 LoRA on every "
+    "projection, the shape `gravity train` produces).",
+)
+@click.option(
+    "--peer-adapter",
+    default=None,
+    help="The model name the peer already serves the adapter under (vLLM --lora-modules NAME=DIR); default: "
+    f"load it at run time as {BENCH_ADAPTER!r} through /v1/load_lora_adapter.",
+)
+@click.option("--no-adapter", is_flag=True, help="Skip the adapter rows.")
 @pass_cli
 def run(
-    cli: CliContext, n_requests: int, clients: int, max_new_tokens: int, method: str, overhead_pairs: int
+    cli: CliContext,
+    n_requests: int,
+    clients: int,
+    max_new_tokens: int,
+    method: str,
+    overhead_pairs: int,
+    peer: str | None,
+    peer_model: str | None,
+    adapter_dir: str | None,
+    peer_adapter: str | None,
+    no_adapter: bool,
 ) -> None:
-    """Throughput, latency and gRPC overhead of the generator on the embedded model."""
+    """Throughput and latency of the generator: continuous batching vs one at a time, or vs a peer server."""
     from gravity_core.catalog import Catalog
-    from gravity_core.clients import GeneratorClient, Sampling
+    from gravity_core.clients import Sampling
     from gravity_core.config import load_settings
-    from gravity_core.grpc import make_channel, wait_for_serving
     from gravity_core.logging import configure_from_settings
     from gravity_core.proto_io import write_jsonl
     from gravity_core.sample import export_sample
-    from gravity_core.targets import select_targets
-    from gravity_generator.app import load_config
     from gravity_generator.quick_profiles import quick_profiles
-    from gravity_generator.service import start_generator
 
+    if method == names.TRI_AGENT or method == names.ORIGINAL:
+        raise click.BadParameter("pick a single-stage method that calls the writer", param_hint="--method")
     tmp = Path(tempfile.mkdtemp(prefix="gravity-bench-generator-"))
     files = export_sample(tmp / "sample")
     catalog = Catalog.open(files["meta_Books.jsonl"])
     profiles = quick_profiles(files["Books.jsonl"], catalog, files["demographics.csv"])
     write_jsonl(profiles, tmp / "profiles.jsonl")
+    adapters_root = tmp / "adapters"
+    with_adapter = peer is not None and not no_adapter
+    if with_adapter:
+        _install_adapter(adapter_dir, adapters_root / names.GRAVITY)
     settings = load_settings(
         cli.config_path,
         overrides={
@@ -150,69 +245,143 @@ def run(
             "artifacts.root": str(tmp / "artifacts"),
             "logging.level": "WARNING",
             "generator.follow_topics": False,
+            "generator.http_enabled": False,  # only gRPC is measured
             "generator.meta_path": str(files["meta_Books.jsonl"]),
             "generator.profiles_path": str(tmp / "profiles.jsonl"),
-            "generator.adapters_dir": "",
+            "generator.adapters_dir": str(adapters_root) if with_adapter else "",
         },
     )
     configure_from_settings(settings)
-    if settings.llm.role("writer").backend != "embedded":
+    writer = settings.llm.role("writer")
+    if writer.backend != "embedded":
         raise click.ClickException(
-            "this benchmark measures the embedded backend (llm.writer.backend = embedded)"
+            "this benchmark measures the embedded backend (llm.writer.backend = embedded); the peer is --peer"
         )
+    # one in-process model for both roles (the author is unused by single-stage methods)
+    settings = _with_writer(settings, writer.model_copy(update={"max_batch_size": clients}), author=True)
     sampling = Sampling(max_new_tokens=max_new_tokens)
+    requests = _requests(profiles, catalog, method, sampling, n_requests)
+    title = f"{clients} clients, {n_requests} requests, {max_new_tokens} new tokens, greedy"
+    if peer is None:
+        _against_one_at_a_time(settings, requests, clients, overhead_pairs, title, method)
+        return
+    adapter_requests = (
+        _requests(profiles, catalog, names.GRAVITY, sampling, n_requests) if with_adapter else []
+    )
+    _against_peer(
+        settings,
+        requests,
+        adapter_requests,
+        clients,
+        peer,
+        peer_model,
+        peer_adapter,
+        adapters_root / names.GRAVITY,
+        title,
+        method,
+    )
+
+
+def _requests(
+    profiles: Sequence[profile_pb2.UserProfile],
+    catalog: Catalog,
+    method: str,
+    sampling: Any,
+    n: int,
+) -> list[dict[str, Any]]:
+    from gravity_core.targets import select_targets
+
     pairs = [(p.user_id, b.parent_asin) for p in profiles for b in select_targets(p, catalog, 2)]
-    requests = [
+    return [
         {"user_id": u, "parent_asin": a, "method": method, "sampling": sampling}
-        for u, a in (pairs * (n_requests // max(1, len(pairs)) + 1))[:n_requests]
+        for u, a in (pairs * (n // max(1, len(pairs)) + 1))[:n]
     ]
-    base = load_config(settings)
+
+
+def _with_writer(settings: Settings, endpoint: Any, author: bool = False) -> Settings:
+    roles = {"writer": endpoint, "author": endpoint} if author else {"writer": endpoint}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=roles)})
+
+
+@contextmanager
+def _generator(settings: Settings, max_batch: int) -> Iterator[RunningService]:
+    from gravity_core.clients import GeneratorClient
+    from gravity_core.grpc import make_channel, wait_for_serving
+    from gravity_generator.app import load_config
+    from gravity_generator.service import start_generator
+
+    cfg = load_config(settings).model_copy(update={"max_batch": max_batch})
+    running = start_generator(settings, cfg=cfg)
+    try:
+        wait_for_serving(make_channel(running.target), timeout_s=600)
+        with GeneratorClient(running.target) as client:
+            client.list_methods()
+        yield running
+    finally:
+        running.stop()
+
+
+def _engine_stats(running: RunningService) -> Any:
+    return getattr(running.service.app.engine.writer, "engine", None)  # type: ignore[attr-defined]
+
+
+def _grpc_run(
+    label: str, running: RunningService, requests: Sequence[dict[str, Any]], clients: int
+) -> LoadResult:
+    send = grpc_sender(running.target)
+    with send() as warm:  # first call pays one-time costs (threads, kernels)
+        warm(requests[0])
+    engine = _engine_stats(running)
+    steps, rows = (engine.stats.decode_steps, engine.stats.decode_rows) if engine is not None else (0, 0)
+    result = drive(label, requests, clients, send)
+    if engine is not None and engine.stats.decode_steps > steps:
+        result.mean_batch = (engine.stats.decode_rows - rows) / (engine.stats.decode_steps - steps)
+    return result
+
+
+def _writer_calls(
+    running: RunningService, requests: Sequence[dict[str, Any]], adapter: str | None
+) -> list[Call]:
+    """The exact writer calls the generator makes for ``requests``, with the peer's adapter name."""
+    from dataclasses import replace
+
+    from gravity_core.clients import build_request
+    from gravity_generator.requests import job_from_request
+
+    app = running.service.app  # type: ignore[attr-defined]
+    engine = app.require_engine()
+    return [
+        replace(engine.writer_call(job_from_request(build_request(**r), app)), adapter=adapter)
+        for r in requests
+    ]
+
+
+def _against_one_at_a_time(
+    settings: Settings,
+    requests: Sequence[dict[str, Any]],
+    clients: int,
+    overhead_pairs: int,
+    title: str,
+    method: str,
+) -> None:
     results: list[LoadResult] = []
     overhead: tuple[float, float] | None = None
-    for label, max_batch in (("micro-batched", clients), ("one at a time", 1)):
-        cfg = base.model_copy(update={"max_batch": max_batch})
-        running = start_generator(settings, cfg=cfg)
-        try:
-            wait_for_serving(make_channel(running.target), timeout_s=600)
-            with GeneratorClient(running.target) as warm:
-                warm.personalize(**requests[0])
-            batcher = running.service.app.engine.writer  # type: ignore[attr-defined]
-            before_batches, before_calls = batcher.stats.batches, batcher.stats.calls
-            seconds, tokens, latencies = _load(partial(GeneratorClient, running.target), requests, clients)
-            batches = batcher.stats.batches - before_batches
-            mean_batch = (batcher.stats.calls - before_calls) / batches if batches else 0.0
-            results.append(LoadResult(label, len(requests), seconds, tokens, latencies, mean_batch))
+    for label, max_batch in (("continuous batching", clients), ("one at a time", 1)):
+        with _generator(settings, max_batch) as running:
+            results.append(_grpc_run(label, running, requests, clients))
             if max_batch == 1:
                 overhead = _grpc_overhead(running, requests, overhead_pairs)
-        finally:
-            running.stop()
-
-    rows = [
-        (
-            r.label,
-            r.requests,
-            round(r.seconds, 1),
-            r.rps,
-            round(r.tokens_per_s, 1),
-            round(r.percentile(0.5)),
-            round(r.percentile(0.95)),
-            round(r.mean_batch, 2),
-        )
-        for r in results
-    ]
     click.echo(
         summary_table(
-            f"generator on the embedded model over gRPC: {clients} clients, method {method}, {max_new_tokens} new tokens",
-            rows,
-            ["mode", "requests", "seconds", "req/s", "tok/s", "p50 ms", "p95 ms", "mean batch"],
+            f"generator on the embedded model over gRPC: {title}, method {method}",
+            [r.row() for r in results],
+            HEADERS,
         )
     )
     batched, single = results
     speedup = batched.rps / single.rps if single.rps else float("nan")
     token_speedup = batched.tokens_per_s / single.tokens_per_s if single.tokens_per_s else float("nan")
-    click.echo(
-        f"micro-batching speed-up: {speedup:.2f}x requests/s, {token_speedup:.2f}x tokens/s (goal >= 3x)"
-    )
+    click.echo(f"continuous batching speed-up: {speedup:.2f}x requests/s, {token_speedup:.2f}x tokens/s")
     if overhead is not None:
         grpc_ms, direct_ms = overhead
         pct = (grpc_ms - direct_ms) / direct_ms * 100.0 if direct_ms else float("nan")
@@ -220,6 +389,148 @@ def run(
             f"gRPC overhead: median {grpc_ms:.0f} ms over gRPC vs {direct_ms:.0f} ms direct call "
             f"= {pct:+.1f}% (goal < 5%; {overhead_pairs} interleaved pairs)"
         )
+
+
+def _against_peer(
+    settings: Settings,
+    requests: Sequence[dict[str, Any]],
+    adapter_requests: Sequence[dict[str, Any]],
+    clients: int,
+    peer: str,
+    peer_model: str | None,
+    peer_adapter: str | None,
+    adapter_dir: Path,
+    title: str,
+    method: str,
+) -> None:
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm import make_llm
+
+    base_url = peer.rstrip("/")
+    if not base_url.endswith("/v1"):
+        base_url += "/v1"
+    model = peer_model or _first_model(base_url)
+    peer_endpoint = LLMEndpoint(
+        backend="openai", base_url=base_url, model=model, concurrency=clients, timeout_s=600.0, max_retries=0
+    )
+    peer_llm = make_llm(peer_endpoint, cache=None)
+    pairs: list[tuple[str, LoadResult, LoadResult]] = []
+    with _generator(settings, clients) as running:
+        base_calls = _writer_calls(running, requests, None)
+        peer_llm.chat(list(base_calls[0].messages), base_calls[0].params)  # warm-up
+        ours = _grpc_run(f"embedded, {method}", running, requests, clients)
+        theirs = drive(f"peer, {method}", base_calls, clients, direct_sender(peer_llm))
+        pairs.append((f"base model ({method})", ours, theirs))
+        if adapter_requests:
+            name = peer_adapter or _load_peer_adapter(peer_llm, adapter_dir)
+            adapter_calls = _writer_calls(running, adapter_requests, name)
+            peer_llm.chat(list(adapter_calls[0].messages), adapter_calls[0].params, name)  # warm-up
+            ours = _grpc_run("embedded, gravity + LoRA", running, adapter_requests, clients)
+            theirs = drive("peer, gravity + LoRA", adapter_calls, clients, direct_sender(peer_llm))
+            pairs.append(("LoRA adapter (gravity)", ours, theirs))
+    over_endpoint = _with_writer(settings, peer_endpoint)
+    with _generator(over_endpoint, clients) as running:
+        via = _grpc_run(f"generator -> peer, {method}", running, requests, clients)
+        direct = drive(f"peer, {method}", base_calls, clients, direct_sender(peer_llm))
+    rows = [r.row() for _, a, b in pairs for r in (a, b)] + [via.row(), direct.row()]
+    click.echo(summary_table(f"generator vs peer {base_url} ({model}): {title}", rows, HEADERS))
+    click.echo("")
+    ratios = [
+        (what, round(a.tokens_per_s, 1), round(b.tokens_per_s, 1), f"{a.tokens_per_s / b.tokens_per_s:.2f}x")
+        for what, a, b in pairs
+    ]
+    ratios.append(
+        (
+            "generator over the peer (gRPC)",
+            round(via.tokens_per_s, 1),
+            round(direct.tokens_per_s, 1),
+            f"{via.tokens_per_s / direct.tokens_per_s:.2f}x",
+        )
+    )
+    click.echo(
+        summary_table(
+            "tokens/s ratios (goals: embedded >= 0.8x the peer; generator over the peer >= 0.95x the peer)",
+            ratios,
+            ["workload", "ours tok/s", "peer tok/s", "ratio"],
+        )
+    )
+
+
+def _first_model(base_url: str) -> str:
+    import httpx
+
+    try:
+        data = httpx.get(f"{base_url}/models", timeout=30.0).json()
+        return str(data["data"][0]["id"])
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot list models at {base_url}/models ({exc}); pass --peer-model"
+        ) from None
+
+
+def _load_peer_adapter(llm: LLMClient, adapter_dir: Path) -> str:
+    from gravity_core.errors import GravityError
+
+    try:
+        llm.load_adapter(BENCH_ADAPTER, str(adapter_dir.resolve()))
+    except GravityError as exc:
+        if "already" not in str(exc):
+            raise click.ClickException(
+                f"the peer refused the adapter ({exc}); start vLLM with --enable-lora and "
+                f"VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or with --lora-modules NAME={adapter_dir} and "
+                "pass --peer-adapter NAME"
+            ) from None
+    return BENCH_ADAPTER
+
+
+def _install_adapter(source: str | None, target: Path) -> None:
+    """Copy (or make) the benchmark's LoRA adapter into ``target`` with the metadata the generator reads."""
+    import shutil
+
+    from gravity.v1 import training_pb2
+    from gravity_core.adapters import ADAPTER_META, write_adapter_ref
+    from gravity_core.artifacts import sha256_dir
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(ADAPTER_META))
+    else:
+        _random_adapter(target)
+    ref = training_pb2.AdapterRef(
+        adapter_id=BENCH_ADAPTER,
+        **names.method_fields(names.GRAVITY),
+        recipe="gravity-dpo",
+        uri=target.resolve().as_uri(),
+        sha256=sha256_dir(target, exclude=(ADAPTER_META,)),
+        base_model="smollm2-135m",
+        created_at_ms=int(time.time() * 1000),
+    )
+    write_adapter_ref(target, ref)
+
+
+def _random_adapter(target: Path) -> None:
+    """A rank-16 LoRA on every projection (the trainer's default shape) with small random weights: it costs
+    what a trained adapter costs to serve and moves the outputs a little, like one."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from gravity_core.llm.models import resolve_model_path
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(resolve_model_path("smollm2-135m"))
+    config = LoraConfig(
+        r=16,
+        lora_alpha=32,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        init_lora_weights=False,
+    )
+    model = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(0.05)
+    model.save_pretrained(str(target))
 
 
 def _grpc_overhead(

@@ -2,8 +2,8 @@
 
 A :class:`Completer` turns calls into completions and never lets one bad call fail its neighbours: every
 call gets its own :class:`~gravity_core.llm.Completion` or exception. :class:`DirectCompleter` serves batch
-runs and the openai backend (vLLM batches on its side); :class:`~gravity_generator.batching.MicroBatcher`
-gathers concurrent service requests into one embedded generation.
+runs and the openai backend (vLLM batches on its side); :class:`~gravity_generator.batching.ContinuousCompleter`
+sends concurrent service requests into the embedded model's running batch.
 """
 
 from __future__ import annotations

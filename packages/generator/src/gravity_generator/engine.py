@@ -147,6 +147,26 @@ class Personalizer:
                 w.lease.release()
         return [w.result if w.result is not None else (w.error or RuntimeError("no outcome")) for w in works]
 
+    def writer_call(self, job: Job) -> Call:
+        """The writer call a single-stage method makes for ``job`` (prompt, params, adapter), unsent.
+
+        Benchmarks send exactly these prompts to another server; TriAgent has three stages and no single
+        call, so it is refused.
+        """
+        if job.method == names.TRI_AGENT:
+            raise InvalidInput("method", "tri-agent makes three calls; pick a single-stage method")
+        work = self._begin(job)
+        try:
+            if work.error is None and work.result is None:
+                self._prepare([work])
+            if work.error is not None:
+                raise work.error
+            if work.final is None:
+                raise InvalidInput("method", f"method {job.method!r} makes no model call")
+            return work.final
+        finally:
+            work.lease.release()
+
     def run_one(self, job: Job) -> Result:
         outcome = self.run([job])[0]
         if isinstance(outcome, Exception):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gravity_core.logging import get_logger
+
+log = get_logger(__name__)
 
 
 class GeneratorSettings(BaseModel):
@@ -33,9 +37,11 @@ class GeneratorSettings(BaseModel):
     # (openai/vLLM: set it to vLLM's --max-model-len); a cap on the model's own window otherwise.
     context_window: int = Field(default=8192, ge=256)
 
-    # Micro-batching on the embedded backend: wait this long after the first queued request for others
-    # to join, then run one batched generation of at most max_batch requests.
-    batch_window_ms: float = Field(default=15.0, ge=0.0)
+    # No longer used: the embedded model batches continuously, so nothing waits for a batch to form.
+    # Accepted (with a warning in the log) so existing configuration files keep loading.
+    batch_window_ms: float | None = Field(default=None, ge=0.0)
+    # Embedded: most of this service's calls in the model's running batch at once (also bounded by
+    # llm.writer.max_batch_size); 1 = one request at a time.
     max_batch: int = Field(default=8, ge=1)
     # Threads serving gRPC calls; requests mostly wait on the batcher, so more than the CPU count.
     grpc_workers: int = Field(default=32, ge=1)
@@ -65,3 +71,13 @@ class GeneratorSettings(BaseModel):
         from gravity_core.sample import sample_dir
 
         return sample_dir() / "meta_Books.jsonl"
+
+    @model_validator(mode="after")
+    def _warn_about_retired_settings(self) -> GeneratorSettings:
+        if self.batch_window_ms is not None:
+            log.warning(
+                "setting_ignored",
+                setting="generator.batch_window_ms",
+                reason="the embedded model batches continuously; nothing waits for a batch to form",
+            )
+        return self

@@ -129,7 +129,6 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             meta_path=str(meta),
             max_new_tokens=opts.max_new_tokens,
             max_batch=8,
-            batch_window_ms=25.0,
             http_port=0,
         ),
         "judge": JudgeSettings(orders=opts.judge_orders, follow_profiles=True),

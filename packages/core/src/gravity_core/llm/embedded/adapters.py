@@ -16,13 +16,19 @@ from typing import Any
 from gravity_core.errors import NotFound
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed-adapter batches
+_EVERY: tuple[str | None] = ("\x00every adapter",)  # all LoRA layers on; peft routes rows (per_row)
 
 
 class AdapterSet:
-    def __init__(self, base_model: Any) -> None:
+    def __init__(self, base_model: Any, pack: bool = False) -> None:
         self.base_model = base_model
         self.model: Any = base_model
+        # pack each adapter's LoRA layers like the base model's (packed.py)
+        self.pack = pack
         self._paths: dict[str, str] = {}
+        # what the LoRA layers currently apply, as set by select(); None = unknown (peft changed it)
+        self._selected: tuple[str | None] | None = None
+        self._layers: list[Any] | None = None
 
     @property
     def paths(self) -> dict[str, str]:
@@ -46,6 +52,11 @@ class AdapterSet:
         else:
             self.model.load_adapter(path, adapter_name=name)
         self.model.eval()
+        self._forget_state()
+        if self.pack:
+            from gravity_core.llm.embedded.packed import pack_linears
+
+            pack_linears(self.model)
         self._paths[name] = path
 
     def unload(self, name: str) -> None:
@@ -59,11 +70,17 @@ class AdapterSet:
         else:
             self.model.delete_adapter(name)
         del self._paths[name]
+        self._forget_state()
+
+    def _forget_state(self) -> None:
+        self._selected = None
+        self._layers = None
 
     @contextmanager
     def scope(self, adapter: str | None) -> Iterator[None]:
         """Run the model with one adapter active, or with adapters disabled for the base model."""
         self.check(adapter)
+        self._selected = None
         if self.model is self.base_model:
             yield
         elif adapter is None:
@@ -72,6 +89,42 @@ class AdapterSet:
         else:
             self.model.set_adapter(adapter)
             yield
+
+    @contextmanager
+    def per_row(self, adapters: Sequence[str | None]) -> Iterator[None]:
+        """Run the model with batch row i on ``adapters[i]``, for calls that bypass ``generate``/``forward``
+        of the peft model (the serving engine calls the decoder directly). One adapter for all rows is
+        switched on the LoRA layers directly, and only when it changes (peft's own switches walk and
+        re-check the whole model, a cost paid on every decode step); a mix is routed by peft per row."""
+        distinct = set(adapters)
+        for adapter in distinct:
+            self.check(adapter)
+        if self.model is self.base_model:
+            yield
+            return
+        if len(distinct) == 1:
+            self._select((next(iter(distinct)),))
+            yield
+            return
+        self._select(_EVERY)
+        with self.model._enable_peft_forward_hooks(adapter_names=[a or BASE for a in adapters]):
+            yield
+
+    def _select(self, choice: tuple[str | None]) -> None:
+        """Make the LoRA layers apply ``choice`` = (adapter,), (None,) for none, or ``_EVERY`` (enabled,
+        for per-row routing)."""
+        if choice == self._selected:
+            return
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if self._layers is None:
+            self._layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+        adapter = None if choice is _EVERY else choice[0]
+        for layer in self._layers:
+            layer.enable_adapters(choice is _EVERY or adapter is not None)
+            if adapter is not None:
+                layer.set_adapter(adapter)
+        self._selected = choice
 
     def routing(self, adapters: Sequence[str | None]) -> dict[str, Any]:
         """generate() keyword arguments that route each row of a mixed batch to its adapter."""

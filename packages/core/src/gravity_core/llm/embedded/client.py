@@ -2,10 +2,11 @@
 
 One instance holds one base model (loading.py). LoRA adapters are attached with peft and chosen per call
 (adapters.py; a batch may mix adapters: peft routes each row to its adapter). Messages become model text
-through the chat template, shortened to fit the context (prompting.py); generation is batched and streamed
-(generation.py); choice scoring shares an encoded prefix across questions (scoring.py). Calls are serialized
-with one lock: on CPU the matrix kernels already use every core, and batching is where the throughput
-comes from.
+through the chat template, shortened to fit the context (prompting.py). Generation runs on a
+continuous-batching engine (engine.py): calls from any thread join the running batch between decode steps,
+streamed or not (generation.py); choice scoring shares an encoded prefix across questions (scoring.py).
+Model calls are serialized with one lock: on CPU the matrix kernels already use every core, and batching
+is where the throughput comes from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.llm.embedded.adapters import AdapterSet
+from gravity_core.llm.embedded.engine import ContinuousEngine
 from gravity_core.llm.embedded.generation import Generator
 from gravity_core.llm.embedded.loading import load
 from gravity_core.llm.embedded.prompting import Prompter
@@ -41,10 +43,10 @@ class EmbeddedLLM(LLMClient):
         self.loaded = load(endpoint)
         self.usage = Usage()
         self._lock = threading.RLock()
-        self._adapters = AdapterSet(self.loaded.model)
+        self._adapters = AdapterSet(self.loaded.model, pack=self.loaded.packed)
         self.prompter = Prompter(self.loaded.tokenizer, self.loaded.context_window, endpoint.model)
         parts = (self.loaded, self._adapters, self.prompter, self._lock, self.usage, endpoint.max_batch_size)
-        self.generator = Generator(*parts)
+        self.generator = Generator(*parts, prefix_cache_bytes=endpoint.prefix_cache_mb << 20)
         self.scorer = ChoiceScorer(*parts)
 
     # ------------------------------------------------------------------ info
@@ -84,12 +86,14 @@ class EmbeddedLLM(LLMClient):
         with self._lock:
             self._adapters.load(name, path)
             self.scorer.forget_prefix()
+            self.generator.engine.forget_prefixes(name)
         log.info("adapter_loaded", adapter=name, path=path)
 
     def unload_adapter(self, name: str) -> None:
         with self._lock:
             self._adapters.unload(name)
             self.scorer.forget_prefix()
+            self.generator.engine.forget_prefixes(name)
 
     @property
     def adapters(self) -> dict[str, str]:
@@ -121,6 +125,11 @@ class EmbeddedLLM(LLMClient):
         self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
     ) -> Iterator[StreamEvent]:
         return self.generator.stream_chat(messages, self._params(params), adapter)
+
+    @property
+    def engine(self) -> ContinuousEngine:
+        """The continuous-batching engine (its ``stats`` show how full the running batch was)."""
+        return self.generator.engine
 
     # ---------------------------------------------------------------- scoring
     def score_choices(

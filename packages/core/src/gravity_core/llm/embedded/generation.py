@@ -1,16 +1,17 @@
-"""Text generation on the embedded model: batched (micro-batches of similar lengths), streamed, and with
-per-token log-probabilities (for the stand-in OpenAI server)."""
+"""Text generation on the embedded model: every call joins the continuous-batching engine (engine.py), streamed
+or not; per-token log-probabilities (for the stand-in OpenAI server) use transformers' generate."""
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
 from gravity_core.llm.embedded.adapters import AdapterSet
+from gravity_core.llm.embedded.engine import ContinuousEngine, Handle
 from gravity_core.llm.embedded.loading import LoadedModel
 from gravity_core.llm.embedded.prompting import Prompter
 from gravity_core.llm.types import (
@@ -32,6 +33,7 @@ class Generator:
         lock: threading.RLock,
         usage: Usage,
         max_batch_size: int,
+        prefix_cache_bytes: int = 256 << 20,
     ) -> None:
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
@@ -40,6 +42,27 @@ class Generator:
         self.lock = lock
         self.usage = usage
         self.max_batch_size = max(1, max_batch_size)
+        self.engine = ContinuousEngine(
+            loaded, adapters, lock, usage, self.max_batch_size, prefix_cache_bytes=prefix_cache_bytes
+        )
+
+    def _encode(self, conversation: Conversation, params: GenerationParams) -> tuple[list[int], bool]:
+        prompt, truncated = self.prompter.prompt(conversation, params.max_tokens)
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return list(ids), truncated
+
+    def submit(
+        self,
+        conversation: Conversation,
+        params: GenerationParams,
+        adapter: str | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> Handle:
+        """Queue one conversation on the continuous-batching engine; it joins the running batch."""
+        self.adapters.check(adapter)
+        ids, truncated = self._encode(conversation, params)
+        return self.engine.submit(ids, params, adapter, truncated, on_delta, on_done)
 
     def chat_batch(
         self,
@@ -50,17 +73,18 @@ class Generator:
         names = resolve_adapters(adapters, len(conversations))
         for name in set(names):
             self.adapters.check(name)
-        prompts = [self.prompter.prompt(c, params.max_tokens) for c in conversations]
-        # Similar lengths together waste less padding.
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i][0]))
-        results: list[Completion | None] = [None] * len(prompts)
-        for start in range(0, len(order), self.max_batch_size):
-            idx = order[start : start + self.max_batch_size]
-            outs = self._generate([prompts[i][0] for i in idx], params, [names[i] for i in idx])
-            for i, out in zip(idx, outs, strict=True):
-                out.truncated_prompt = prompts[i][1]
-                results[i] = out
-        return [r for r in results if r is not None]
+        # encode every prompt before queuing any, so a bad one costs the others nothing
+        encoded = [self._encode(c, params) for c in conversations]
+        handles = [
+            self.engine.submit(ids, params, name, truncated)
+            for (ids, truncated), name in zip(encoded, names, strict=True)
+        ]
+        try:
+            return [h.result() for h in handles]
+        finally:
+            for h in handles:
+                if not h.done:
+                    h.cancel()
 
     def kwargs(self, params: GenerationParams) -> dict[str, Any]:
         """generate() arguments for ``params``: greedy or sampled, stopping at any end-of-turn token."""
@@ -74,49 +98,6 @@ class Generator:
         else:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None)
         return kwargs
-
-    def _generate(
-        self, prompts: list[str], params: GenerationParams, adapters: list[str | None]
-    ) -> list[Completion]:
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-            self.loaded.device
-        )
-        kwargs = self.kwargs(params)
-        distinct = set(adapters)
-        with self.lock, torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            if len(distinct) > 1:
-                scope: Any = nullcontext()
-                kwargs.update(self.adapters.routing(adapters))
-            else:
-                scope = self.adapters.scope(next(iter(distinct)))
-            with scope:
-                out = self.adapters.model.generate(**enc, **kwargs)
-        new_tokens = out[:, enc["input_ids"].shape[1] :]
-        results = []
-        for row, prompt_mask, adapter in zip(new_tokens, enc["attention_mask"], adapters, strict=True):
-            ids = row.tolist()
-            finish = "length"
-            for k, t in enumerate(ids):
-                if t in self.loaded.eos_ids:
-                    ids, finish = ids[:k], "stop"
-                    break
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            text, stopped = apply_stop(text, params.stop)
-            prompt_tokens = int(prompt_mask.sum())
-            self.usage.add(prompt_tokens, len(ids))
-            results.append(
-                Completion(
-                    text.strip(),
-                    prompt_tokens,
-                    len(ids),
-                    self.loaded.name,
-                    adapter,
-                    "stop" if stopped else finish,
-                )
-            )
-        return results
 
     def chat_with_logprobs(
         self, messages: Conversation, params: GenerationParams, adapter: str | None = None, top_k: int = 5
@@ -163,55 +144,16 @@ class Generator:
     def stream_chat(
         self, messages: Conversation, params: GenerationParams, adapter: str | None = None
     ) -> Iterator[StreamEvent]:
-        from transformers import TextIteratorStreamer
-
-        self.adapters.check(adapter)
-        prompt, truncated = self.prompter.prompt(messages, params.max_tokens)
-        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(self.loaded.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = self.kwargs(params)
-        errors: list[BaseException] = []
-        generated: list[Any] = []
-
-        def run() -> None:
-            try:
-                with self.lock, torch.inference_mode(), self.adapters.scope(adapter):
-                    if params.seed is not None:
-                        torch.manual_seed(params.seed)
-                    generated.append(self.adapters.model.generate(**enc, streamer=streamer, **kwargs))
-            except BaseException as exc:  # surfaced to the caller below
-                errors.append(exc)
-                streamer.end()
-
-        thread = threading.Thread(target=run, name="embedded-stream", daemon=True)
-        thread.start()
-        text = ""
-        for piece in streamer:
-            if piece:
-                text += piece
+        """Text pieces as the running batch produces them, then the completion (the same text)."""
+        pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        handle = self.submit(messages, params, adapter, on_delta=pieces.put, on_done=lambda: pieces.put(None))
+        try:
+            while (piece := pieces.get()) is not None:
                 yield StreamEvent(delta=piece)
-        thread.join()
-        if errors:
-            raise errors[0]
-        new_ids = generated[0][0, enc["input_ids"].shape[1] :].tolist() if generated else []
-        completion_tokens = sum(
-            1 for t in new_ids if t not in self.loaded.eos_ids and t != self.tokenizer.pad_token_id
-        )
-        prompt_tokens = int(enc["input_ids"].shape[1])
-        self.usage.add(prompt_tokens, completion_tokens)
-        final_text, stopped = apply_stop(text, params.stop)
-        ended = stopped or any(t in self.loaded.eos_ids for t in new_ids)
-        yield StreamEvent(
-            final=Completion(
-                final_text.strip(),
-                prompt_tokens,
-                completion_tokens,
-                self.loaded.name,
-                adapter,
-                "stop" if ended else "length",
-                truncated_prompt=truncated,
-            )
-        )
+            yield StreamEvent(final=handle.result())
+        finally:
+            if not handle.done:
+                handle.cancel()
 
 
 def apply_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 
 from gravity_core.config import LLMEndpoint
+from gravity_core.llm.embedded import packed as packing
 from gravity_core.llm.embedded.device import pick_device, pick_dtype
 from gravity_core.llm.models import resolve_model_path
 from gravity_core.logging import get_logger
@@ -25,11 +27,16 @@ class LoadedModel:
     device: str
     context_window: int
     eos_ids: list[int]
+    # linear layers run on oneDNN with pre-packed weights (packed.py); adapters are packed as they load
+    packed: bool = False
 
 
 def load(endpoint: LLMEndpoint) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    threads = endpoint.threads or max(1, (os.cpu_count() or 2) // 2)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     path = resolve_model_path(endpoint.model)
     device = pick_device(endpoint.device)
     dtype = pick_dtype(endpoint.dtype, device)
@@ -41,6 +48,9 @@ def load(endpoint: LLMEndpoint) -> LoadedModel:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     torch.nn.Module.to(model, torch.device(device))  # transformers types its own .to() wrapper wrongly
     model.eval()
+    packed = packing.supported(model)
+    if packed:
+        packing.pack_linears(model)
     context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
     log.info(
         "embedded_model_loaded",
@@ -48,10 +58,12 @@ def load(endpoint: LLMEndpoint) -> LoadedModel:
         path=path,
         device=device,
         dtype=str(dtype),
+        packed_linears=packed,
+        threads=threads,
         seconds=round(time.perf_counter() - started, 2),
     )
     return LoadedModel(
-        endpoint.model, path, tokenizer, model, device, context_window, stop_token_ids(tokenizer)
+        endpoint.model, path, tokenizer, model, device, context_window, stop_token_ids(tokenizer), packed
     )
 
 
