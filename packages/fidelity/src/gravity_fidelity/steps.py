@@ -1,0 +1,113 @@
+"""The four fidelity steps as the commands and the bench run them: each reads the planted directory, runs
+the real stage, writes its section of the report and returns it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gravity_core.config import Settings
+from gravity_core.llm import llm_for_role
+from gravity_fidelity.learning import LearningOptions, run_learning
+from gravity_fidelity.plant import PlantOptions, PlantResult, plant
+from gravity_fidelity.recovery import SUMMARY_TOKENS, meta_file, role_variants, run_profiler, score_profiles
+from gravity_fidelity.report import write_report, write_section
+from gravity_fidelity.truth import read_manifest, read_truths
+
+Echo = Callable[[str], None]
+Progress = Callable[[Iterable, int | None, str], Iterable]
+
+
+def _no_progress(items: Iterable, total: int | None, desc: str) -> Iterable:
+    return items
+
+
+def plant_step(settings: Settings, options: PlantOptions, out: Path, meta: Path | None, author_llm: bool, echo: Echo) -> PlantResult:
+    rewriter = None
+    if author_llm:
+        from gravity_fidelity.rewrite import rewrite_book_talk
+
+        llm = llm_for_role(settings, "author")
+        echo(f"the author LLM ({llm.info.backend}:{llm.info.name}) writes the book talk of every review")
+        rewriter = lambda drafts: rewrite_book_talk(llm, drafts)  # noqa: E731
+    return plant(options, out, meta, rewriter)
+
+
+def recovery_step(
+    settings: Settings,
+    truth_dir: Path,
+    out: Path,
+    echo: Echo,
+    progress: Progress = _no_progress,
+    summary_tokens: int | None = SUMMARY_TOKENS,
+) -> list[dict[str, Any]]:
+    """The real profiler on the planted reviews, once per annotator (embedded, and the configured one)."""
+    truths = read_truths(truth_dir)
+    manifest = read_manifest(truth_dir)
+    countries = list(manifest.options.get("countries") or [])  # type: ignore[call-overload]
+    sections = []
+    for label, variant in role_variants(settings, ["annotator", "author"]):
+        echo(f"profiling {len(truths)} planted readers with {label} (gravity profile build's batch path)")
+        slug = label.replace(":", "-").replace("/", "-")
+        profiles, seconds, _ = run_profiler(variant, truth_dir, out / f"profiles-{slug}.jsonl", progress, summary_tokens)
+        recovery = score_profiles(label, truths, profiles, countries, manifest.seed)
+        recovery.seconds = seconds
+        sections.append(recovery.to_dict())
+    write_section(out, "recovery", sections)
+    write_report(out, truth_dir)
+    return sections
+
+
+def learning_step(
+    settings: Settings, truth_dir: Path, out: Path, options: LearningOptions, echo: Echo, progress: Progress = _no_progress
+) -> dict[str, Any]:
+    truths = read_truths(truth_dir)
+    report = run_learning(settings, truths, meta_file(truth_dir), out / "learning", options, echo, progress)
+    data = report.to_dict()
+    write_section(out, "learning", data)
+    write_report(out, truth_dir)
+    return data
+
+
+def swap_step(
+    settings: Settings,
+    truth_dir: Path,
+    out: Path,
+    method: str,
+    max_new_tokens: int,
+    adapter_dir: Path | None,
+    echo: Echo,
+    progress: Progress = _no_progress,
+) -> list[dict[str, Any]]:
+    """Descriptions for own vs other reader (one method), judged by the embedded and the configured judge."""
+    from gravity_core.catalog import Catalog
+    from gravity_core.skips import SkipLog
+    from gravity_fidelity.swap import judge_swaps, swap_plan, write_descriptions
+    from gravity_judge.judging import Judge
+    from gravity_judge.settings import JudgeSettings
+
+    truths = read_truths(truth_dir)
+    seed = read_manifest(truth_dir).seed
+    meta = meta_file(truth_dir)
+    catalog = Catalog.open(meta, SkipLog())
+    try:
+        plan = swap_plan(truths, catalog, settings, seed)
+    finally:
+        catalog.close()
+    echo(f"writing {2 * len(plan)} {method} descriptions ({len(plan)} readers, own and another reader's)")
+    started = time.perf_counter()
+    units = write_descriptions(settings, plan, meta, method, max_new_tokens, adapter_dir)
+    generation_s = time.perf_counter() - started
+    judge_settings = settings.section("judge", JudgeSettings)
+    sections = []
+    for label, variant in role_variants(settings, ["judge"]):
+        echo(f"judging {len(units)} persona swaps with {label}, both orders")
+        report = judge_swaps(Judge(llm_for_role(variant, "judge"), judge_settings), units, truths, label, progress)
+        data = report.to_dict()
+        data["generation_seconds"] = round(generation_s, 1)
+        sections.append(data)
+    write_section(out, "swap", sections)
+    write_report(out, truth_dir)
+    return sections
