@@ -103,3 +103,12 @@ def drain(consumer: Any, cls: type, want: int, timeout_s: float = 60.0) -> list[
         for records in consumer.poll(timeout_ms=500).values():
             got += [decode(r.value, cls, r.headers) for r in records]
     return got
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (servers under test bind it next)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -50,6 +50,23 @@ class Stack:
         )
         return process.start()
 
+    def start_replica(self, name: str, replica: int) -> ServiceProcess:
+        """Another process of service ``name`` (its own gRPC port and log) on the same configuration."""
+        key = f"{name}-{replica}"
+        process = self.supervisor.processes.get(key)
+        if process is None:
+            port = free_port()
+            base = ServiceProcess.serve(name, self.config_path, self.out / "logs", self.settings.grpc)
+            process = ServiceProcess(
+                key,
+                base.command,
+                self.out / "logs" / f"{key}.log",
+                env={f"GRAVITY_GRPC__PORTS__{name.upper()}": str(port)},
+                target=f"127.0.0.1:{port}",
+            )
+            self.supervisor.add(process)
+        return process.start()
+
     def channel(self, name: str) -> grpc.Channel:
         if name not in self._channels:
             self._channels[name] = make_channel(self.settings.grpc.target(name), self.settings.grpc)

@@ -20,7 +20,6 @@ import yaml
 from pydantic import BaseModel
 
 from gravity_core.config import Settings, check_settings, load_settings
-from gravity_core.grpc.server import LIVENESS_SERVICE
 from gravity_core.registry import service_names
 from gravity_trainer.settings import TrainerSettings
 
@@ -38,6 +37,7 @@ class Workload:
     name: str
     pod: dict[str, Any]
     container: dict[str, Any]
+    pod_metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def env(self) -> list[dict[str, Any]]:
@@ -97,7 +97,15 @@ def _render(overlay: str) -> Rendered:
             pod = doc["spec"]["template"]["spec"]
             for container in pod["containers"]:
                 if container["image"].split("/")[-1].startswith("gravity-"):
-                    rendered.workloads.append(Workload(doc["kind"], doc["metadata"]["name"], pod, container))
+                    rendered.workloads.append(
+                        Workload(
+                            doc["kind"],
+                            doc["metadata"]["name"],
+                            pod,
+                            container,
+                            doc["spec"]["template"].get("metadata", {}),
+                        )
+                    )
     return rendered
 
 
@@ -321,12 +329,17 @@ def test_probes_use_the_plaintext_health_port(rendered: Rendered, tmp_path: Path
         ports = {p["name"]: p["containerPort"] for p in workload.container["ports"]}
         assert ports["health"] == health_port
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-            grpc_probe = workload.container[probe]["grpc"]
-            assert grpc_probe["port"] == health_port, f"{workload.name} {probe}"
+            http_probe = workload.container[probe]["httpGet"]
+            assert ports.get(http_probe["port"], http_probe["port"]) == health_port, (
+                f"{workload.name} {probe}"
+            )
         # liveness must not fail while only Kafka is down; readiness must
-        assert workload.container["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
-        assert workload.container["startupProbe"]["grpc"]["service"] == LIVENESS_SERVICE
-        assert workload.container["readinessProbe"]["grpc"].get("service", "") == ""
+        assert workload.container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert workload.container["startupProbe"]["httpGet"]["path"] == "/livez"
+        assert workload.container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        annotations = workload.pod_metadata.get("annotations", {})
+        assert annotations.get("prometheus.io/port") == str(health_port), workload.name
+        assert annotations.get("prometheus.io/path") == "/metrics"
         grace = workload.pod["terminationGracePeriodSeconds"]
         assert grace > settings.grpc.grace_s, "in-flight calls need grpc.grace_s before SIGKILL"
 

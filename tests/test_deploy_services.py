@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -144,25 +146,31 @@ def _boot_probe_stop(
     log_path = tmp_path / "pod.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    probe = grpc.insecure_channel(f"127.0.0.1:{health_port}")
+    probe = f"http://127.0.0.1:{health_port}"
     try:
-        # startupProbe / livenessProbe: grpc {port: health_port, service: liveness}
+        # startupProbe / livenessProbe: GET /livez on the operations port
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        status = "UNREACHABLE"
+        status = 0
         while time.monotonic() < deadline and proc.poll() is None:
-            status = health_status(probe, LIVENESS_SERVICE)
-            if status == "SERVING":
+            status = _http_status(f"{probe}/livez")
+            if status == 200:
                 break
             time.sleep(0.5)
-        assert status == "SERVING", f"{service}: liveness {status}; exit {proc.poll()}\n{_tail(log_path)}"
-        # readinessProbe: grpc {port: health_port}; with the broker up and the topics in place the pod
-        # must become ready, or the rollout would never finish
-        status = health_status(probe)
-        while wait_ready and status != "SERVING" and time.monotonic() < deadline and proc.poll() is None:
+        assert status == 200, f"{service}: /livez {status}; exit {proc.poll()}\n{_tail(log_path)}"
+        # readinessProbe: GET /readyz; with the broker up and the topics in place the pod must become
+        # ready, or the rollout would never finish
+        status = _http_status(f"{probe}/readyz")
+        while wait_ready and status != 200 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.5)
-            status = health_status(probe)
-        expected = ("SERVING",) if wait_ready else ("SERVING", "NOT_SERVING")
-        assert status in expected, f"{service}: readiness {status}\n{_tail(log_path)}"
+            status = _http_status(f"{probe}/readyz")
+        expected = (200,) if wait_ready else (200, 503)
+        assert status in expected, f"{service}: /readyz {status}\n{_tail(log_path)}"
+        # Prometheus scrapes the same port
+        with urllib.request.urlopen(f"{probe}/metrics", timeout=10) as reply:
+            assert (reply.status == 200 and b"gravity_queue_depth" in reply.read()) or service in (
+                "pairgen",
+                "judge",
+            )
         # the Service's target port answers too (plaintext in the local overlay)
         assert health_status(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"), LIVENESS_SERVICE) == "SERVING"
 
@@ -174,7 +182,16 @@ def _boot_probe_stop(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        probe.close()
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
 
 
 def _tail(path: Path, lines: int = 40) -> str:

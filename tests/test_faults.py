@@ -123,6 +123,61 @@ def test_pairgen_killed_mid_stream_writes_every_pair_exactly_once(
     assert {s["user_id"] for s in manifest["datasets"]["gravity"]["shards"]} == {p.user_id for p in profiles}
 
 
+def test_two_pairgen_replicas_one_killed_mid_stream_write_every_pair_exactly_once(
+    broker, make_stack, sample_profiles, tmp_path: Path
+) -> None:
+    """Two replicas in one consumer group over three partitions; one is SIGKILLed while it works. The other
+    takes over its partitions and every pair of the batch build is written exactly once."""
+    cohort = "fault-replicas"
+    profiles = [_with_cohort(p, cohort) for p in sample_profiles]
+    stack = make_stack(
+        broker.bootstrap,
+        **_topics("pairgen-replicas"),
+        **{"pairgen.datasets": PAIR_DATASETS, "kafka.partitions": 3},
+    )
+    first = stack.start_replica("pairgen", 1)
+    second = stack.start_replica("pairgen", 2)
+    for process in (first, second):
+        process.wait_serving(timeout_s=600, grpc_settings=stack.settings.grpc)
+    cohort_dir = Path(stack.settings.artifacts.root) / "datasets" / cohort
+
+    def users_done() -> int:
+        try:
+            return len(load_manifest(cohort_dir).dataset("user-sft").shards)
+        except Exception:  # not written yet, or mid-replace
+            return 0
+
+    bus = Bus(stack.settings.kafka, "fault-test")
+    try:
+        for profile in profiles:
+            bus.publish(stack.settings.kafka.topics.profiles, profile.user_id, profile)
+    finally:
+        bus.close()
+    wait_until(lambda: users_done() >= 2, 300, "the replicas' first shards", every_s=0.05)
+    first.kill(signal.SIGKILL)
+    assert users_done() < len(profiles), (
+        "the replicas finished before one was killed; the test proves nothing"
+    )
+    wait_until(lambda: users_done() == len(profiles), 900, "every reader's shards from the surviving replica")
+
+    profiles_path = tmp_path / "profiles.jsonl"
+    write_jsonl(profiles, profiles_path)
+    expected_dir = tmp_path / "expected"
+    subprocess.run(
+        gravity_command(
+            "pairs", "build", "--profiles", str(profiles_path), "--out", str(expected_dir),
+            "--datasets", ",".join(PAIR_DATASETS), config=stack.config_path,
+        ),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+    got, expected = _pair_ids(cohort_dir), _pair_ids(expected_dir)
+    for dataset in PAIR_DATASETS:
+        assert got[dataset] and not [pid for pid, n in got[dataset].items() if n > 1], dataset
+        assert set(got[dataset]) == set(expected[dataset]), f"{dataset}: pairs differ from the batch build"
+
+
 def _with_cohort(profile: profile_pb2.UserProfile, cohort: str) -> profile_pb2.UserProfile:
     out = profile_pb2.UserProfile()
     out.CopyFrom(profile)

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gravity.v1 import generation_pb2, generation_pb2_grpc
+from gravity.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
@@ -33,12 +33,15 @@ class _EchoGenerator(generation_pb2_grpc.GeneratorServiceServicer):
 
     def Personalize(self, request, context):
         return generation_pb2.PersonalizeResponse(
-            text=f"for {request.user_id}: {request.inline_book.title}", method=request.method, model="echo"
+            text=f"for {request.user_id}: {request.inline_book.title}",
+            method=request.method,
+            method_variant=request.method_variant,
+            model="echo",
         )
 
     def ListMethods(self, request, context):
         return generation_pb2.ListMethodsResponse(
-            methods=[generation_pb2.MethodInfo(name="gravity", available=True)]
+            methods=[generation_pb2.MethodInfo(method=common_pb2.METHOD_GRAVITY, available=True)]
         )
 
 
@@ -69,11 +72,12 @@ def test_core_alone_installs_no_model_stack_and_its_client_works(core_only_pytho
         f"""
         import importlib.util, sys
         from gravity_core.clients import GeneratorClient
+        from gravity_core.names import method_name
         from gravity_core.config import load_settings
         from gravity_core.llm import make_llm
         with GeneratorClient("127.0.0.1:{port}", timeout_s=30) as client:
             reply = client.personalize(user_id="U1", title="Tide", description="A lighthouse.", method="gravity")
-            print("reply:", reply.text, [m.name for m in client.list_methods()])
+            print("reply:", method_name(reply), reply.text, [method_name(m) for m in client.list_methods()])
         settings = load_settings(None, env={{}})
         try:
             make_llm(settings.llm.role("writer"))
@@ -100,7 +104,7 @@ def test_core_alone_installs_no_model_stack_and_its_client_works(core_only_pytho
         server.stop(0)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "reply: for U1: Tide ['gravity']" in out
+    assert "reply: gravity for U1: Tide ['gravity']" in out
     assert "installed: []" in out and "imported: []" in out
     assert "embedded: MissingExtra" in out and "pip install 'gravity-core[models]'" in out
     assert "broker: MissingExtra" in out and "pip install 'gravity-core[broker]'" in out

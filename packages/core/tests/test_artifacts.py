@@ -50,13 +50,14 @@ def test_sha256_dir_can_leave_out_a_metadata_file(tmp_path: Path) -> None:
 def test_find_adapters_records_unreadable_refs_and_goes_on(tmp_path: Path) -> None:
     from gravity.v1 import training_pb2
     from gravity_core.adapters import ADAPTER_META, find_adapters, write_adapter_ref
+    from gravity_core.names import method_fields
     from gravity_core.skips import SkipLog
 
     for name, method in (("good", "gravity"), ("bad", "user-sft")):
         d = tmp_path / name
         d.mkdir()
         (d / "adapter_config.json").write_text("{}")
-        write_adapter_ref(d, training_pb2.AdapterRef(adapter_id=name, method=method))
+        write_adapter_ref(d, training_pb2.AdapterRef(adapter_id=name, **method_fields(method)))
     (tmp_path / "bad" / ADAPTER_META).write_text('{"no_such_field": 1}')
     with pytest.raises(InvalidInput):
         find_adapters(tmp_path)

@@ -1,5 +1,7 @@
 """The shared gRPC scaffold with a small real servicer on 127.0.0.1."""
 
+import time
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -128,26 +130,54 @@ def test_bearer_token_auth(make_settings) -> None:
         run.stop(0.5)
 
 
-def test_liveness_and_plaintext_health_port(make_settings) -> None:
+def _http_status(url: str) -> int | str:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return "UNREACHABLE"
+
+
+def _wait_http(url: str, want: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (status := _http_status(url)) != want:
+        assert time.monotonic() < deadline, f"{url}: {status}, wanted {want}"
+        time.sleep(0.1)
+
+
+def test_liveness_readiness_and_metrics_on_the_plaintext_ops_port(make_settings) -> None:
     service = _Service()
     service.is_ready = False
     run = start_in_thread(service, make_settings(**{"grpc.health_port": 0}), port=0, poll_s=0.1)
+    ops = f"http://127.0.0.1:{run.host.health_bound_port}"
     try:
         assert run.host.health_bound_port and run.host.health_bound_port != run.port
-        probe = grpc.insecure_channel(f"127.0.0.1:{run.host.health_bound_port}")
-        # liveness stays SERVING while a dependency is down; readiness ("") does not
-        assert health_status(probe, "liveness") == "SERVING"
-        assert health_status(probe) == "NOT_SERVING"
+        # liveness stays 200 while a dependency is down; readiness does not
+        assert _http_status(f"{ops}/livez") == 200
+        assert _http_status(f"{ops}/readyz") == 503
         service.is_ready = True
-        wait_for_serving(probe, timeout_s=5)
-        # the health port serves health only
-        stub = profile_pb2_grpc.ProfilerServiceStub(probe)
-        with pytest.raises(grpc.RpcError) as err:
-            stub.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        _wait_http(f"{ops}/readyz", 200, timeout_s=5)
+        # the ops port serves probes and metrics only: no gRPC, no other path
+        assert _http_status(f"{ops}/v1/profiles/known") == 404
+        stub = profile_pb2_grpc.ProfilerServiceStub(grpc.insecure_channel(ops.removeprefix("http://")))
+        with pytest.raises(grpc.RpcError):
+            stub.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=2)
+        # an RPC on the main port shows up in the metrics Prometheus scrapes from the ops port
+        main = profile_pb2_grpc.ProfilerServiceStub(grpc.insecure_channel(run.target))
+        main.GetProfile(profile_pb2.GetProfileRequest(user_id="known"), timeout=5)
+        import urllib.request
+
+        with urllib.request.urlopen(f"{ops}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        assert 'gravity_rpc_requests_total{code="OK",rpc="GetProfile"' in text
     finally:
         run.stop(0.5)
-    assert health_status(probe, "liveness", timeout_s=0.5) == "UNREACHABLE"
+    assert _http_status(f"{ops}/livez") == "UNREACHABLE"
 
 
 def _openssl(*args: str, cwd) -> None:
@@ -189,9 +219,8 @@ def test_mutual_tls_with_health_port_for_probes(make_settings, tmp_path) -> None
             target, grpc.ssl_channel_credentials((tmp_path / "ca.crt").read_bytes())
         )
         assert health_status(no_cert, timeout_s=2) != "SERVING"
-        # the kubelet's plaintext probe still reaches health
-        probe = grpc.insecure_channel(f"127.0.0.1:{run.host.health_bound_port}")
-        wait_for_serving(probe, timeout_s=5)
+        # the kubelet's plain-HTTP probe still reaches readiness beside the mTLS port
+        _wait_http(f"http://127.0.0.1:{run.host.health_bound_port}/readyz", 200, timeout_s=5)
     finally:
         run.stop(0.5)
 

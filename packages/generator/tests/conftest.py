@@ -29,6 +29,7 @@ from gravity_core.llm import (
     Usage,
 )
 from gravity_core.llm.types import resolve_adapters
+from gravity_core.names import method_fields
 from gravity_core.proto_io import write_jsonl
 from gravity_core.service import RunningService
 from gravity_generator.quick_profiles import quick_profiles
@@ -97,7 +98,7 @@ def adapter_ref(
     """Write gravity_adapter.json for ``directory`` (its checksum leaves that file out) and return the ref."""
     ref = training_pb2.AdapterRef(
         adapter_id=adapter_id,
-        method=method,
+        **method_fields(method),
         recipe={"gravity": "gravity-dpo"}.get(method, method),
         uri=directory.resolve().as_uri(),
         sha256=sha256_dir(directory, exclude=(ADAPTER_META,)),
@@ -264,6 +265,7 @@ def generator(
             "generator.max_new_tokens": 8,
             "generator.context_window": 512,
             "generator.batch_window_ms": 50,
+            "grpc.health_port": 0,  # the operations port (/metrics) on any free port
         },
     )
     running = start_generator(settings)

@@ -13,6 +13,7 @@ from gravity.v1 import judge_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.cli.main import cli
 from gravity_core.errors import InvalidInput
+from gravity_core.names import method_name
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_core.targets import select_targets
@@ -70,17 +71,20 @@ def test_generate_writes_every_method_for_every_target(
     expected_books = {
         u: select_targets(next(p for p in profiles if p.user_id == u), catalog, 1)[0] for u in users
     }
-    assert [(r.user_id, r.method) for r in rows[:2]] == [(users[0], "original"), (users[0], "base-rewrite")]
+    assert [(r.user_id, method_name(r)) for r in rows[:2]] == [
+        (users[0], "original"),
+        (users[0], "base-rewrite"),
+    ]
     for row in rows:
         book = expected_books[row.user_id]
         assert row.parent_asin == book.parent_asin and row.book_title == book.title
         assert row.genre == book.genre and row.genre_group == book.genre_group and row.genre
-        if row.method == "original":
+        if method_name(row) == "original":
             assert row.text == book.description and row.model == ""
         else:
             assert row.text and row.model == "smollm2-135m" and row.completion_tokens > 0
-    assert {r.method for r in rows} == ALL
-    assert {r.adapter for r in rows if r.method == "gravity"} == {"gravity-test"}
+    assert {method_name(r) for r in rows} == ALL
+    assert {r.adapter for r in rows if method_name(r) == "gravity"} == {"gravity-test"}
     # the summary names every skipped line and user
     assert "generated 18 rows" in result.output
     assert f"{dirty}:{len(profiles) + 1}: malformed_json" in result.output

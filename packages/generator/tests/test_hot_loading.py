@@ -15,6 +15,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, decode
 from gravity_core.clients import GeneratorCallError, GeneratorClient
 from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_core.names import method_name
 from gravity_generator.service import start_generator
 
 pytestmark = [pytest.mark.model, pytest.mark.broker]
@@ -30,7 +31,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
 
 
 def serving_adapter(client: GeneratorClient, method: str) -> str:
-    info = {m.name: m for m in client.list_methods()}.get(method)
+    info = {method_name(m): m for m in client.list_methods()}.get(method)
     return info.adapter if info is not None and info.available else ""
 
 

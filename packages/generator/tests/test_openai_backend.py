@@ -19,6 +19,7 @@ from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel, wait_for_serving
 from gravity_core.grpc.client import health_status
 from gravity_core.llm.openai_backend import wait_until_ready
+from gravity_core.names import method_name
 from gravity_generator.service import start_generator
 
 pytestmark = pytest.mark.model
@@ -94,7 +95,7 @@ def test_adapters_by_model_name_runtime_loading_and_outage_recovery(
     try:
         wait_for_serving(channel, timeout_s=300)
         client = GeneratorClient(running.target, timeout_s=300)
-        methods = {m.name: m for m in client.list_methods()}
+        methods = {method_name(m): m for m in client.list_methods()}
         assert all(methods[m].available for m in ("user-sft", "pref-align", "gravity"))
         # loaded into the server at start-up, each under its own model name
         assert {"gravity-test", "user-sft-test", "pref-align-test"} <= set(llm_server.models())

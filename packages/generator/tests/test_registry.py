@@ -9,6 +9,7 @@ from gravity.v1 import training_pb2
 from gravity_core.adapters import write_adapter_ref
 from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.errors import NotFound
+from gravity_core.names import method_fields
 from gravity_generator.registry import AdapterRegistry, AdapterRejected, MethodUnavailable
 
 
@@ -25,7 +26,7 @@ def ref_for(
 ) -> training_pb2.AdapterRef:
     ref = training_pb2.AdapterRef(
         adapter_id=adapter_id,
-        method=method,
+        **method_fields(method),
         uri=d.as_uri(),
         sha256=sha if sha is not None else sha256_dir(d),
         created_at_ms=created,
@@ -76,14 +77,14 @@ def test_bad_refs_are_rejected_and_the_current_adapter_stays(
         ),
         "missing_files": training_pb2.AdapterRef(
             adapter_id="g-bad2",
-            method="gravity",
+            **method_fields("gravity"),
             uri=(tmp_path / "nowhere").as_uri(),
             sha256="0" * 64,
             created_at_ms=300,
         ),
         "missing_field": training_pb2.AdapterRef(adapter_id="g-bad3", uri=good.as_uri(), created_at_ms=400),
         "bad_method": training_pb2.AdapterRef(
-            adapter_id="g-bad4", method="lamp", uri=good.as_uri(), created_at_ms=500
+            adapter_id="g-bad4", **method_fields("lamp"), uri=good.as_uri(), created_at_ms=500
         ),
     }
     no_weights = fake_adapter_dir(tmp_path, "noweights")
@@ -114,7 +115,7 @@ def test_refs_outside_the_store_unverified_or_from_the_future_are_rejected(
         "bad_uri": ref_for(elsewhere, "gravity", "g-out", 200),
         "bad_uri ": training_pb2.AdapterRef(
             adapter_id="g-dots",
-            method="gravity",
+            **method_fields("gravity"),
             uri=f"{tmp_path}/../../etc",
             sha256="0" * 64,
             created_at_ms=300,
@@ -140,7 +141,7 @@ def test_checksum_with_the_metadata_file_included_is_accepted(
     registry: AdapterRegistry, tmp_path: Path
 ) -> None:
     d = fake_adapter_dir(tmp_path, "incl", b"w")
-    ref = training_pb2.AdapterRef(adapter_id="g", method="gravity", uri=d.as_uri(), created_at_ms=1)
+    ref = training_pb2.AdapterRef(adapter_id="g", **method_fields("gravity"), uri=d.as_uri(), created_at_ms=1)
     write_adapter_ref(d, ref)
     ref.sha256 = sha256_dir(d)  # a writer that hashed the directory after adding gravity_adapter.json
     assert registry.install(ref) is not None

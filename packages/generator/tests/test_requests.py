@@ -2,7 +2,7 @@
 
 import pytest
 
-from gravity.v1 import generation_pb2
+from gravity.v1 import common_pb2, generation_pb2
 from gravity_core.errors import InvalidInput
 from gravity_generator.requests import deadline_from, sampling_params
 from gravity_generator.settings import GeneratorSettings
@@ -11,7 +11,7 @@ CFG = GeneratorSettings(max_new_tokens=100, max_new_tokens_limit=500, temperatur
 
 
 def request(**sampling: float) -> generation_pb2.PersonalizeRequest:
-    r = generation_pb2.PersonalizeRequest(method="gravity")
+    r = generation_pb2.PersonalizeRequest(method=common_pb2.METHOD_GRAVITY)
     if sampling:
         r.sampling.CopyFrom(generation_pb2.SamplingParams(**sampling))
     return r

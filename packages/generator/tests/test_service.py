@@ -10,6 +10,7 @@ from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.clients import GeneratorCallError, GeneratorClient, Sampling
 from gravity_core.grpc import make_channel
+from gravity_core.names import method_name
 from gravity_core.targets import select_targets
 
 pytestmark = pytest.mark.model
@@ -40,7 +41,7 @@ def target_book(profiles, catalog: Catalog):
 
 
 def test_list_methods_shows_every_method_and_its_adapter(client: GeneratorClient) -> None:
-    methods = {m.name: m for m in client.list_methods()}
+    methods = {method_name(m): m for m in client.list_methods()}
     assert tuple(methods) == ALL_METHODS
     for name in ("user-sft", "pref-align", "gravity"):
         assert methods[name].requires_adapter and methods[name].available
@@ -61,7 +62,7 @@ def test_every_method_answers_concurrently(client: GeneratorClient, generator, t
     assert replies["original"].text == book.description and replies["original"].completion_tokens == 0
     for method, reply in replies.items():
         assert (
-            reply.method == method
+            method_name(reply) == method
             and reply.user_id == profile.user_id
             and reply.parent_asin == book.parent_asin
         )
@@ -188,3 +189,27 @@ def test_deadline_is_honoured(generator, target_book) -> None:
         timeout=30,
     )
     assert reply.text == book.description
+
+
+def test_metrics_name_the_series_operators_scale_and_alert_on(
+    client: GeneratorClient, generator, target_book
+) -> None:
+    import urllib.request
+
+    profile, book = target_book
+    client.personalize(user_id=profile.user_id, parent_asin=book.parent_asin, method="demo-based")
+    port = generator.host.health_bound_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as ready:
+        assert ready.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    for series in (
+        'gravity_rpc_requests_total{code="OK",rpc="Personalize",service="generator"}',
+        'gravity_rpc_seconds_bucket{le="0.005",rpc="Personalize",service="generator"}',
+        'gravity_personalizations_total{code="OK",method="demo-based"}',
+        'gravity_personalize_seconds_count{method="demo-based"}',
+        'gravity_tokens_generated_total{method="demo-based"}',
+        'gravity_queue_depth{queue="batcher-writer",service="generator"}',
+        'gravity_adapters_loaded{service="generator"} 3.0',
+    ):
+        assert series in text, series

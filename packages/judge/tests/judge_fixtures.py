@@ -21,6 +21,7 @@ from gravity_core.llm import (
     StreamEvent,
     Usage,
 )
+from gravity_core.names import method_fields
 
 VIVID = "VIVID"  # the scripted judge's favourite word
 
@@ -46,7 +47,7 @@ def generation(
     return judge_pb2.Generation(
         user_id=user_id,
         parent_asin=asin,
-        method=method,
+        **method_fields(method),
         text=text,
         book_title=f"Book {asin}",
         genre="Cozy Mysteries",

@@ -12,6 +12,7 @@ import pytest
 
 from gravity.v1 import profile_pb2
 from gravity_core.errors import ConfigError
+from gravity_core.names import TRAITS as OCEAN
 from gravity_core.skips import SkipLog
 from gravity_pairgen.banks import (
     BIG5CHAT,
@@ -24,7 +25,6 @@ from gravity_pairgen.banks import (
     load_trait,
 )
 from gravity_pairgen.facets import personality_pairs
-from gravity_pairgen.recipes import OCEAN
 from gravity_pairgen.rows import Omissions
 
 

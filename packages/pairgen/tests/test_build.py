@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from gravity.v1 import profile_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.cli.main import cli
-from gravity_core.datasets import DPO_COLUMNS, FACETS, SFT_COLUMNS, load_manifest, verify_shards
+from gravity_core.datasets import DPO_COLUMNS, SFT_COLUMNS, load_manifest, verify_shards
 from gravity_core.errors import InvalidInput
+from gravity_core.names import FACETS
 from gravity_core.proto_io import to_json, write_jsonl
 from gravity_core.skips import SkipLog
 from gravity_core.targets import EvaluationPool

@@ -156,3 +156,47 @@ def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.GetManifest(pairs_pb2.GetManifestRequest(dataset_id="../etc"), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cohorts_complete_despite_unusable_records_and_cannot_be_inflated(service, sample_profiles) -> None:
+    """A record the consumer gives up on still counts in its cohort (as rejected), so the cohort completes;
+    a later message naming a bigger cohort size does not keep it from completing."""
+    _, settings, _ = service
+    bus = Bus(settings.kafka, "test")
+    topics = settings.kafka.topics
+    refs_in = bus.consumer(topics.shards, "cohort-reader")
+    # cohort c2, three members: two good profiles and one without a user id
+    good = [_copy(p, cohort_id="c2", cohort_size=3) for p in sample_profiles[:2]]
+    nameless = _copy(sample_profiles[2], cohort_id="c2", cohort_size=3, user_id="")
+    # cohort c3, two members: one good profile and one record nobody can decode (its header names c3)
+    third = _copy(sample_profiles[3], cohort_id="c3", cohort_size=2)
+    for profile in [good[0], nameless, good[1]]:
+        bus.publish(topics.profiles, profile.user_id, profile)
+    bus.publish(topics.profiles, third.user_id, third)
+    bus.producer().send(
+        topics.profiles,
+        key=b"garbled-reader",
+        value=b"\xff\xfe this is not a UserProfile",
+        headers=[("message-type", b"gravity.v1.UserProfile"), ("cohort-id", b"c3")],
+    ).get(10)
+    # cohort c4 declared with one member; a later message claims five
+    first = _copy(sample_profiles[4], cohort_id="c4", cohort_size=1)
+    late = _copy(sample_profiles[5], cohort_id="c4", cohort_size=5)
+    bus.publish(topics.profiles, first.user_id, first)
+    bus.publish(topics.profiles, late.user_id, late)
+
+    refs = [
+        r for r in drain(refs_in, pairs_pb2.ShardRef, 20, timeout_s=240) if r.dataset_id.endswith("/gravity")
+    ]
+    complete = {r.dataset_id.split("/")[0] for r in refs if r.dataset_complete}
+    assert complete == {"c2", "c3", "c4"}, [(r.dataset_id, r.user_id, r.dataset_complete) for r in refs]
+    by = {(r.dataset_id.split("/")[0], r.user_id): r for r in refs}
+    assert by[("c2", good[1].user_id)].cohort_size == 2  # three declared, one rejected
+    assert by[("c3", "garbled-reader")].row_count == 0 and by[("c3", "garbled-reader")].dataset_complete
+    assert all(r.cohort_size == 1 for r in refs if r.dataset_id.startswith("c4/"))
+    store = ArtifactStore(settings.artifacts.path())
+    accounting = json.loads(store.path("datasets/c4/accounting.json").read_text())
+    assert accounting["declared_cohort_size"] == 1 and accounting["size_conflicts"] == {late.user_id: 5}
+    rejected = json.loads(store.path("datasets/c2/accounting.json").read_text())["rejected"]
+    assert list(rejected.values()) == ["missing_user_id"]
+    bus.close()

@@ -18,6 +18,7 @@ from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.bus import Bus
 from gravity_core.datasets import load_manifest, manifest_sha256
 from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_core.names import method_name
 from gravity_trainer.runs import RunRecord, RunStore
 from gravity_trainer.service import start_trainer
 
@@ -122,7 +123,7 @@ def test_shard_ref_to_adapter_ref_and_grpc(
         published = _read(broker, settings.kafka.topics.adapters, training_pb2.AdapterRef, 1, 600)
         assert len(published) == 1, "no AdapterRef within 10 minutes"
         adapter = published[0]
-        assert (adapter.method, adapter.recipe, adapter.dataset_id) == (
+        assert (method_name(adapter), adapter.recipe, adapter.dataset_id) == (
             "gravity",
             "gravity-dpo",
             "test/gravity",

@@ -13,6 +13,7 @@ from gravity_core.adapters import ADAPTER_META, is_adapter_dir, read_adapter_ref
 from gravity_core.artifacts import sha256_dir
 from gravity_core.cli.main import cli
 from gravity_core.datasets import load_manifest, manifest_sha256
+from gravity_core.names import method_name
 
 pytestmark = pytest.mark.model
 
@@ -72,7 +73,7 @@ def _assert_adapter(out: Path, pairs: Path, method: str, recipe: str, metric: st
     }
 
     ref = read_adapter_ref(out)
-    assert (ref.method, ref.recipe, ref.base_model, ref.steps) == (method, recipe, "smollm2-135m", 2)
+    assert (method_name(ref), ref.recipe, ref.base_model, ref.steps) == (method, recipe, "smollm2-135m", 2)
     assert ref.dataset_id == f"test/{method}"
     assert ref.dataset_manifest_sha256 == manifest_sha256(load_manifest(pairs))
     assert ref.train_rows == 4 and ref.eval_rows >= 1

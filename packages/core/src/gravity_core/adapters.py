@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 from gravity_core.errors import InvalidInput
 from gravity_core.files import write_text
 from gravity_core.proto_io import from_dict, to_json
@@ -59,12 +60,13 @@ def find_adapters(
             continue
         try:
             ref = read_adapter_ref(d)
+            method = names.method_name(ref, required=False)
         except InvalidInput as exc:
             if skips is None:
                 raise
-            skips.add("bad_adapter_meta", exc.message, str(d / ADAPTER_META))
+            skips.add("bad_adapter_meta", str(exc), str(d / ADAPTER_META))
             continue
-        current = found.get(ref.method)
+        current = found.get(method)
         if current is None or ref.created_at_ms >= current[1].created_at_ms:
-            found[ref.method] = (d, ref)
+            found[method] = (d, ref)
     return found

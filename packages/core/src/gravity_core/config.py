@@ -135,8 +135,9 @@ class GrpcSettings(_Section):
     tls_ca: str | None = None
     auth_token: SecretStr | None = None
     max_message_mb: int = 64
-    # A second, plaintext port serving only grpc.health.v1: kubelet gRPC probes speak neither TLS nor mTLS.
-    # Unset (the default) means health is served on the main port only.
+    # A plaintext HTTP operations port: /livez, /readyz (probes) and /metrics (Prometheus); probes and
+    # scrapes speak neither TLS nor mTLS. Unset (the default): no such port (grpc.health.v1 stays on the
+    # gRPC port either way); 0: any free port.
     health_port: int | None = None
 
     def port(self, service: str) -> int:

@@ -6,7 +6,7 @@ A dataset directory::
     DIR/<dataset>/<shard>.parquet        one shard per user and dataset
 
 Datasets: ``gravity`` (DPO), ``gravity-sft`` (SFT, §4.4), ``user-sft`` (SFT), ``pref-align`` (DPO), and
-ablations ``gravity-no-<facet>`` (DPO). DPO shards have columns pair_id, user_id, facet, trait, prompt,
+ablations ``gravity-no-<facet>`` (DPO); their names, and the facets', are defined in :mod:`gravity_core.names`. DPO shards have columns pair_id, user_id, facet, trait, prompt,
 chosen, rejected; SFT shards pair_id, user_id, facet, trait, prompt, completion. ``prompt`` is the user
 turn as plain text; the trainer applies the model's chat template. ``datasets.load_dataset("parquet",
 data_files=...)`` reads any shard set. Each shard's parquet metadata maps pair ids to the ids the pair was
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gravity_core.artifacts import sha256_file
 from gravity_core.config import EvaluationSettings
 from gravity_core.errors import InvalidInput, NotFound
+from gravity_core.names import FULL_RECIPE
 
 MANIFEST = "manifest.json"
 FORMAT = "gravity-pairs/v1"
@@ -35,15 +36,6 @@ DPO_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "chosen", "reje
 SFT_COLUMNS = ("pair_id", "user_id", "facet", "trait", "prompt", "completion")
 PROVENANCE_KEY = b"gravity.provenance"
 BOOK_PREFIX = "asin:"
-# The `facet` column: the four GRAVITY facets, then the baselines' rows (PrefAlign pairs, UserSFT examples).
-FACETS = ("category", "summary", "values", "personality", "pref_align", "user_sft")
-# Which trainer recipe consumes which dataset by default.
-RECIPE_FOR_DATASET = {
-    "gravity": "gravity-dpo",
-    "gravity-sft": "gravity-sft",
-    "user-sft": "user-sft",
-    "pref-align": "pref-align",
-}
 
 
 class ShardEntry(BaseModel):
@@ -85,7 +77,7 @@ class DatasetManifest(BaseModel):
     cohort_id: str = ""
     cohort_size: int = 0
     seed: int = 13
-    recipe: str = "full"
+    recipe: str = FULL_RECIPE
     # The writer model the prompts were built for (trainers refuse a different base unless forced).
     base_model: str = ""
     created_at_ms: int = 0

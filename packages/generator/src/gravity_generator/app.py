@@ -18,6 +18,7 @@ from gravity_core.embeddings import Embedder
 from gravity_core.errors import ConfigError, Unavailable
 from gravity_core.llm import LLMClient, llm_for_role
 from gravity_core.logging import get_logger
+from gravity_core.metrics import watch_queue
 from gravity_core.profiles import ProfileStore
 from gravity_core.skips import SkipLog
 from gravity_generator.batching import MicroBatcher
@@ -122,6 +123,7 @@ class GeneratorApp:
         completer: Completer
         if endpoint.backend == "embedded" and self.micro_batch:
             completer = MicroBatcher(llm, self.cfg.batch_window_ms / 1000.0, self.cfg.max_batch, role)
+            watch_queue("generator", f"batcher-{role}", completer.depth)
         else:
             concurrency = endpoint.concurrency if endpoint.backend == "openai" else 1
             completer = DirectCompleter(llm, concurrency)

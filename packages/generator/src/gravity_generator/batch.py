@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gravity.v1 import judge_pb2, profile_pb2
+from gravity_core import names
 from gravity_core.adapters import find_adapters
 from gravity_core.amazon import BookRecord
 from gravity_core.errors import InvalidInput, NotFound
@@ -22,7 +23,7 @@ from gravity_core.logging import get_logger
 from gravity_core.targets import EvaluationPool
 from gravity_generator.app import GeneratorApp
 from gravity_generator.engine import Job, Result
-from gravity_generator.methods import ADAPTER_METHODS, ORIGINAL, PROMPT_METHODS, BookInput
+from gravity_generator.methods import ADAPTER_METHODS, PROMPT_METHODS, BookInput
 from gravity_generator.registry import MethodUnavailable
 from gravity_generator.settings import GeneratorSettings
 
@@ -205,7 +206,7 @@ def _generation(
     return judge_pb2.Generation(
         user_id=profile.user_id,
         parent_asin=book.parent_asin,
-        method=result.method,
+        **names.method_fields(result.method),
         text=result.text,
         book_title=book.title,
         genre=book.genre,
@@ -215,5 +216,5 @@ def _generation(
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         # In a batch every row of a chunk is generated together: the chunk's wall time per row.
-        latency_ms=0.0 if result.method == ORIGINAL else amortized_ms,
+        latency_ms=0.0 if result.method == names.ORIGINAL else amortized_ms,
     )

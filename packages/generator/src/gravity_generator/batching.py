@@ -48,6 +48,10 @@ class BatchStats:
 
 
 class MicroBatcher:
+    def depth(self) -> int:
+        """Requests waiting for a batch."""
+        return len(self._queue)
+
     def __init__(
         self, llm: LLMClient, window_s: float = 0.015, max_batch: int = 8, name: str = "writer"
     ) -> None:

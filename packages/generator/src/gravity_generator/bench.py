@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def _load(
     help="Tokens per description; very short outputs measure mostly the prompt pass, which batching helps less.",
 )
 @click.option(
-    "--method", default="demo-based", show_default=True, help="A prompt method (no adapter needed)."
+    "--method", default=names.DEMO_BASED, show_default=True, help="A prompt method (no adapter needed)."
 )
 @click.option(
     "--overhead-pairs",

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 from gravity_core.errors import GravityError, InvalidInput
 from gravity_core.options import split_list
@@ -177,7 +178,7 @@ def generate(
 @click.option("--title", default=None, help="Inline book title (with --description, instead of --book).")
 @click.option("--description", default=None, help="Inline book description.")
 @click.option(
-    "--method", default="gravity", show_default=True, help="Generation method (see --list-methods)."
+    "--method", default=names.GRAVITY, show_default=True, help="Generation method (see --list-methods)."
 )
 @click.option("--stream", is_flag=True, help="Print the description as it is generated.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None)
@@ -217,7 +218,7 @@ def personalize(
     with GeneratorClient(target or settings.grpc.target("generator"), settings.grpc, timeout_s) as client:
         if list_methods:
             rows = [
-                (m.name, "yes" if m.available else "no", m.adapter or "-", m.description)
+                (names.method_name(m), "yes" if m.available else "no", m.adapter or "-", m.description)
                 for m in client.list_methods()
             ]
             click.echo(summary_table("methods", rows, ["method", "available", "adapter", "description"]))
@@ -263,7 +264,7 @@ def personalize(
     for warning in reply.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
-        f"[{reply.method} | model {reply.model or '-'} | adapter {reply.adapter or '-'} | "
+        f"[{names.method_name(reply)} | model {reply.model or '-'} | adapter {reply.adapter or '-'} | "
         f"{reply.prompt_tokens}+{reply.completion_tokens} tokens | {reply.latency_ms:.0f} ms]",
         err=True,
     )

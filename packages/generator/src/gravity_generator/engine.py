@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from gravity.v1 import profile_pb2
+from gravity_core import names
 from gravity_core.errors import GravityError, InvalidInput, NotFound
 from gravity_core.llm import Completion, GenerationParams, StreamEvent
 from gravity_core.logging import get_logger
@@ -106,7 +107,7 @@ class Personalizer:
     # ------------------------------------------------------------------ catalogue
     def methods(self) -> list[MethodStatus]:
         current = self.registry.current()
-        out = [MethodStatus(name, desc, False, True) for name, desc in m.PROMPT_METHODS.items()]
+        out = [MethodStatus(name, m.describe_method(name), False, True) for name in m.PROMPT_METHODS]
         for name in self.registry.methods():
             adapter = current.get(name)
             out.append(
@@ -185,14 +186,14 @@ class Personalizer:
         work = _Work(job, time.monotonic())
         try:
             self.check_method(job.method)
-            if job.method == m.ORIGINAL:
+            if job.method == names.ORIGINAL:
                 if job.adapter:
                     raise InvalidInput(
                         "adapter", "method 'original' makes no model call and takes no adapter"
                     )
                 work.result = Result(job.book.description, job.method, "", "", 0, 0, 0.0)
                 return work
-            if job.method in (m.USER_SUMMARY, m.TRI_AGENT) and not job.profile.user_summary.strip():
+            if job.method in (names.USER_SUMMARY, names.TRI_AGENT) and not job.profile.user_summary.strip():
                 message = f"is empty; method {job.method!r} needs the reader summary the profiler writes"
                 if job.inline_profile:
                     raise InvalidInput("profile.user_summary", message)
@@ -216,9 +217,9 @@ class Personalizer:
                 by_method.setdefault(w.job.method, []).append(w)
         for method, group in by_method.items():
             try:
-                if method == m.LAMP:
+                if method == names.LAMP:
                     self._prepare_lamp(group)
-                elif method == m.TRI_AGENT:
+                elif method == names.TRI_AGENT:
                     self._prepare_tri_agent(group)
                 else:
                     for w in group:
@@ -230,11 +231,11 @@ class Personalizer:
                         w.error = exc
 
     def _single_stage_spec(self, job: Job) -> m.PromptSpec:
-        if job.method == m.BASE_REWRITE:
+        if job.method == names.BASE_REWRITE:
             return m.base_rewrite(job.book)
-        if job.method == m.DEMO_BASED:
+        if job.method == names.DEMO_BASED:
             return m.demo_based(job.profile, job.book)
-        if job.method == m.USER_SUMMARY:
+        if job.method == names.USER_SUMMARY:
             return m.user_summary(job.profile, job.book)
         return m.adapter_prompt(job.method, job.profile, job.book)
 

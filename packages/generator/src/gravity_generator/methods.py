@@ -12,37 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gravity.v1 import profile_pb2
-from gravity_core import prompts
+from gravity_core import names, prompts
 
-ORIGINAL = "original"
-BASE_REWRITE = "base-rewrite"
-DEMO_BASED = "demo-based"
-USER_SUMMARY = "user-summary"
-LAMP = "lamp"
-TRI_AGENT = "tri-agent"
-USER_SFT = "user-sft"
-PREF_ALIGN = "pref-align"
-GRAVITY = "gravity"
-
-PROMPT_METHODS: dict[str, str] = {
-    ORIGINAL: "The book's own description, unchanged (no model call).",
-    BASE_REWRITE: "BaseRewrite: rewrite the description to be more engaging, without personalization.",
-    DEMO_BASED: "DemoBased: the rewrite request prefixed with the reader's age group, gender and country.",
-    USER_SUMMARY: "UserSummary: the rewrite request conditioned on a summary of the reader's reviews.",
-    LAMP: "LaMP: the reader's reviews of the 5 most similar books they read (MiniLM + FAISS) prepended.",
-    TRI_AGENT: "TriAgent: rewrite, then edit suggestions from the user summary (author), then a final rewrite.",
-}
-# Methods served by a trained adapter; any other adapter's method (an ablation) uses the GRAVITY prompt.
-ADAPTER_METHODS: dict[str, str] = {
-    USER_SFT: "UserSFT: the writer with the adapter fine-tuned on (description -> the reader's review).",
-    PREF_ALIGN: "PrefAlign: the writer with the DPO adapter on demographics-only aligned descriptions.",
-    GRAVITY: "GRAVITY: the writer with the DPO adapter on profile-grounded synthetic preferences.",
-}
-ABLATION_DESCRIPTION = "Adapter {method!r} (e.g. an ablation) with the GRAVITY prompt."
+# Methods served without an adapter (the original makes no model call at all), in Table 2 order.
+PROMPT_METHODS = names.WITHOUT_ADAPTER
+# Adapter methods always listed (Table 2's); any other loaded adapter (GRAVITY (SFT), an ablation) is listed once
+# loaded and uses the GRAVITY prompt.
+ADAPTER_METHODS = tuple(name for name in names.TABLE2 if name not in names.WITHOUT_ADAPTER)
+ABLATION_DESCRIPTION = "{display}: adapter {method!r} (e.g. an ablation) with the GRAVITY prompt."
 
 
 def describe_method(name: str) -> str:
-    return PROMPT_METHODS.get(name) or ADAPTER_METHODS.get(name) or ABLATION_DESCRIPTION.format(method=name)
+    spec = names.spec(name)
+    if spec is not None:
+        return spec.description
+    return ABLATION_DESCRIPTION.format(display=names.display_name(name), method=name)
 
 
 @dataclass(frozen=True)
@@ -165,6 +149,6 @@ def adapter_prompt(method: str, profile: profile_pb2.UserProfile, book: BookInpu
     PrefAlign's final prompt; for UserSFT only the training prompt, whose persona we reuse). GRAVITY and
     every other adapter (ablations) get the GRAVITY preamble the preference pairs were trained with.
     """
-    if method in (USER_SFT, PREF_ALIGN):
+    if method in (names.USER_SFT, names.PREF_ALIGN):
         return _describe_spec(prompts.persona(profile), book)
     return _describe_spec(prompts.gravity_preamble(profile), book)

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 from gravity_core.adapters import ADAPTER_META
 from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
 from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
+from gravity_core.metrics import ADAPTERS_LOADED
 from gravity_core.skips import RecordError
 from gravity_generator.methods import ADAPTER_METHODS, PROMPT_METHODS
 
@@ -138,7 +140,7 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ changes
     def register_external(self, method: str, model_name: str) -> ServedAdapter:
         """A method served by an adapter the endpoint already has (openai backend, vLLM --lora-modules)."""
-        ref = training_pb2.AdapterRef(adapter_id=model_name, method=method)
+        ref = training_pb2.AdapterRef(adapter_id=model_name, **names.method_fields(method))
         adapter = ServedAdapter(model_name, method, ref, "", external=True)
         self._switch(adapter)
         return adapter
@@ -148,7 +150,10 @@ class AdapterRegistry:
 
         Raises AdapterRejected for a ref that can never be served, Unavailable when the endpoint is down.
         """
-        method = ref.method.strip()
+        try:
+            method = names.method_name(ref, required=False)
+        except InvalidInput as exc:
+            raise AdapterRejected("bad_method", f"AdapterRef {ref.adapter_id!r}: {exc}") from None
         if not method:
             raise AdapterRejected("missing_field", "AdapterRef has no method")
         if method in PROMPT_METHODS:
@@ -213,6 +218,13 @@ class AdapterRegistry:
             self._unload(adapter)
 
     def _switch(self, adapter: ServedAdapter) -> None:
+        try:
+            self._switch_locked(adapter)
+        finally:
+            with self._lock:
+                ADAPTERS_LOADED.labels("generator").set(len(self._by_name))
+
+    def _switch_locked(self, adapter: ServedAdapter) -> None:
         with self._lock:
             old = self._current.get(adapter.method)
             self._current[adapter.method] = adapter
@@ -264,7 +276,7 @@ class AdapterRegistry:
             check_shapes(directory, self.llm)
 
     def _name_for(self, ref: training_pb2.AdapterRef) -> str:
-        base = ref.adapter_id.strip() or f"{ref.method}-{ref.sha256[:12] or 'local'}"
+        base = ref.adapter_id.strip() or f"{names.method_name(ref)}-{ref.sha256[:12] or 'local'}"
         with self._lock:
             taken = base in self._by_name
         # A retrained adapter re-published under the same id must not replace the one in use in place.

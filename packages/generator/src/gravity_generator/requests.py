@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from gravity.v1 import generation_pb2
+from gravity_core import names
 from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.llm import GenerationParams
 from gravity_generator.app import GeneratorApp
@@ -48,7 +49,8 @@ def job_from_request(
     alive: Callable[[], bool] | None = None,
 ) -> Job:
     engine = app.require_engine()
-    engine.check_method(request.method)
+    method = names.method_name(request)
+    engine.check_method(method)
 
     which_user = request.WhichOneof("user")
     if which_user is None:
@@ -76,7 +78,7 @@ def job_from_request(
     return Job(
         profile=profile,
         book=book,
-        method=request.method,
+        method=method,
         params=sampling_params(request, app.cfg),
         adapter=request.adapter.strip(),
         inline_profile=which_user == "profile",
@@ -114,7 +116,7 @@ def deadline_from(time_remaining: float | None) -> float | None:
 def to_response(result: Result, job: Job) -> generation_pb2.PersonalizeResponse:
     return generation_pb2.PersonalizeResponse(
         text=result.text,
-        method=result.method,
+        **names.method_fields(result.method),
         model=result.model,
         adapter=result.adapter,
         prompt_tokens=result.prompt_tokens,

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, training_pb2
+from gravity_core import names
 from gravity_core.bus import Bus, ConsumerLoop
 from gravity_core.config import Settings
 from gravity_core.errors import InvalidInput
@@ -25,6 +26,7 @@ from gravity_core.skips import SkipLog
 from gravity_generator.app import GeneratorApp, check_paths, load_config
 from gravity_generator.requests import deadline_from, job_from_request, to_response
 from gravity_generator.settings import GeneratorSettings
+from gravity_generator.telemetry import observed, observed_stream
 
 log = get_logger(__name__)
 
@@ -38,7 +40,8 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     ) -> generation_pb2.PersonalizeResponse:
         check_deadline(context)
         job = job_from_request(request, self.app, deadline_from(context.time_remaining()), context.is_active)
-        result = self.app.require_engine().run_one(job)
+        engine = self.app.require_engine()
+        result = observed(job.method, lambda: engine.run_one(job), lambda r: r.completion_tokens)
         return to_response(result, job)
 
     def PersonalizeStream(
@@ -50,7 +53,10 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         job = job_from_request(
             request.request, self.app, deadline_from(context.time_remaining()), context.is_active
         )
-        for event in self.app.require_engine().stream(job):
+        events = self.app.require_engine().stream(job)
+        for event in observed_stream(
+            job.method, events, lambda e: None if isinstance(e, str) else e.completion_tokens
+        ):
             if isinstance(event, str):
                 yield generation_pb2.PersonalizeStreamResponse(delta=event)
             else:
@@ -63,7 +69,7 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         return generation_pb2.ListMethodsResponse(
             methods=[
                 generation_pb2.MethodInfo(
-                    name=s.name,
+                    **names.method_fields(s.name),
                     description=s.description,
                     requires_adapter=s.requires_adapter,
                     available=s.available,

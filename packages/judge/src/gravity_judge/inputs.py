@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gravity.v1 import judge_pb2
-from gravity_core import genres
+from gravity_core import genres, names
+from gravity_core.errors import InvalidInput
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_judge import methods as m
@@ -106,40 +107,46 @@ def assemble(
     for row in rows:
         rows_read += 1
         g = row.generation
-        record = f"{g.user_id}/{g.parent_asin}/{g.method}"
-        missing = [name for name in ("user_id", "parent_asin", "method") if not getattr(g, name).strip()]
+        try:
+            method = names.method_name(g, required=False)
+        except InvalidInput as exc:
+            skips.add("bad_record", str(exc), row.source, row.line, f"{g.user_id}/{g.parent_asin}")
+            continue
+        record = f"{g.user_id}/{g.parent_asin}/{method}"
+        given = {"user_id": g.user_id, "parent_asin": g.parent_asin, "method": method}
+        missing = [name for name, value in given.items() if not value.strip()]
         if missing:
             skips.add(
                 "missing_field", f"generation has no {', '.join(missing)}", row.source, row.line, record
             )
             continue
         if not g.text.strip():
-            skips.add("empty_text", f"method {g.method!r} produced no text", row.source, row.line, record)
+            skips.add("empty_text", f"method {method!r} produced no text", row.source, row.line, record)
             continue
-        if m.kind_of(g.method, extra_methods) is None:
+        if m.kind_of(method, extra_methods) is None:
             skips.add(
                 "unknown_method",
-                f"method {g.method!r} is not a known method (add it to judge.extra_methods to judge it)",
+                f"method {method!r} is not a known method (add it to judge.extra_methods to judge it)",
                 row.source,
                 row.line,
                 record,
             )
             continue
-        if wanted and g.method != m.ORIGINAL and g.method not in wanted:
+        if wanted and method != m.ORIGINAL and method not in wanted:
             rows_excluded += 1
             continue
         unit = by_unit.setdefault((g.user_id, g.parent_asin), {})
-        if g.method in unit:
-            first = unit[g.method]
+        if method in unit:
+            first = unit[method]
             skips.add(
                 "duplicate_row",
-                f"method {g.method!r} already given at line {first.line}; the first row is used",
+                f"method {method!r} already given at line {first.line}; the first row is used",
                 row.source,
                 row.line,
                 record,
             )
             continue
-        unit[g.method] = row
+        unit[method] = row
 
     units: list[Unit] = []
     rows_used = 0

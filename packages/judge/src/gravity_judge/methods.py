@@ -1,70 +1,30 @@
 """The generation methods the judge knows: the paper's baselines, GRAVITY, and its ablation variants.
 
-Method names are the generator's (and the dataset names adapters were trained on). Anything else in
+Names, Table 2 order and display names come from :mod:`gravity_core.names`; this module adds how the judge
+treats each (ranked with the original, or compared with GRAVITY as an ablation). Anything else in
 generations.jsonl is an unknown method: counted and skipped, unless configured in ``judge.extra_methods``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
-ORIGINAL = "original"
+from gravity_core import names
+from gravity_core.names import ORIGINAL
+from gravity_core.names import display_name as display_name  # Table 2 / Table 5 names, re-exported
+
 # Table 2 order.
-MAIN_METHODS = (
-    "base-rewrite",
-    "demo-based",
-    "user-summary",
-    "lamp",
-    "tri-agent",
-    "user-sft",
-    "pref-align",
-    "gravity",
-)
-DISPLAY = {
-    ORIGINAL: "Original",
-    "base-rewrite": "BaseRewrite",
-    "demo-based": "DemoBased",
-    "user-summary": "UserSummary",
-    "lamp": "LaMP",
-    "tri-agent": "TriAgent",
-    "user-sft": "UserSFT",
-    "pref-align": "PrefAlign",
-    "gravity": "GRAVITY",
-    "gravity-sft": "GRAVITY (SFT)",
-}
-# Table 5 feature names for the facets pairgen can drop.
-_FACET_DISPLAY = {
-    "interests": "User Interests",
-    "category": "Category",
-    "summary": "Summary",
-    "values": "Values & Beliefs",
-    "personality": "Personality",
-}
-_ABLATION = re.compile(r"^gravity-no-[a-z0-9][a-z0-9-]*$")
+MAIN_METHODS = names.TABLE2
 
-Kind = Literal["original", "main", "ablation"]
+# The original, a Table 2 method, or a GRAVITY variant (GRAVITY (SFT), gravity-no-*).
+Kind = names.Role
 
 
 def kind_of(method: str, extra: Iterable[str] = ()) -> Kind | None:
-    """What ``method`` is, or None when the judge does not know it."""
-    if method == ORIGINAL:
-        return "original"
-    if method in MAIN_METHODS or method in set(extra):
+    """What ``method`` is, or None when the judge does not know it (an extra method counts as main)."""
+    if method != ORIGINAL and method in set(extra):
         return "main"
-    if method == "gravity-sft" or _ABLATION.match(method):
-        return "ablation"
-    return None
-
-
-def display_name(method: str) -> str:
-    if method in DISPLAY:
-        return DISPLAY[method]
-    if method.startswith("gravity-no-"):
-        facet = method[len("gravity-no-") :]
-        return f"GRAVITY − {_FACET_DISPLAY.get(facet, facet.replace('-', ' ').title())}"
-    return method
+    return names.role_of(method)
 
 
 def ordered(methods: Iterable[str]) -> list[str]:
@@ -85,6 +45,7 @@ def ranked_methods(methods: Sequence[str], extra: Iterable[str], include_ablatio
     return [
         m
         for m in ordered(methods)
-        if kind_of(m, extra) in ("original", "main")
+        if m == ORIGINAL
+        or kind_of(m, extra) == "main"
         or (include_ablations and kind_of(m, extra) == "ablation")
     ]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gravity_core import names
+
 Metric = Literal["ranking", "pairwise", "likert", "similarity"]
 ALL_METRICS: tuple[Metric, ...] = ("ranking", "pairwise", "likert", "similarity")
 ProtocolChoice = Literal["paper", "debiased", "both"]
@@ -45,9 +47,9 @@ class JudgeSettings(BaseModel):
     # Put ablation variants (gravity-no-*, gravity-sft) into the rankings too (Table 6 style).
     rank_ablations: bool = False
     # Ablations are tested against this method (paired Wilcoxon, Table 5).
-    ablation_reference: str = "gravity"
+    ablation_reference: str = names.GRAVITY
     # The method whose per-genre preference gains are plotted (Figure 3).
-    focus_method: str = "gravity"
+    focus_method: str = names.GRAVITY
     # Readers whose judged descriptions are shown in the report (one unit each), so a person can read them.
     example_readers: int = Field(default=3, ge=0)
     # Further method names accepted as main methods (e.g. a new baseline served by the generator).

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from gravity_core.errors import ConfigError
+from gravity_core.names import TRAITS as OCEAN
 from gravity_core.skips import SkipLog
-from gravity_pairgen.recipes import OCEAN
 from gravity_pairgen.tables import read_rows, require_columns
 
 BUILTIN = "gravity-sjt"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from gravity.v1 import profile_pb2
 from gravity_core.amazon import BookRecord
 from gravity_core.llm import GenerationParams, LLMClient
+from gravity_core.names import PREF_ALIGN_FACET, USER_SFT_FACET
 from gravity_core.prompts import (
     DESCRIPTION_SENTENCES,
     describe_request,
@@ -26,7 +27,6 @@ from gravity_core.prompts import (
 )
 from gravity_pairgen.interests import BookRanker
 from gravity_pairgen.prompts import clip
-from gravity_pairgen.recipes import PREF_ALIGN_FACET, USER_SFT_FACET
 from gravity_pairgen.rows import Omissions, Pair, make_pair
 
 # Conversations per chat_batch call: big enough to keep the backend's batches full (embedded

@@ -22,11 +22,11 @@ from gravity_core.datasets import MANIFEST, DatasetManifest, manifest_bytes
 from gravity_core.embeddings import Embedder
 from gravity_core.errors import InvalidInput
 from gravity_core.llm import LLMClient
+from gravity_core.names import PREF_ALIGN
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import PairBuilder, Resources, UserBuild, plan_datasets
-from gravity_pairgen.recipes import PREF_ALIGN
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.rows import Omissions
 from gravity_pairgen.settings import PairGenSettings

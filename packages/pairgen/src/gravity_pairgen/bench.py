@@ -26,9 +26,10 @@ from typing import Any
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
+from gravity_core.names import GRAVITY, GRAVITY_SFT, USER_SFT
+from gravity_core.names import TRAITS as OCEAN
 
-OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
-DATASETS = ["gravity", "gravity-sft", "user-sft"]
+DATASETS = [GRAVITY, GRAVITY_SFT, USER_SFT]
 
 
 class PeakRss:
@@ -169,7 +170,7 @@ def _streaming(args: tuple) -> dict[str, float]:
     rss.stop()
     seconds = report.timings["build"] + report.timings["write"]
     return {
-        "pairs": report.rows("gravity"),
+        "pairs": report.rows(GRAVITY),
         "rows": report.total_rows,
         "seconds": seconds,
         "peak_mb": rss.peak_mb,
@@ -217,7 +218,7 @@ def _naive(args: tuple) -> dict[str, float]:
     seconds = time.perf_counter() - started
     rss.stop()
     return {
-        "pairs": int((frame["dataset"] == "gravity").sum()),
+        "pairs": int((frame["dataset"] == GRAVITY).sum()),
         "rows": len(frame),
         "seconds": seconds,
         "peak_mb": rss.peak_mb,

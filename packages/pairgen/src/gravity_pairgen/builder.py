@@ -13,16 +13,9 @@ from dataclasses import dataclass, field
 from gravity.v1 import profile_pb2
 from gravity_core.catalog import Catalog
 from gravity_core.datasets import DatasetEntry, books_of
-from gravity_core.prompts import gravity_preamble
-from gravity_core.skips import RecordError
-from gravity_core.targets import EvaluationPool
-from gravity_core.values import SeedStatement
-from gravity_pairgen.banks import PersonalityBank
-from gravity_pairgen.baselines import PrefAlignJob, pref_align_books, reviewed_asins, user_sft_rows
-from gravity_pairgen.facets import category_pairs, personality_pairs, summary_pairs, user_genres, values_pairs
-from gravity_pairgen.interests import BookRanker, CategoryIndex
-from gravity_pairgen.recipes import (
+from gravity_core.names import (
     CATEGORY,
+    FULL_RECIPE,
     GRAVITY,
     GRAVITY_FACETS,
     GRAVITY_SFT,
@@ -31,15 +24,21 @@ from gravity_pairgen.recipes import (
     SUMMARY,
     USER_SFT,
     VALUES,
-    Recipe,
-    ablation_recipes,
-    recipe,
 )
+from gravity_core.prompts import gravity_preamble
+from gravity_core.skips import RecordError
+from gravity_core.targets import EvaluationPool
+from gravity_core.values import SeedStatement
+from gravity_pairgen.banks import PersonalityBank
+from gravity_pairgen.baselines import PrefAlignJob, pref_align_books, reviewed_asins, user_sft_rows
+from gravity_pairgen.facets import category_pairs, personality_pairs, summary_pairs, user_genres, values_pairs
+from gravity_pairgen.interests import BookRanker, CategoryIndex
+from gravity_pairgen.recipes import Recipe, ablation_recipes, recipe
 from gravity_pairgen.rows import Omissions, Pair, dedupe
 from gravity_pairgen.scenarios import ScenarioPool
 from gravity_pairgen.settings import PairGenSettings
 
-FULL = Recipe("full")
+FULL = Recipe(FULL_RECIPE)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
 from gravity_core.datasets import DatasetManifest
+from gravity_core.names import GRAVITY
 from gravity_core.options import split_list
 
 
@@ -138,8 +139,8 @@ def build(
     t = report.timings
     seconds = max(t["build"] + t["write"], 1e-9)  # pair building and writing, without setup and LLM calls
     rates = f"{report.total_rows / seconds:,.0f} rows/s"
-    if report.rows("gravity"):
-        rates += f", {report.rows('gravity') / seconds:,.0f} GRAVITY pairs/s"
+    if report.rows(GRAVITY):
+        rates += f", {report.rows(GRAVITY) / seconds:,.0f} GRAVITY pairs/s"
     click.echo(
         f"timings: setup {t['setup']:.1f}s, pairs {t['build']:.1f}s, LLM {t['llm']:.1f}s "
         f"({report.llm_calls} calls, {report.llm_cached} cached), write {t['write']:.1f}s, total {t['total']:.1f}s; "

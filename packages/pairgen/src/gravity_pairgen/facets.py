@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gravity.v1 import profile_pb2
+from gravity_core.names import CATEGORY, PERSONALITY, SUMMARY, VALUES
 from gravity_core.prompts import TRAIT_NAMES
 from gravity_core.values import SeedStatement
 from gravity_pairgen.banks import PersonalityBank, user_rng
 from gravity_pairgen.interests import BookRanker
 from gravity_pairgen.prompts import CATEGORY_PROMPT, SUMMARY_PROMPT, book_text, values_prompt
-from gravity_pairgen.recipes import CATEGORY, PERSONALITY, SUMMARY, VALUES
 from gravity_pairgen.rows import Omissions, Pair, make_pair
 from gravity_pairgen.scenarios import ScenarioPool
 

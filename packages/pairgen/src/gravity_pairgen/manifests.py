@@ -68,6 +68,18 @@ class CohortAccounting(BaseModel):
 
     declared_cohort_size: int = 0
     rejected: dict[str, str] = Field(default_factory=dict)  # user -> reason
+    # Members whose message named another cohort size than the first one (kept out of the size).
+    size_conflicts: dict[str, int] = Field(default_factory=dict)
+
+    def declare(self, size: int, user_id: str) -> None:
+        """The first declared size is the cohort's: a later message cannot inflate (or shrink) it."""
+        if size <= 0:
+            return
+        if self.declared_cohort_size == 0:
+            self.declared_cohort_size = size
+        elif size != self.declared_cohort_size:
+            self.size_conflicts[user_id] = size
+
     empty: dict[str, list[str]] = Field(default_factory=dict)  # dataset -> users with no rows
 
     def mark_empty(self, dataset: str, user_id: str, empty: bool) -> None:

@@ -1,4 +1,4 @@
-"""Dataset names, recipes and the Table 5 ablations.
+"""Pair recipes and what each Table 5 ablation removes (the names are gravity_core.names').
 
 A recipe names the facets kept in a GRAVITY dataset: ``full`` keeps everything, ``no-<ablation>`` removes
 one group of rows. Ablation datasets are named ``gravity-no-<ablation>``; the manifest records what each
@@ -9,29 +9,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GRAVITY = "gravity"
-GRAVITY_SFT = "gravity-sft"
-USER_SFT = "user-sft"
-PREF_ALIGN = "pref-align"
-BASE_DATASETS = (GRAVITY, GRAVITY_SFT, USER_SFT, PREF_ALIGN)
-
-CATEGORY = "category"
-SUMMARY = "summary"
-VALUES = "values"
-PERSONALITY = "personality"
-PREF_ALIGN_FACET = "pref_align"
-USER_SFT_FACET = "user_sft"
-GRAVITY_FACETS = (CATEGORY, SUMMARY, VALUES, PERSONALITY)
-OCEAN = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+from gravity_core.names import (
+    ABLATION_PREFIX,
+    ABLATION_RECIPE_PREFIX,
+    CATEGORY,
+    FULL_RECIPE,
+    INTERESTS,
+    PERSONALITY,
+    SUMMARY,
+    TRAITS,
+    VALUES,
+    ablation_recipe,
+    dataset_for_recipe,
+)
 
 # ablation -> what it drops: a facet name, or "personality:<trait>" for one trait's rows.
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "interests": (CATEGORY, SUMMARY),
+    INTERESTS: (CATEGORY, SUMMARY),
     CATEGORY: (CATEGORY,),
     SUMMARY: (SUMMARY,),
     VALUES: (VALUES,),
     PERSONALITY: (PERSONALITY,),
-    **{trait: (f"{PERSONALITY}:{trait}",) for trait in OCEAN},
+    **{trait: (f"{PERSONALITY}:{trait}",) for trait in TRAITS},
 }
 
 
@@ -53,12 +52,12 @@ class Recipe:
 
     @property
     def dataset(self) -> str:
-        return GRAVITY if self.name == "full" else f"{GRAVITY}-{self.name}"
+        return dataset_for_recipe(self.name)
 
 
 def _ablation_key(name: str) -> str:
     key = name.strip().lower()
-    for prefix in (f"{GRAVITY}-no-", "no-"):
+    for prefix in (ABLATION_PREFIX, ABLATION_RECIPE_PREFIX):
         if key.startswith(prefix):
             key = key[len(prefix) :]
     return key
@@ -80,22 +79,22 @@ def normalize_ablations(names: list[str]) -> list[str]:
 
 def normalize_recipe(name: str) -> str:
     key = name.strip().lower()
-    if key in ("", "full"):
-        return "full"
+    if key in ("", FULL_RECIPE):
+        return FULL_RECIPE
     ablation = _ablation_key(key)
     if ablation not in ABLATIONS:
         raise ValueError(
-            f"unknown recipe {name!r}; use 'full' or one of {', '.join('no-' + a for a in ABLATIONS)}"
+            f"unknown recipe {name!r}; use {FULL_RECIPE!r} or one of {', '.join(map(ablation_recipe, ABLATIONS))}"
         )
-    return f"no-{ablation}"
+    return ablation_recipe(ablation)
 
 
 def recipe(name: str) -> Recipe:
     canonical = normalize_recipe(name)
-    if canonical == "full":
-        return Recipe("full")
-    return Recipe(canonical, ABLATIONS[canonical[len("no-") :]])
+    if canonical == FULL_RECIPE:
+        return Recipe(FULL_RECIPE)
+    return Recipe(canonical, ABLATIONS[canonical[len(ABLATION_RECIPE_PREFIX) :]])
 
 
 def ablation_recipes(ablations: list[str]) -> list[Recipe]:
-    return [recipe(f"no-{a}") for a in normalize_ablations(ablations)]
+    return [recipe(ablation_recipe(a)) for a in normalize_ablations(ablations)]

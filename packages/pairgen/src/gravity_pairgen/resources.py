@@ -10,6 +10,7 @@ from gravity_core.catalog import Catalog
 from gravity_core.config import Settings
 from gravity_core.embeddings import Embedder
 from gravity_core.logging import get_logger
+from gravity_core.names import CATEGORY, PERSONALITY, SUMMARY, VALUES
 from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
 from gravity_core.targets import EvaluationPool
@@ -17,7 +18,6 @@ from gravity_core.values import load_seed_statements
 from gravity_pairgen.banks import PersonalityBank
 from gravity_pairgen.builder import DatasetPlan, Resources, needed_facets
 from gravity_pairgen.interests import BookRanker, CategoryIndex
-from gravity_pairgen.recipes import CATEGORY, PERSONALITY, SUMMARY, VALUES
 from gravity_pairgen.scenarios import load_pool, top_up_pool
 from gravity_pairgen.settings import PairGenSettings
 

@@ -22,21 +22,24 @@ import grpc
 
 from gravity.v1 import pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.artifacts import ArtifactStore
-from gravity_core.bus import Bus, ConsumerLoop, dead_letter
+from gravity_core.bus import Bus, ConsumerLoop, dead_letter, decode
+from gravity_core.bus.serde import COHORT_HEADER, header
 from gravity_core.catalog import Catalog
 from gravity_core.config import Settings
 from gravity_core.datasets import DatasetManifest
 from gravity_core.embeddings import Embedder
-from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
+from gravity_core.errors import ConfigError, GravityError, InvalidInput, NotFound, Unavailable, is_transient
 from gravity_core.grpc import ServiceHost, check_deadline, require_field
+from gravity_core.identifiers import is_segment
 from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
+from gravity_core.names import PREF_ALIGN
 from gravity_core.service import run
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import DatasetPlan, PairBuilder, Resources, UserBuild, plan_datasets
 from gravity_pairgen.manifests import CohortAccounting, ManifestStore, cohort_of
-from gravity_pairgen.recipes import PREF_ALIGN, normalize_recipe
+from gravity_pairgen.recipes import normalize_recipe
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.settings import PairGenSettings
 from gravity_pairgen.writer import UserShardWriter, WrittenShard
@@ -106,15 +109,26 @@ class PairGenService:
 
     def _load_then_consume(self) -> None:
         skips = SkipLog()
-        try:
-            self.resources = load_resources(
-                self.settings, self.cfg, self.plans, skips, catalog=self._catalog, embedder=self._embedder
-            )
-            if any(p.name == PREF_ALIGN for p in self.plans):
-                self.generator = self._pref_align_generator()
-        except GravityError as exc:
-            self.load_error = str(exc)
-            log.error("pairgen_load_failed", error=self.load_error)
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.resources = load_resources(
+                    self.settings, self.cfg, self.plans, skips, catalog=self._catalog, embedder=self._embedder
+                )
+                if any(p.name == PREF_ALIGN for p in self.plans):
+                    self.generator = self._pref_align_generator()
+                break
+            except Exception as exc:
+                if not is_transient(exc) or isinstance(exc, ConfigError):
+                    # a bad configuration or input: stay up, NOT_SERVING, with the reason
+                    self.load_error = f"{type(exc).__name__}: {exc}"
+                    log.error("pairgen_load_failed", error=self.load_error)
+                    return
+                # a dependency (broker, model endpoint, shared volume) is late: try again
+                log.warning("pairgen_load_retrying", error=str(exc), retry_in_s=delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 60.0)
+        if self._stop.is_set():
             return
         if skips.total:
             for line in skips.summary_lines():
@@ -123,7 +137,12 @@ class PairGenService:
         if self._stop.is_set():
             return
         self.loop = ConsumerLoop(
-            self.bus, self.bus.topics.profiles, self.cfg.consumer_group, profile_pb2.UserProfile, self._handle
+            self.bus,
+            self.bus.topics.profiles,
+            self.cfg.consumer_group,
+            profile_pb2.UserProfile,
+            self._handle,
+            on_rejected=self._account_rejected,
         ).start()
 
     def _pref_align_generator(self) -> PrefAlignGenerator:
@@ -179,7 +198,7 @@ class PairGenService:
         )
         with self.manifests.locked(cohort):
             manifest, accounting = self.manifests.load(cohort)
-            accounting.declared_cohort_size = max(accounting.declared_cohort_size, profile.cohort_size)
+            accounting.declare(profile.cohort_size, user)
             if build is None:
                 accounting.rejected[user] = rejected
             else:
@@ -263,6 +282,23 @@ class PairGenService:
             rows={r.dataset_id.rsplit("/", 1)[-1]: r.row_count for r in refs},
             rejected=build is None,
         )
+
+    def _account_rejected(self, record: Any, reason: str) -> None:
+        """A profile record the consumer gives up on (no user id, undecodable, a failed write) still counts
+        in its cohort — as rejected — so the cohort completes and training starts without it."""
+        cohort = header(record.headers, COHORT_HEADER)
+        if not cohort:
+            try:
+                cohort = decode(record.value, profile_pb2.UserProfile, record.headers).cohort_id
+            except RecordError:
+                cohort = ""
+        if not cohort or not is_segment(cohort):
+            log.warning("rejected_profile_without_cohort", reason=reason, offset=record.offset)
+            return
+        key = (record.key or b"").decode(errors="replace").strip()
+        member = key or f"record:{record.topic}/{record.partition}/{record.offset}"
+        stand_in = profile_pb2.UserProfile(user_id=member, cohort_id=cohort)
+        self.publish(self.write_user(stand_in, self.plans, None, rejected=reason))
 
     def plans_for(self, recipe_name: str) -> list[DatasetPlan]:
         if not recipe_name.strip():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gravity_core.names import DATASETS as BASE_DATASETS
+from gravity_core.names import FULL_RECIPE
 from gravity_core.options import split_list
-from gravity_pairgen.recipes import BASE_DATASETS, normalize_ablations, normalize_recipe
+from gravity_pairgen.recipes import normalize_ablations, normalize_recipe
 
 
 class PairGenSettings(BaseModel):
@@ -14,7 +16,7 @@ class PairGenSettings(BaseModel):
     # Which datasets to build: gravity (DPO), gravity-sft, user-sft, pref-align.
     datasets: list[str] = Field(default_factory=lambda: list(BASE_DATASETS))
     # Facets kept in the `gravity` dataset: "full" or "no-<ablation>" (e.g. "no-values").
-    recipe: str = "full"
+    recipe: str = FULL_RECIPE
     # Table 5 ablations, each written as dataset gravity-no-<name>: interests, category, summary, values,
     # personality, openness, conscientiousness, extraversion, agreeableness, neuroticism, or "all".
     ablations: list[str] = Field(default_factory=list)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -88,16 +87,8 @@ def write_shard(
     rel = f"{dataset}/{shard_file(user_id)}"
     data = shard_bytes(rows, user_id, kind, metadata)
     target = f"{prefix}/{rel}" if prefix else rel
-    if durable:
-        ref = store.write_bytes(target, data)
-        sha, uri = ref.sha256, ref.uri
-    else:
-        path = store.path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        sha, uri = hashlib.sha256(data).hexdigest(), store.uri(path)
+    ref = store.write_bytes(target, data, durable=durable)
+    sha, uri = ref.sha256, ref.uri
     counts = dict(sorted(Counter(r.facet for r in rows).items()))
     entry = ShardEntry(path=rel, user_id=user_id, rows=len(rows), sha256=sha, counts_by_facet=counts)
     return entry, uri

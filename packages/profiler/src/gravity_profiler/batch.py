@@ -7,7 +7,6 @@ temporary file that replaces ``out`` atomically at the end.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from gravity_core.amazon import DemographicsRecord, iter_reviews, read_demographics
 from gravity_core.catalog import Catalog
+from gravity_core.files import atomic_open
 from gravity_core.proto_io import to_json
 from gravity_core.skips import SkipLog
 from gravity_profiler.builder import BuildStats, ProfileBuilder, cohort_id_for, input_digest
@@ -86,29 +86,19 @@ def build_profiles(
                 [(u.user_id, input_digest(u)) for u in spool.iter_inputs(chosen, catalog, given.get)]
             )
         stats = BuildStats()
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
         built = 0
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                inputs = spool.iter_inputs(chosen, catalog, given.get)
-                for chunk in progress(
-                    _chunks(inputs, builder.config.batch_users),
-                    _n_chunks(len(chosen), builder.config.batch_users),
-                    "profiling",
-                ):
-                    profiles, chunk_stats = builder.build(
-                        chunk, cohort_id, len(chosen), answer_skips, protocol
-                    )
-                    stats.merge(chunk_stats)
-                    for profile in profiles:
-                        handle.write(to_json(profile) + "\n")
-                    built += len(profiles)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(out, "w", encoding="utf-8") as handle:
+            inputs = spool.iter_inputs(chosen, catalog, given.get)
+            for chunk in progress(
+                _chunks(inputs, builder.config.batch_users),
+                _n_chunks(len(chosen), builder.config.batch_users),
+                "profiling",
+            ):
+                profiles, chunk_stats = builder.build(chunk, cohort_id, len(chosen), answer_skips, protocol)
+                stats.merge(chunk_stats)
+                for profile in profiles:
+                    handle.write(to_json(profile) + "\n")
+                built += len(profiles)
         seconds["profiling"] = time.perf_counter() - started
     catalog.close()
     return BatchReport(

@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 
 from gravity.v1 import common_pb2, profile_pb2
 from gravity_core.amazon import BookRecord, parse_book, parse_demographics_row, parse_json_line, parse_review
-from gravity_core.catalog import Catalog
+from gravity_core.catalog import REFUSE, Catalog
+from gravity_core.logging import get_logger
 from gravity_core.skips import RecordError, SkipLog
 from gravity_profiler.inputs import UserInput
 from gravity_profiler.spool import ReviewSpool
 
 # Reasons that describe a user rather than a line.
 USER_REASONS = frozenset({"below_threshold"})
+
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -38,15 +42,18 @@ class IngestOutcome:
 class IngestSession:
     """Parses one IngestRecords stream. ``skips.on_skip`` sees ``self.payload`` (the raw line being read)."""
 
-    def __init__(self, catalog: Catalog, skips: SkipLog, spool_dir: str | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, skips: SkipLog, spool_dir: str | None = None, catalog_updates: str = REFUSE
+    ) -> None:
         self.catalog = catalog
+        self.catalog_updates = catalog_updates
         self.skips = skips
         self.spool = ReviewSpool(spool_dir)
         self.payload = b""
         self.lines_read = 0
         self.cohort_id = ""
         self._header: list[str] | None = None
-        self._books: list[BookRecord] = []
+        self._books: list[tuple[BookRecord, str, int]] = []
         self._first = True
 
     def close(self) -> None:
@@ -96,7 +103,7 @@ class IngestSession:
                 self.skips.add("empty_line", "blank metadata line", source, number)
             return
         try:
-            self._books.append(parse_book(obj))
+            self._books.append((parse_book(obj), source, number))
         except RecordError as exc:
             self.skips.add(exc.reason, exc.detail, source, number)
             return
@@ -104,9 +111,24 @@ class IngestSession:
             self._flush_books()
 
     def _flush_books(self) -> None:
-        if self._books:
-            self.catalog.add(self._books)
-            self._books = []
+        """Add the buffered books; one that would change a book the catalog already holds is refused (or
+        versioned, by configuration: profiler.catalog_updates), never silently rewritten."""
+        if not self._books:
+            return
+        where = {book.parent_asin: (source, number) for book, source, number in self._books}
+        for book, outcome in self.catalog.merge([b for b, _, _ in self._books], self.catalog_updates):
+            source, number = where[book.parent_asin]
+            if outcome == "refused":
+                self.skips.add(
+                    "catalog_conflict",
+                    f"book {book.parent_asin} is already in the catalog with different metadata; refused "
+                    "(profiler.catalog_updates = refuse; set it to version to keep both)",
+                    source,
+                    number,
+                )
+            elif outcome == "versioned":
+                log.warning("catalog_book_replaced", parent_asin=book.parent_asin, source=source, line=number)
+        self._books = []
 
     def _demographics(self, data: bytes, source: str, number: int) -> None:
         try:

@@ -14,7 +14,10 @@ Health is NOT_SERVING while Kafka is unreachable.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -24,10 +27,11 @@ from gravity.v1 import profile_pb2, profile_pb2_grpc
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, dead_letter
 from gravity_core.config import Settings
-from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable
+from gravity_core.errors import GravityError, InvalidInput, NotFound, Unavailable, is_transient
 from gravity_core.grpc import ServiceHost, check_deadline, require_field
 from gravity_core.identifiers import check_segment
 from gravity_core.logging import get_logger
+from gravity_core.metrics import watch_queue
 from gravity_core.service import run
 from gravity_core.skips import Skip, SkipLog
 from gravity_profiler.builder import ProfileBuilder, cohort_id_for, input_digest
@@ -62,6 +66,8 @@ class ProfilerService:
         self._kafka_ok = threading.Event()
         self.published = 0
         self.failed = 0
+        # Claims work in the shared pending queue under this name (see store.py: several replicas may share it).
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     # ------------------------------------------------------------ lifecycle
     def register(self, host: ServiceHost) -> None:
@@ -72,13 +78,17 @@ class ProfilerService:
         )
 
     def start(self) -> None:
+        self.store.open_claims(self.owner)
+        watch_queue(SERVICE, "pending", lambda: len(self.store.pending()))
         self._probe = threading.Thread(target=self._watch_kafka, name="profiler-kafka-probe", daemon=True)
         self._probe.start()
         self._worker = threading.Thread(target=self._work, name="profiler-worker", daemon=True)
         self._worker.start()
 
     def ready(self) -> bool:
-        return self._kafka_ok.is_set()
+        # A worker that died would leave accepted work unbuilt: then the service is not serving.
+        worker_alive = self._worker is None or self._worker.is_alive() or self._stop.is_set()
+        return self._kafka_ok.is_set() and worker_alive
 
     def _watch_kafka(self) -> None:
         while not self._stop.is_set():
@@ -161,7 +171,7 @@ class ProfilerService:
         if not self.ready():
             raise Unavailable("Kafka is unreachable, so bad lines cannot be dead-lettered; retry later")
         skips = SkipLog(keep=200)
-        session = IngestSession(self.catalog, skips)
+        session = IngestSession(self.catalog, skips, catalog_updates=self.config.catalog_updates)
         skips.on_skip = lambda skip: self.bus.skip_to_dlq(skip, payload=session.payload or None)
         try:
             session.feed(requests)
@@ -196,18 +206,39 @@ class ProfilerService:
     def _work(self) -> None:
         if not self.bus.wait_until_ready(self._stop):
             return
+        released = self.store.release_orphans()
+        if released:
+            log.info("profiler_claims_released", items=released)
         while not self._stop.is_set():
-            items = self.store.pending(limit=self.config.batch_users)
+            items = self.store.claim(self.owner, limit=self.config.batch_users)
             if not items:
                 self._wake.wait(self.config.worker_poll_s)
                 self._wake.clear()
                 continue
             try:
                 self._process(items)
-            except Unavailable as exc:
-                # Kafka or the LLM endpoint is down: the queue entries stay; try again shortly.
-                log.warning("profiler_worker_waiting", error=str(exc), pending=len(items))
-                self._stop.wait(5.0)
+            except Exception as exc:
+                if is_transient(exc):
+                    # Kafka or the LLM endpoint is down: the claims stay; try again shortly.
+                    log.warning("profiler_worker_waiting", error=str(exc), pending=len(items))
+                    self._stop.wait(5.0)
+                    continue
+                # Something unexpected: each item alone, so only the one that causes it is failed and reported.
+                log.exception("profiler_worker_error", error=f"{type(exc).__name__}: {exc}", items=len(items))
+                self._process_one_by_one(items)
+
+    def _process_one_by_one(self, items: list[PendingItem]) -> None:
+        for item in items:
+            if not item.path.exists():
+                continue
+            try:
+                self._process([item])
+            except Exception as exc:
+                if is_transient(exc):
+                    continue  # still claimed: retried with the next round
+                request = self.store.load_pending(item)
+                user_id = request.user_id if request is not None else ""
+                self._fail(item, "worker_error", f"{type(exc).__name__}: {exc}", user_id)
 
     def _process(self, items: list[PendingItem]) -> None:
         skips = self._dlq_skips()

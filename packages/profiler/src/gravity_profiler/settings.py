@@ -81,6 +81,9 @@ class ProfilerSettings(BaseModel):
     value_summary_max_statements: int = Field(default=24, ge=1)
     # Users profiled together (LLM summaries are batched over them).
     batch_users: int = Field(default=8, ge=1)
+    # IngestRecords metadata for a book the catalog already holds with different fields: "refuse" (counted
+    # and dead-lettered as catalog_conflict) or "version" (replace it, keeping the old record).
+    catalog_updates: Literal["refuse", "version"] = "refuse"
     # Service: the background worker's idle poll interval.
     worker_poll_s: float = Field(default=1.0, gt=0.0)
 

@@ -4,11 +4,14 @@ profiler/
   catalog.sqlite                 item metadata received over IngestRecords (kept across restarts)
   profiles/<key>.json            the latest profile of each user (protobuf JSON), replaced on rebuild
   pending/<cohort>/<key>.pb      accepted, not yet published work: a BuildProfileRequest per user
+  claimed/<owner>/<cohort>/<key>.pb   work a live worker took (several processes may share this store)
+  claimed/<owner>.lock           held by that worker's process while it lives
   failed/<cohort>/<key>.pb       work that failed for a reason retrying cannot fix (also dead-lettered)
 
 Every write is atomic (temporary file + rename), so a crash leaves either the old or the new file. A
-pending file is removed only after its profile is stored and published, so accepted work survives a
-crash and is resumed at the next start.
+worker claims an item by renaming it out of pending/ (atomic: of two replicas sharing the volume exactly one
+wins); a claimed file is removed only after its profile is stored and published, so accepted work survives a
+crash: the claims of a process whose lock is free again go back to pending/ at the next start.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -45,8 +49,9 @@ class ProfilerStore:
     def __init__(self, artifacts: ArtifactStore) -> None:
         self.artifacts = artifacts
         self.root = artifacts.path(ROOT)
-        for sub in ("profiles", "pending", "failed"):
+        for sub in ("profiles", "pending", "claimed", "failed"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._owner_lock: Any = None
 
     def catalog(self) -> Catalog:
         return Catalog.at(self.root / "catalog.sqlite")
@@ -88,6 +93,62 @@ class ProfilerStore:
                 if limit is not None and len(out) >= limit:
                     return out
         return out
+
+    def open_claims(self, owner: str) -> None:
+        """Start claiming work as ``owner`` (unique per process): hold its lock for the life of the process."""
+        from filelock import FileLock
+
+        self._owner_lock = FileLock(str(self.root / "claimed" / f"{owner}.lock"))
+        self._owner_lock.acquire(timeout=0)
+
+    def claim(self, owner: str, limit: int | None = None) -> list[PendingItem]:
+        """Up to ``limit`` items for ``owner``: what it already holds (work a transient failure interrupted)
+        first, then queued items it takes now; an item another worker took first is skipped."""
+        mine = self.root / "claimed" / owner
+        out = [PendingItem(p, p.parent.name) for p in sorted(mine.glob("*/*.pb"))][:limit]
+        if limit is not None and len(out) >= limit:
+            return out
+        for item in self.pending():
+            target = self.root / "claimed" / owner / item.path.parent.name / item.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(item.path, target)
+            except FileNotFoundError:
+                continue  # another worker claimed it
+            with contextlib.suppress(OSError):
+                item.path.parent.rmdir()
+            out.append(PendingItem(target, item.cohort_id))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def release_orphans(self) -> int:
+        """Put the claims of workers that are gone (their lock is free) back in the queue; returns how many."""
+        from filelock import FileLock, Timeout
+
+        released = 0
+        for owner_dir in (d for d in (self.root / "claimed").iterdir() if d.is_dir()):
+            lock = FileLock(str(owner_dir.with_name(f"{owner_dir.name}.lock")))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # alive
+            try:
+                for path in sorted(owner_dir.glob("*/*.pb")):
+                    target = self.root / "pending" / path.parent.name / path.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+                    released += 1
+                for cohort in owner_dir.iterdir():
+                    with contextlib.suppress(OSError):
+                        cohort.rmdir()
+                with contextlib.suppress(OSError):
+                    owner_dir.rmdir()
+            finally:
+                lock.release()
+                with contextlib.suppress(OSError):
+                    owner_dir.with_name(f"{owner_dir.name}.lock").unlink()
+        return released
 
     def load_pending(self, item: PendingItem) -> profile_pb2.BuildProfileRequest | None:
         """The queued request, or None when the file is gone or unreadable (the caller moves it aside)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import judge_pb2, profile_pb2
+from gravity_core import names
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.broker import EmbeddedBroker, free_port
 from gravity_core.catalog import Catalog
@@ -36,7 +37,7 @@ from gravity_stack import tomlwrite
 from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import ServiceProcess, Supervisor
 
-REQUIRED_ADAPTERS = ("gravity", "user-sft", "pref-align")
+REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 
 
 @dataclass
@@ -115,8 +116,8 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             pref_align_max_tokens=128,
         ),
         "trainer": TrainerSettings(
-            recipe_for_dataset={"gravity": "gravity-dpo", "user-sft": "user-sft", "pref-align": "pref-align"},
-            overrides={r: dict(train_overrides) for r in ("gravity-dpo", "user-sft", "pref-align")},
+            recipe_for_dataset={d: names.RECIPE_FOR_DATASET[d] for d in REQUIRED_ADAPTERS},
+            overrides={names.RECIPE_FOR_DATASET[d]: dict(train_overrides) for d in REQUIRED_ADAPTERS},
         ),
         "generator": GeneratorSettings(
             meta_path=str(meta), max_new_tokens=opts.max_new_tokens, max_batch=8, batch_window_ms=25.0
@@ -281,9 +282,13 @@ def _run(
                     rows = {name: d.rows for name, d in manifest.datasets.items()}
                     users_done = max((len(d.shards) for d in manifest.datasets.values()), default=0)
                     parts = [f"pairs for {users_done}/{len(accepted)} readers {rows}"]
-                trained = sorted(a.method for a in trainer.list_adapters())
+                trained = sorted(names.method_name(a) for a in trainer.list_adapters())
                 parts.append(f"adapters trained: {trained or 'none yet'}")
-                live = {m.name for m in generator.list_methods() if m.available and m.requires_adapter}
+                live = {
+                    names.method_name(m)
+                    for m in generator.list_methods()
+                    if m.available and m.requires_adapter
+                }
                 parts.append(f"live in generator: {sorted(live) or 'none yet'}")
                 return all(a in live for a in REQUIRED_ADAPTERS), "; ".join(parts)
 
@@ -331,7 +336,7 @@ def _generate(
 ) -> list[judge_pb2.Generation]:
     """Every method on each reader's evaluation books: the ones the cohort's manifest holds out of training."""
     catalog = Catalog.open(meta, SkipLog())
-    methods = [m.name for m in generator.list_methods() if m.available]
+    methods = [names.method_name(m) for m in generator.list_methods() if m.available]
     books = catalog.get_many(a for user in profiles for a in held_out.get(user, [])[: opts.books_per_user])
     targets = [
         (user, books[asin])
@@ -355,7 +360,7 @@ def _generate(
         return judge_pb2.Generation(
             user_id=user,
             parent_asin=book.parent_asin,
-            method=method,
+            **names.method_fields(method),
             text=resp.text,
             book_title=book.title,
             genre=book.genre,

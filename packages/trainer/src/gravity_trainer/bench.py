@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 
 
@@ -232,7 +233,7 @@ def compare(
 @click.option("--batch-size", default=4, show_default=True, help="Pairs per step.")
 @click.option("--max-length", default=1024, show_default=True, help="Token cap per prompt + completion.")
 @click.option("--pairs", "pairs_dir", type=click.Path(file_okay=False), default=None, help="Use real shards.")
-@click.option("--dataset", default="gravity", show_default=True, help="Dataset in --pairs.")
+@click.option("--dataset", default=names.GRAVITY, show_default=True, help="Dataset in --pairs.")
 @click.option("--base-model", default=None, help="Default: the writer role's model.")
 @pass_cli
 def run(

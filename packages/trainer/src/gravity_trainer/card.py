@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 
 _PAPER = "GRAVITY: personalized text generation from profile-grounded synthetic preferences (Dey et al.)"
 _HEADLINE = (
@@ -36,7 +37,7 @@ def render_card(
         "",
         f"# {ref.adapter_id}",
         "",
-        f"A LoRA adapter serving the **{ref.method}** generation method of GRAVITY, trained with the "
+        f"A LoRA adapter serving the **{names.method_name(ref)}** generation method of GRAVITY, trained with the "
         f"`{ref.recipe}` recipe ({'DPO' if kind == 'dpo' else 'SFT'}, TRL + PEFT) — {_PAPER}.",
         "",
         "| | |",

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 from gravity_trainer.recipes import RECIPES, parse_overrides
 
@@ -154,10 +155,12 @@ def run_training(
         ref = store_adapter(store, outcome.out)
         lines.append(f"stored at {ref.uri}")
         publish_ref(Bus(settings.kafka, "trainer"), ref)
-        lines.append(f"AdapterRef published to {settings.kafka.topics.adapters} (key {ref.method})")
+        lines.append(
+            f"AdapterRef published to {settings.kafka.topics.adapters} (key {names.method_name(ref)})"
+        )
     rows: list[tuple[str, Any]] = [
         ("adapter", ref.adapter_id),
-        ("method / recipe", f"{ref.method} / {ref.recipe}"),
+        ("method / recipe", f"{names.method_name(ref)} / {ref.recipe}"),
         ("directory", str(outcome.out)),
         ("base model", ref.base_model),
         ("dataset", f"{ref.dataset_id} (manifest {ref.dataset_manifest_sha256[:12]})"),

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 from gravity_core.adapters import ADAPTER_META, read_adapter_ref, write_adapter_ref
 from gravity_core.artifacts import ArtifactStore, sha256_dir
 from gravity_core.bus import Bus
@@ -37,8 +38,8 @@ def store_adapter(store: ArtifactStore, source: Path) -> training_pb2.AdapterRef
 
 
 def publish_ref(bus: Bus, ref: training_pb2.AdapterRef) -> None:
-    """Key = method: the generator serves the newest adapter per method."""
-    bus.publish(bus.topics.adapters, ref.method, ref)
+    """Key = the method's name: the generator serves the newest adapter per method."""
+    bus.publish(bus.topics.adapters, names.method_name(ref), ref)
 
 
 def list_stored(store: ArtifactStore) -> list[training_pb2.AdapterRef]:
@@ -49,7 +50,8 @@ def list_stored(store: ArtifactStore) -> list[training_pb2.AdapterRef]:
     for d in sorted(root.iterdir()):
         if (d / ADAPTER_META).is_file():
             try:
-                refs.append(read_adapter_ref(d))
+                ref = read_adapter_ref(d)
+                refs.append((names.method_name(ref), ref))
             except InvalidInput as exc:  # a broken description is not an adapter anyone can use
-                log.warning("adapter_unreadable", path=str(d), error=exc.message)
-    return sorted(refs, key=lambda r: (r.method, -r.created_at_ms))
+                log.warning("adapter_unreadable", path=str(d), error=str(exc))
+    return [ref for _, ref in sorted(refs, key=lambda r: (r[0], -r[1].created_at_ms))]

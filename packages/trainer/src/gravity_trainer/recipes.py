@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gravity_core import names
 from gravity_core.errors import ConfigError, InvalidInput
 from gravity_core.options import deep_merge, nest_dotted
 
@@ -134,31 +135,31 @@ class SFTRecipe(RecipeConfig):
 
 
 class GravityDPO(DPORecipe):
-    name: ClassVar[str] = "gravity-dpo"
-    dataset: str = "gravity"
+    name: ClassVar[str] = names.GRAVITY_DPO_RECIPE
+    dataset: str = names.GRAVITY
     learning_rate: float = Field(2e-5, gt=0)
     num_train_epochs: float = Field(3.0, gt=0)
     early_stopping: bool = True
 
 
 class PrefAlign(DPORecipe):
-    name: ClassVar[str] = "pref-align"
-    dataset: str = "pref-align"
+    name: ClassVar[str] = names.PREF_ALIGN_RECIPE
+    dataset: str = names.PREF_ALIGN
     learning_rate: float = Field(2e-5, gt=0)
     num_train_epochs: float = Field(3.0, gt=0)
     early_stopping: bool = True
 
 
 class GravitySFT(SFTRecipe):
-    name: ClassVar[str] = "gravity-sft"
-    dataset: str = "gravity-sft"
+    name: ClassVar[str] = names.GRAVITY_SFT_RECIPE
+    dataset: str = names.GRAVITY_SFT
     learning_rate: float = Field(1e-4, gt=0)
     num_train_epochs: float = Field(5.0, gt=0)
 
 
 class UserSFT(SFTRecipe):
-    name: ClassVar[str] = "user-sft"
-    dataset: str = "user-sft"
+    name: ClassVar[str] = names.USER_SFT_RECIPE
+    dataset: str = names.USER_SFT
     learning_rate: float = Field(2e-4, gt=0)
     num_train_epochs: float = Field(5.0, gt=0)
     early_stopping: bool = True

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core import names
 from gravity_core.adapters import ADAPTER_META, write_adapter_ref
 from gravity_core.artifacts import sha256_dir
 from gravity_core.files import write_json, write_text
@@ -70,7 +71,8 @@ def save_adapter(
     wall = time.perf_counter() - started
     ref = training_pb2.AdapterRef(
         adapter_id=prepared.adapter_id,
-        method=prepared.dataset,
+        # The adapter serves the method named like its dataset (gravity_core.names).
+        **names.method_fields(prepared.dataset),
         recipe=prepared.recipe.name,
         uri=prepared.request.uri or out.resolve().as_uri(),
         base_model=prepared.request.base_model,

@@ -27,6 +27,7 @@ from gravity_core.errors import InvalidInput, NotFound, Unavailable
 from gravity_core.grpc import ServiceHost, require
 from gravity_core.identifiers import check_segment, is_segment
 from gravity_core.logging import get_logger
+from gravity_core.metrics import watch_queue
 from gravity_core.proto_io import from_dict
 from gravity_core.service import RunningService, run, start_in_thread
 from gravity_core.skips import RecordError
@@ -261,6 +262,9 @@ class TrainerService:
         )
 
     def start(self) -> None:
+        watch_queue(
+            "trainer", "queued_runs", lambda: sum(1 for r in self.app.runs.all() if r.state == QUEUED)
+        )
         recovered = self.app.runs.recover()
         if recovered:
             log.info("runs_recovered", runs=[r.run_id for r in recovered])

@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gravity_core.datasets import RECIPE_FOR_DATASET
+from gravity_core.names import ABLATION_PREFIX, GRAVITY_DPO_RECIPE, RECIPE_FOR_DATASET
 
 
 def _default_recipe_map() -> dict[str, str]:
     # Ablation datasets ("gravity-no-values", ...) are GRAVITY pairs with a facet removed: same recipe.
-    return {**RECIPE_FOR_DATASET, "gravity-no-*": "gravity-dpo"}
+    return {**RECIPE_FOR_DATASET, f"{ABLATION_PREFIX}*": GRAVITY_DPO_RECIPE}
 
 
 class TrainerSettings(BaseModel):

@@ -25,6 +25,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus, dead_letter
 from gravity_core.errors import GravityError, Unavailable
 from gravity_core.logging import get_logger
+from gravity_core.metrics import TRAINING_STEPS
 from gravity_core.proto_io import to_dict
 from gravity_trainer.progress import ProgressEvent
 from gravity_trainer.publishing import publish_ref, store_adapter
@@ -223,6 +224,7 @@ class RunWorker:
             record = self.runs.get(run_id)
             if record is not None:
                 changes["metrics"] = {**record.metrics, **event.metrics}
+                TRAINING_STEPS.labels(record.recipe).set(event.step)
         self.runs.update(run_id, **changes)
 
 

@@ -12,9 +12,38 @@ class Provenance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROVENANCE_UNSPECIFIED: _ClassVar[Provenance]
     PROVENANCE_GIVEN: _ClassVar[Provenance]
     PROVENANCE_ESTIMATED: _ClassVar[Provenance]
+
+class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    METHOD_UNSPECIFIED: _ClassVar[Method]
+    METHOD_ORIGINAL: _ClassVar[Method]
+    METHOD_BASE_REWRITE: _ClassVar[Method]
+    METHOD_DEMO_BASED: _ClassVar[Method]
+    METHOD_USER_SUMMARY: _ClassVar[Method]
+    METHOD_LAMP: _ClassVar[Method]
+    METHOD_TRI_AGENT: _ClassVar[Method]
+    METHOD_USER_SFT: _ClassVar[Method]
+    METHOD_PREF_ALIGN: _ClassVar[Method]
+    METHOD_GRAVITY: _ClassVar[Method]
+    METHOD_GRAVITY_SFT: _ClassVar[Method]
+    METHOD_GRAVITY_ABLATION: _ClassVar[Method]
+    METHOD_CUSTOM: _ClassVar[Method]
 PROVENANCE_UNSPECIFIED: Provenance
 PROVENANCE_GIVEN: Provenance
 PROVENANCE_ESTIMATED: Provenance
+METHOD_UNSPECIFIED: Method
+METHOD_ORIGINAL: Method
+METHOD_BASE_REWRITE: Method
+METHOD_DEMO_BASED: Method
+METHOD_USER_SUMMARY: Method
+METHOD_LAMP: Method
+METHOD_TRI_AGENT: Method
+METHOD_USER_SFT: Method
+METHOD_PREF_ALIGN: Method
+METHOD_GRAVITY: Method
+METHOD_GRAVITY_SFT: Method
+METHOD_GRAVITY_ABLATION: Method
+METHOD_CUSTOM: Method
 
 class DemographicField(_message.Message):
     __slots__ = ("value", "provenance", "confidence")

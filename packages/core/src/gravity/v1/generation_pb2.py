@@ -22,34 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from gravity.v1 import common_pb2 as gravity_dot_v1_dot_common__pb2
 from gravity.v1 import profile_pb2 as gravity_dot_v1_dot_profile__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgravity/v1/generation.proto\x12\ngravity.v1\x1a\x18gravity/v1/profile.proto\"?\n\nInlineBook\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05genre\x18\x03 \x01(\t\"L\n\x0eSamplingParams\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\x05\"\x94\x02\n\x12PersonalizeRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12*\n\x07profile\x18\x02 \x01(\x0b\x32\x17.gravity.v1.UserProfileH\x00\x12\x15\n\x0bparent_asin\x18\x03 \x01(\tH\x01\x12-\n\x0binline_book\x18\x04 \x01(\x0b\x32\x16.gravity.v1.InlineBookH\x01\x12\x0e\n\x06method\x18\x05 \x01(\t\x12,\n\x08sampling\x18\x06 \x01(\x0b\x32\x1a.gravity.v1.SamplingParams\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\tB\x06\n\x04userB\x06\n\x04\x62ookB\x07\n\x05_seed\"\xd1\x01\n\x13PersonalizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x04 \x01(\t\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x13\n\x0bparent_asin\x18\n \x01(\t\"K\n\x18PersonalizeStreamRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.gravity.v1.PersonalizeRequest\"g\n\x19PersonalizeStreamResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.gravity.v1.PersonalizeResponseH\x00\x42\x07\n\x05\x65vent\"m\n\nMethodInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10requires_adapter\x18\x03 \x01(\x08\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12\x0f\n\x07\x61\x64\x61pter\x18\x05 \x01(\t\"\x14\n\x12ListMethodsRequest\">\n\x13ListMethodsResponse\x12\'\n\x07methods\x18\x01 \x03(\x0b\x32\x16.gravity.v1.MethodInfo2\x96\x02\n\x10GeneratorService\x12N\n\x0bPersonalize\x12\x1e.gravity.v1.PersonalizeRequest\x1a\x1f.gravity.v1.PersonalizeResponse\x12\x62\n\x11PersonalizeStream\x12$.gravity.v1.PersonalizeStreamRequest\x1a%.gravity.v1.PersonalizeStreamResponse0\x01\x12N\n\x0bListMethods\x12\x1e.gravity.v1.ListMethodsRequest\x1a\x1f.gravity.v1.ListMethodsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgravity/v1/generation.proto\x12\ngravity.v1\x1a\x17gravity/v1/common.proto\x1a\x18gravity/v1/profile.proto\"?\n\nInlineBook\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\r\n\x05genre\x18\x03 \x01(\t\"L\n\x0eSamplingParams\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\x05\"\xc0\x02\n\x12PersonalizeRequest\x12\x11\n\x07user_id\x18\x01 \x01(\tH\x00\x12*\n\x07profile\x18\x02 \x01(\x0b\x32\x17.gravity.v1.UserProfileH\x00\x12\x15\n\x0bparent_asin\x18\x03 \x01(\tH\x01\x12-\n\x0binline_book\x18\x04 \x01(\x0b\x32\x16.gravity.v1.InlineBookH\x01\x12\"\n\x06method\x18\x05 \x01(\x0e\x32\x12.gravity.v1.Method\x12\x16\n\x0emethod_variant\x18\t \x01(\t\x12,\n\x08sampling\x18\x06 \x01(\x0b\x32\x1a.gravity.v1.SamplingParams\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\tB\x06\n\x04userB\x06\n\x04\x62ookB\x07\n\x05_seed\"\xfd\x01\n\x13PersonalizeResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\"\n\x06method\x18\x02 \x01(\x0e\x32\x12.gravity.v1.Method\x12\x16\n\x0emethod_variant\x18\x0b \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x04 \x01(\t\x12\x15\n\rprompt_tokens\x18\x05 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x06 \x01(\x05\x12\x12\n\nlatency_ms\x18\x07 \x01(\x01\x12\x10\n\x08warnings\x18\x08 \x03(\t\x12\x0f\n\x07user_id\x18\t \x01(\t\x12\x13\n\x0bparent_asin\x18\n \x01(\t\"K\n\x18PersonalizeStreamRequest\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.gravity.v1.PersonalizeRequest\"g\n\x19PersonalizeStreamResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.gravity.v1.PersonalizeResponseH\x00\x42\x07\n\x05\x65vent\"\x9b\x01\n\nMethodInfo\x12\"\n\x06method\x18\x01 \x01(\x0e\x32\x12.gravity.v1.Method\x12\x16\n\x0emethod_variant\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10requires_adapter\x18\x03 \x01(\x08\x12\x11\n\tavailable\x18\x04 \x01(\x08\x12\x0f\n\x07\x61\x64\x61pter\x18\x05 \x01(\t\"\x14\n\x12ListMethodsRequest\">\n\x13ListMethodsResponse\x12\'\n\x07methods\x18\x01 \x03(\x0b\x32\x16.gravity.v1.MethodInfo2\x96\x02\n\x10GeneratorService\x12N\n\x0bPersonalize\x12\x1e.gravity.v1.PersonalizeRequest\x1a\x1f.gravity.v1.PersonalizeResponse\x12\x62\n\x11PersonalizeStream\x12$.gravity.v1.PersonalizeStreamRequest\x1a%.gravity.v1.PersonalizeStreamResponse0\x01\x12N\n\x0bListMethods\x12\x1e.gravity.v1.ListMethodsRequest\x1a\x1f.gravity.v1.ListMethodsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gravity.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INLINEBOOK']._serialized_start=69
-  _globals['_INLINEBOOK']._serialized_end=132
-  _globals['_SAMPLINGPARAMS']._serialized_start=134
-  _globals['_SAMPLINGPARAMS']._serialized_end=210
-  _globals['_PERSONALIZEREQUEST']._serialized_start=213
-  _globals['_PERSONALIZEREQUEST']._serialized_end=489
-  _globals['_PERSONALIZERESPONSE']._serialized_start=492
-  _globals['_PERSONALIZERESPONSE']._serialized_end=701
-  _globals['_PERSONALIZESTREAMREQUEST']._serialized_start=703
-  _globals['_PERSONALIZESTREAMREQUEST']._serialized_end=778
-  _globals['_PERSONALIZESTREAMRESPONSE']._serialized_start=780
-  _globals['_PERSONALIZESTREAMRESPONSE']._serialized_end=883
-  _globals['_METHODINFO']._serialized_start=885
-  _globals['_METHODINFO']._serialized_end=994
-  _globals['_LISTMETHODSREQUEST']._serialized_start=996
-  _globals['_LISTMETHODSREQUEST']._serialized_end=1016
-  _globals['_LISTMETHODSRESPONSE']._serialized_start=1018
-  _globals['_LISTMETHODSRESPONSE']._serialized_end=1080
-  _globals['_GENERATORSERVICE']._serialized_start=1083
-  _globals['_GENERATORSERVICE']._serialized_end=1361
+  _globals['_INLINEBOOK']._serialized_start=94
+  _globals['_INLINEBOOK']._serialized_end=157
+  _globals['_SAMPLINGPARAMS']._serialized_start=159
+  _globals['_SAMPLINGPARAMS']._serialized_end=235
+  _globals['_PERSONALIZEREQUEST']._serialized_start=238
+  _globals['_PERSONALIZEREQUEST']._serialized_end=558
+  _globals['_PERSONALIZERESPONSE']._serialized_start=561
+  _globals['_PERSONALIZERESPONSE']._serialized_end=814
+  _globals['_PERSONALIZESTREAMREQUEST']._serialized_start=816
+  _globals['_PERSONALIZESTREAMREQUEST']._serialized_end=891
+  _globals['_PERSONALIZESTREAMRESPONSE']._serialized_start=893
+  _globals['_PERSONALIZESTREAMRESPONSE']._serialized_end=996
+  _globals['_METHODINFO']._serialized_start=999
+  _globals['_METHODINFO']._serialized_end=1154
+  _globals['_LISTMETHODSREQUEST']._serialized_start=1156
+  _globals['_LISTMETHODSREQUEST']._serialized_end=1176
+  _globals['_LISTMETHODSRESPONSE']._serialized_start=1178
+  _globals['_LISTMETHODSRESPONSE']._serialized_end=1240
+  _globals['_GENERATORSERVICE']._serialized_start=1243
+  _globals['_GENERATORSERVICE']._serialized_end=1521
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from gravity.v1 import common_pb2 as _common_pb2
 from gravity.v1 import profile_pb2 as _profile_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -28,12 +29,13 @@ class SamplingParams(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class PersonalizeRequest(_message.Message):
-    __slots__ = ("user_id", "profile", "parent_asin", "inline_book", "method", "sampling", "seed", "adapter")
+    __slots__ = ("user_id", "profile", "parent_asin", "inline_book", "method", "method_variant", "sampling", "seed", "adapter")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     PARENT_ASIN_FIELD_NUMBER: _ClassVar[int]
     INLINE_BOOK_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_VARIANT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
@@ -41,16 +43,18 @@ class PersonalizeRequest(_message.Message):
     profile: _profile_pb2.UserProfile
     parent_asin: str
     inline_book: InlineBook
-    method: str
+    method: _common_pb2.Method
+    method_variant: str
     sampling: SamplingParams
     seed: int
     adapter: str
-    def __init__(self, user_id: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.UserProfile, _Mapping]] = ..., parent_asin: _Optional[str] = ..., inline_book: _Optional[_Union[InlineBook, _Mapping]] = ..., method: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., seed: _Optional[int] = ..., adapter: _Optional[str] = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.UserProfile, _Mapping]] = ..., parent_asin: _Optional[str] = ..., inline_book: _Optional[_Union[InlineBook, _Mapping]] = ..., method: _Optional[_Union[_common_pb2.Method, str]] = ..., method_variant: _Optional[str] = ..., sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., seed: _Optional[int] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class PersonalizeResponse(_message.Message):
-    __slots__ = ("text", "method", "model", "adapter", "prompt_tokens", "completion_tokens", "latency_ms", "warnings", "user_id", "parent_asin")
+    __slots__ = ("text", "method", "method_variant", "model", "adapter", "prompt_tokens", "completion_tokens", "latency_ms", "warnings", "user_id", "parent_asin")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_VARIANT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -60,7 +64,8 @@ class PersonalizeResponse(_message.Message):
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_ASIN_FIELD_NUMBER: _ClassVar[int]
     text: str
-    method: str
+    method: _common_pb2.Method
+    method_variant: str
     model: str
     adapter: str
     prompt_tokens: int
@@ -69,7 +74,7 @@ class PersonalizeResponse(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     user_id: str
     parent_asin: str
-    def __init__(self, text: _Optional[str] = ..., method: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., parent_asin: _Optional[str] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., method: _Optional[_Union[_common_pb2.Method, str]] = ..., method_variant: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ..., warnings: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., parent_asin: _Optional[str] = ...) -> None: ...
 
 class PersonalizeStreamRequest(_message.Message):
     __slots__ = ("request",)
@@ -86,18 +91,20 @@ class PersonalizeStreamResponse(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., final: _Optional[_Union[PersonalizeResponse, _Mapping]] = ...) -> None: ...
 
 class MethodInfo(_message.Message):
-    __slots__ = ("name", "description", "requires_adapter", "available", "adapter")
-    NAME_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("method", "method_variant", "description", "requires_adapter", "available", "adapter")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_VARIANT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     REQUIRES_ADAPTER_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
-    name: str
+    method: _common_pb2.Method
+    method_variant: str
     description: str
     requires_adapter: bool
     available: bool
     adapter: str
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., requires_adapter: _Optional[bool] = ..., available: _Optional[bool] = ..., adapter: _Optional[str] = ...) -> None: ...
+    def __init__(self, method: _Optional[_Union[_common_pb2.Method, str]] = ..., method_variant: _Optional[str] = ..., description: _Optional[str] = ..., requires_adapter: _Optional[bool] = ..., available: _Optional[bool] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class ListMethodsRequest(_message.Message):
     __slots__ = ()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gravity.v1 import common_pb2 as gravity_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gravity/v1/judge.proto\x12\ngravity.v1\x1a\x17gravity/v1/common.proto\"i\n\x0cJudgePersona\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tage_group\x18\x02 \x01(\t\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x14\n\x0cuser_summary\x18\x05 \x01(\t\"%\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xee\x01\n\nGeneration\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bparent_asin\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nbook_title\x18\x05 \x01(\t\x12\r\n\x05genre\x18\x06 \x01(\t\x12\x13\n\x0bgenre_group\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x12\n\nlatency_ms\x18\x0c \x01(\x01\"\x8f\x01\n\x0bRankRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12)\n\ncandidates\x18\x02 \x03(\x0b\x32\x15.gravity.v1.Candidate\x12\x0e\n\x06orders\x18\x03 \x01(\x05\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_seed\"\xdc\x01\n\x0cRankResponse\x12\x0f\n\x07ranking\x18\x01 \x03(\t\x12T\n\x17\x66irst_place_probability\x18\x02 \x03(\x0b\x32\x33.gravity.v1.RankResponse.FirstPlaceProbabilityEntry\x12\x17\n\x0forder_agreement\x18\x03 \x01(\x01\x12\x0e\n\x06usable\x18\x04 \x01(\x08\x1a<\n\x1a\x46irstPlaceProbabilityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x7f\n\x0e\x43ompareRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12 \n\x01\x61\x18\x02 \x01(\x0b\x32\x15.gravity.v1.Candidate\x12 \n\x01\x62\x18\x03 \x01(\x0b\x32\x15.gravity.v1.Candidate\"z\n\x0f\x43ompareResponse\x12\x11\n\tpreferred\x18\x01 \x01(\t\x12\x15\n\rprobability_a\x18\x02 \x01(\x01\x12\x14\n\x0corders_agree\x18\x03 \x01(\x08\x12\x17\n\x0fposition_biased\x18\x04 \x01(\x08\x12\x0e\n\x06usable\x18\x05 \x01(\x08\"b\n\x0bRateRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12(\n\tcandidate\x18\x02 \x01(\x0b\x32\x15.gravity.v1.Candidate\"C\n\x0cRateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x14\n\x0c\x64istribution\x18\x02 \x03(\x01\x12\x0e\n\x06usable\x18\x03 \x01(\x08\"\xac\x01\n\x0f\x45valuateRequest\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.gravity.v1.Generation\x12*\n\x08personas\x18\x02 \x03(\x0b\x32\x18.gravity.v1.JudgePersona\x12\x13\n\x0breport_name\x18\x03 \x01(\t\x12+\n\x08protocol\x18\x04 \x01(\x0e\x32\x19.gravity.v1.JudgeProtocol\"{\n\x10\x45valuateResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.gravity.v1.EvaluateProgressH\x00\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1a.gravity.v1.EvaluateResultH\x00\x42\x07\n\x05\x65vent\">\n\x10\x45valuateProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\r\n\x05stage\x18\x03 \x01(\t\"~\n\x0e\x45valuateResult\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\x12\n\nreport_uri\x18\x02 \x01(\t\x12\x1a\n\x12unusable_judgments\x18\x03 \x01(\x03\x12\'\n\x07skipped\x18\x04 \x03(\x0b\x32\x16.gravity.v1.DeadLetter*\x7f\n\rJudgeProtocol\x12\x1e\n\x1aJUDGE_PROTOCOL_UNSPECIFIED\x10\x00\x12\x18\n\x14JUDGE_PROTOCOL_PAPER\x10\x01\x12\x1b\n\x17JUDGE_PROTOCOL_DEBIASED\x10\x02\x12\x17\n\x13JUDGE_PROTOCOL_BOTH\x10\x03\x32\x91\x02\n\x0cJudgeService\x12\x39\n\x04Rank\x12\x17.gravity.v1.RankRequest\x1a\x18.gravity.v1.RankResponse\x12\x42\n\x07\x43ompare\x12\x1a.gravity.v1.CompareRequest\x1a\x1b.gravity.v1.CompareResponse\x12\x39\n\x04Rate\x12\x17.gravity.v1.RateRequest\x1a\x18.gravity.v1.RateResponse\x12G\n\x08\x45valuate\x12\x1b.gravity.v1.EvaluateRequest\x1a\x1c.gravity.v1.EvaluateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gravity/v1/judge.proto\x12\ngravity.v1\x1a\x17gravity/v1/common.proto\"i\n\x0cJudgePersona\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tage_group\x18\x02 \x01(\t\x12\x0e\n\x06gender\x18\x03 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x04 \x01(\t\x12\x14\n\x0cuser_summary\x18\x05 \x01(\t\"%\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x9a\x02\n\nGeneration\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bparent_asin\x18\x02 \x01(\t\x12\"\n\x06method\x18\x03 \x01(\x0e\x32\x12.gravity.v1.Method\x12\x16\n\x0emethod_variant\x18\r \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nbook_title\x18\x05 \x01(\t\x12\r\n\x05genre\x18\x06 \x01(\t\x12\x13\n\x0bgenre_group\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\t \x01(\t\x12\x15\n\rprompt_tokens\x18\n \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x0b \x01(\x05\x12\x12\n\nlatency_ms\x18\x0c \x01(\x01\"\x8f\x01\n\x0bRankRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12)\n\ncandidates\x18\x02 \x03(\x0b\x32\x15.gravity.v1.Candidate\x12\x0e\n\x06orders\x18\x03 \x01(\x05\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_seed\"\xdc\x01\n\x0cRankResponse\x12\x0f\n\x07ranking\x18\x01 \x03(\t\x12T\n\x17\x66irst_place_probability\x18\x02 \x03(\x0b\x32\x33.gravity.v1.RankResponse.FirstPlaceProbabilityEntry\x12\x17\n\x0forder_agreement\x18\x03 \x01(\x01\x12\x0e\n\x06usable\x18\x04 \x01(\x08\x1a<\n\x1a\x46irstPlaceProbabilityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x7f\n\x0e\x43ompareRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12 \n\x01\x61\x18\x02 \x01(\x0b\x32\x15.gravity.v1.Candidate\x12 \n\x01\x62\x18\x03 \x01(\x0b\x32\x15.gravity.v1.Candidate\"z\n\x0f\x43ompareResponse\x12\x11\n\tpreferred\x18\x01 \x01(\t\x12\x15\n\rprobability_a\x18\x02 \x01(\x01\x12\x14\n\x0corders_agree\x18\x03 \x01(\x08\x12\x17\n\x0fposition_biased\x18\x04 \x01(\x08\x12\x0e\n\x06usable\x18\x05 \x01(\x08\"b\n\x0bRateRequest\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.gravity.v1.JudgePersona\x12(\n\tcandidate\x18\x02 \x01(\x0b\x32\x15.gravity.v1.Candidate\"C\n\x0cRateResponse\x12\r\n\x05score\x18\x01 \x01(\x01\x12\x14\n\x0c\x64istribution\x18\x02 \x03(\x01\x12\x0e\n\x06usable\x18\x03 \x01(\x08\"\xac\x01\n\x0f\x45valuateRequest\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.gravity.v1.Generation\x12*\n\x08personas\x18\x02 \x03(\x0b\x32\x18.gravity.v1.JudgePersona\x12\x13\n\x0breport_name\x18\x03 \x01(\t\x12+\n\x08protocol\x18\x04 \x01(\x0e\x32\x19.gravity.v1.JudgeProtocol\"{\n\x10\x45valuateResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.gravity.v1.EvaluateProgressH\x00\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1a.gravity.v1.EvaluateResultH\x00\x42\x07\n\x05\x65vent\">\n\x10\x45valuateProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\r\n\x05stage\x18\x03 \x01(\t\"~\n\x0e\x45valuateResult\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\x12\n\nreport_uri\x18\x02 \x01(\t\x12\x1a\n\x12unusable_judgments\x18\x03 \x01(\x03\x12\'\n\x07skipped\x18\x04 \x03(\x0b\x32\x16.gravity.v1.DeadLetter*\x7f\n\rJudgeProtocol\x12\x1e\n\x1aJUDGE_PROTOCOL_UNSPECIFIED\x10\x00\x12\x18\n\x14JUDGE_PROTOCOL_PAPER\x10\x01\x12\x1b\n\x17JUDGE_PROTOCOL_DEBIASED\x10\x02\x12\x17\n\x13JUDGE_PROTOCOL_BOTH\x10\x03\x32\x91\x02\n\x0cJudgeService\x12\x39\n\x04Rank\x12\x17.gravity.v1.RankRequest\x1a\x18.gravity.v1.RankResponse\x12\x42\n\x07\x43ompare\x12\x1a.gravity.v1.CompareRequest\x1a\x1b.gravity.v1.CompareResponse\x12\x39\n\x04Rate\x12\x17.gravity.v1.RateRequest\x1a\x18.gravity.v1.RateResponse\x12G\n\x08\x45valuate\x12\x1b.gravity.v1.EvaluateRequest\x1a\x1c.gravity.v1.EvaluateResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +34,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._loaded_options = None
   _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._serialized_options = b'8\001'
-  _globals['_JUDGEPROTOCOL']._serialized_start=1733
-  _globals['_JUDGEPROTOCOL']._serialized_end=1860
+  _globals['_JUDGEPROTOCOL']._serialized_start=1777
+  _globals['_JUDGEPROTOCOL']._serialized_end=1904
   _globals['_JUDGEPERSONA']._serialized_start=63
   _globals['_JUDGEPERSONA']._serialized_end=168
   _globals['_CANDIDATE']._serialized_start=170
   _globals['_CANDIDATE']._serialized_end=207
   _globals['_GENERATION']._serialized_start=210
-  _globals['_GENERATION']._serialized_end=448
-  _globals['_RANKREQUEST']._serialized_start=451
-  _globals['_RANKREQUEST']._serialized_end=594
-  _globals['_RANKRESPONSE']._serialized_start=597
-  _globals['_RANKRESPONSE']._serialized_end=817
-  _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._serialized_start=757
-  _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._serialized_end=817
-  _globals['_COMPAREREQUEST']._serialized_start=819
-  _globals['_COMPAREREQUEST']._serialized_end=946
-  _globals['_COMPARERESPONSE']._serialized_start=948
-  _globals['_COMPARERESPONSE']._serialized_end=1070
-  _globals['_RATEREQUEST']._serialized_start=1072
-  _globals['_RATEREQUEST']._serialized_end=1170
-  _globals['_RATERESPONSE']._serialized_start=1172
-  _globals['_RATERESPONSE']._serialized_end=1239
-  _globals['_EVALUATEREQUEST']._serialized_start=1242
-  _globals['_EVALUATEREQUEST']._serialized_end=1414
-  _globals['_EVALUATERESPONSE']._serialized_start=1416
-  _globals['_EVALUATERESPONSE']._serialized_end=1539
-  _globals['_EVALUATEPROGRESS']._serialized_start=1541
-  _globals['_EVALUATEPROGRESS']._serialized_end=1603
-  _globals['_EVALUATERESULT']._serialized_start=1605
-  _globals['_EVALUATERESULT']._serialized_end=1731
-  _globals['_JUDGESERVICE']._serialized_start=1863
-  _globals['_JUDGESERVICE']._serialized_end=2136
+  _globals['_GENERATION']._serialized_end=492
+  _globals['_RANKREQUEST']._serialized_start=495
+  _globals['_RANKREQUEST']._serialized_end=638
+  _globals['_RANKRESPONSE']._serialized_start=641
+  _globals['_RANKRESPONSE']._serialized_end=861
+  _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._serialized_start=801
+  _globals['_RANKRESPONSE_FIRSTPLACEPROBABILITYENTRY']._serialized_end=861
+  _globals['_COMPAREREQUEST']._serialized_start=863
+  _globals['_COMPAREREQUEST']._serialized_end=990
+  _globals['_COMPARERESPONSE']._serialized_start=992
+  _globals['_COMPARERESPONSE']._serialized_end=1114
+  _globals['_RATEREQUEST']._serialized_start=1116
+  _globals['_RATEREQUEST']._serialized_end=1214
+  _globals['_RATERESPONSE']._serialized_start=1216
+  _globals['_RATERESPONSE']._serialized_end=1283
+  _globals['_EVALUATEREQUEST']._serialized_start=1286
+  _globals['_EVALUATEREQUEST']._serialized_end=1458
+  _globals['_EVALUATERESPONSE']._serialized_start=1460
+  _globals['_EVALUATERESPONSE']._serialized_end=1583
+  _globals['_EVALUATEPROGRESS']._serialized_start=1585
+  _globals['_EVALUATEPROGRESS']._serialized_end=1647
+  _globals['_EVALUATERESULT']._serialized_start=1649
+  _globals['_EVALUATERESULT']._serialized_end=1775
+  _globals['_JUDGESERVICE']._serialized_start=1907
+  _globals['_JUDGESERVICE']._serialized_end=2180
 # @@protoc_insertion_point(module_scope)

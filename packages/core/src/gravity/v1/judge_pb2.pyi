@@ -42,10 +42,11 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Generation(_message.Message):
-    __slots__ = ("user_id", "parent_asin", "method", "text", "book_title", "genre", "genre_group", "model", "adapter", "prompt_tokens", "completion_tokens", "latency_ms")
+    __slots__ = ("user_id", "parent_asin", "method", "method_variant", "text", "book_title", "genre", "genre_group", "model", "adapter", "prompt_tokens", "completion_tokens", "latency_ms")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_ASIN_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_VARIANT_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     BOOK_TITLE_FIELD_NUMBER: _ClassVar[int]
     GENRE_FIELD_NUMBER: _ClassVar[int]
@@ -57,7 +58,8 @@ class Generation(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     parent_asin: str
-    method: str
+    method: _common_pb2.Method
+    method_variant: str
     text: str
     book_title: str
     genre: str
@@ -67,7 +69,7 @@ class Generation(_message.Message):
     prompt_tokens: int
     completion_tokens: int
     latency_ms: float
-    def __init__(self, user_id: _Optional[str] = ..., parent_asin: _Optional[str] = ..., method: _Optional[str] = ..., text: _Optional[str] = ..., book_title: _Optional[str] = ..., genre: _Optional[str] = ..., genre_group: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, user_id: _Optional[str] = ..., parent_asin: _Optional[str] = ..., method: _Optional[_Union[_common_pb2.Method, str]] = ..., method_variant: _Optional[str] = ..., text: _Optional[str] = ..., book_title: _Optional[str] = ..., genre: _Optional[str] = ..., genre_group: _Optional[str] = ..., model: _Optional[str] = ..., adapter: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., latency_ms: _Optional[float] = ...) -> None: ...
 
 class RankRequest(_message.Message):
     __slots__ = ("persona", "candidates", "orders", "seed")

@@ -16,12 +16,14 @@ class Facet(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACET_VALUES: _ClassVar[Facet]
     FACET_PERSONALITY: _ClassVar[Facet]
     FACET_PREF_ALIGN: _ClassVar[Facet]
+    FACET_USER_SFT: _ClassVar[Facet]
 FACET_UNSPECIFIED: Facet
 FACET_CATEGORY: Facet
 FACET_SUMMARY: Facet
 FACET_VALUES: Facet
 FACET_PERSONALITY: Facet
 FACET_PREF_ALIGN: Facet
+FACET_USER_SFT: Facet
 
 class PreferencePair(_message.Message):
     __slots__ = ("pair_id", "user_id", "facet", "trait", "prompt", "chosen", "rejected", "provenance_ids")

@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from gravity.v1 import common_pb2 as gravity_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gravity/v1/training.proto\x12\ngravity.v1\"\xd9\x02\n\nAdapterRef\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0e\n\x06recipe\x18\x03 \x01(\t\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nbase_model\x18\x06 \x01(\t\x12\x12\n\ndataset_id\x18\x07 \x01(\t\x12\x1f\n\x17\x64\x61taset_manifest_sha256\x18\x08 \x01(\t\x12\x12\n\ntrain_rows\x18\t \x01(\x03\x12\x11\n\teval_rows\x18\n \x01(\x03\x12\r\n\x05steps\x18\x0b \x01(\x03\x12\x34\n\x07metrics\x18\x0c \x03(\x0b\x32#.gravity.v1.AdapterRef.MetricsEntry\x12\x15\n\rcreated_at_ms\x18\r \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb3\x01\n\rSubmitRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06recipe\x18\x02 \x01(\t\x12;\n\toverrides\x18\x03 \x03(\x0b\x32(.gravity.v1.SubmitRequest.OverridesEntry\x12\x12\n\nadapter_id\x18\x04 \x01(\t\x1a\x30\n\x0eOverridesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\x0eSubmitResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gravity.v1.RunState\"\x1f\n\rStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x9b\x02\n\x0eStatusResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gravity.v1.RunState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\r\n\x05\x65poch\x18\x05 \x01(\x01\x12\x38\n\x07metrics\x18\x06 \x03(\x0b\x32\'.gravity.v1.StatusResponse.MetricsEntry\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\'\n\x07\x61\x64\x61pter\x18\x08 \x01(\x0b\x32\x16.gravity.v1.AdapterRef\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x15\n\x13ListAdaptersRequest\"@\n\x14ListAdaptersResponse\x12(\n\x08\x61\x64\x61pters\x18\x01 \x03(\x0b\x32\x16.gravity.v1.AdapterRef*\x81\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_STATE_QUEUED\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x32\xe7\x01\n\x0eTrainerService\x12?\n\x06Submit\x12\x19.gravity.v1.SubmitRequest\x1a\x1a.gravity.v1.SubmitResponse\x12\x41\n\x06Status\x12\x19.gravity.v1.StatusRequest\x1a\x1a.gravity.v1.StatusResponse0\x01\x12Q\n\x0cListAdapters\x12\x1f.gravity.v1.ListAdaptersRequest\x1a .gravity.v1.ListAdaptersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gravity/v1/training.proto\x12\ngravity.v1\x1a\x17gravity/v1/common.proto\"\x85\x03\n\nAdapterRef\x12\x12\n\nadapter_id\x18\x01 \x01(\t\x12\"\n\x06method\x18\x02 \x01(\x0e\x32\x12.gravity.v1.Method\x12\x16\n\x0emethod_variant\x18\x0e \x01(\t\x12\x0e\n\x06recipe\x18\x03 \x01(\t\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x12\n\nbase_model\x18\x06 \x01(\t\x12\x12\n\ndataset_id\x18\x07 \x01(\t\x12\x1f\n\x17\x64\x61taset_manifest_sha256\x18\x08 \x01(\t\x12\x12\n\ntrain_rows\x18\t \x01(\x03\x12\x11\n\teval_rows\x18\n \x01(\x03\x12\r\n\x05steps\x18\x0b \x01(\x03\x12\x34\n\x07metrics\x18\x0c \x03(\x0b\x32#.gravity.v1.AdapterRef.MetricsEntry\x12\x15\n\rcreated_at_ms\x18\r \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb3\x01\n\rSubmitRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06recipe\x18\x02 \x01(\t\x12;\n\toverrides\x18\x03 \x03(\x0b\x32(.gravity.v1.SubmitRequest.OverridesEntry\x12\x12\n\nadapter_id\x18\x04 \x01(\t\x1a\x30\n\x0eOverridesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"E\n\x0eSubmitResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gravity.v1.RunState\"\x1f\n\rStatusRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"\x9b\x02\n\x0eStatusResponse\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.gravity.v1.RunState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\r\n\x05\x65poch\x18\x05 \x01(\x01\x12\x38\n\x07metrics\x18\x06 \x03(\x0b\x32\'.gravity.v1.StatusResponse.MetricsEntry\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\'\n\x07\x61\x64\x61pter\x18\x08 \x01(\x0b\x32\x16.gravity.v1.AdapterRef\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x15\n\x13ListAdaptersRequest\"@\n\x14ListAdaptersResponse\x12(\n\x08\x61\x64\x61pters\x18\x01 \x03(\x0b\x32\x16.gravity.v1.AdapterRef*\x81\x01\n\x08RunState\x12\x19\n\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10RUN_STATE_QUEUED\x10\x01\x12\x15\n\x11RUN_STATE_RUNNING\x10\x02\x12\x17\n\x13RUN_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10RUN_STATE_FAILED\x10\x04\x32\xe7\x01\n\x0eTrainerService\x12?\n\x06Submit\x12\x19.gravity.v1.SubmitRequest\x1a\x1a.gravity.v1.SubmitResponse\x12\x41\n\x06Status\x12\x19.gravity.v1.StatusRequest\x1a\x1a.gravity.v1.StatusResponse0\x01\x12Q\n\x0cListAdapters\x12\x1f.gravity.v1.ListAdaptersRequest\x1a .gravity.v1.ListAdaptersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,28 +38,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITREQUEST_OVERRIDESENTRY']._serialized_options = b'8\001'
   _globals['_STATUSRESPONSE_METRICSENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNSTATE']._serialized_start=1051
-  _globals['_RUNSTATE']._serialized_end=1180
-  _globals['_ADAPTERREF']._serialized_start=42
-  _globals['_ADAPTERREF']._serialized_end=387
-  _globals['_ADAPTERREF_METRICSENTRY']._serialized_start=341
-  _globals['_ADAPTERREF_METRICSENTRY']._serialized_end=387
-  _globals['_SUBMITREQUEST']._serialized_start=390
-  _globals['_SUBMITREQUEST']._serialized_end=569
-  _globals['_SUBMITREQUEST_OVERRIDESENTRY']._serialized_start=521
-  _globals['_SUBMITREQUEST_OVERRIDESENTRY']._serialized_end=569
-  _globals['_SUBMITRESPONSE']._serialized_start=571
-  _globals['_SUBMITRESPONSE']._serialized_end=640
-  _globals['_STATUSREQUEST']._serialized_start=642
-  _globals['_STATUSREQUEST']._serialized_end=673
-  _globals['_STATUSRESPONSE']._serialized_start=676
-  _globals['_STATUSRESPONSE']._serialized_end=959
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=341
-  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=387
-  _globals['_LISTADAPTERSREQUEST']._serialized_start=961
-  _globals['_LISTADAPTERSREQUEST']._serialized_end=982
-  _globals['_LISTADAPTERSRESPONSE']._serialized_start=984
-  _globals['_LISTADAPTERSRESPONSE']._serialized_end=1048
-  _globals['_TRAINERSERVICE']._serialized_start=1183
-  _globals['_TRAINERSERVICE']._serialized_end=1414
+  _globals['_RUNSTATE']._serialized_start=1120
+  _globals['_RUNSTATE']._serialized_end=1249
+  _globals['_ADAPTERREF']._serialized_start=67
+  _globals['_ADAPTERREF']._serialized_end=456
+  _globals['_ADAPTERREF_METRICSENTRY']._serialized_start=410
+  _globals['_ADAPTERREF_METRICSENTRY']._serialized_end=456
+  _globals['_SUBMITREQUEST']._serialized_start=459
+  _globals['_SUBMITREQUEST']._serialized_end=638
+  _globals['_SUBMITREQUEST_OVERRIDESENTRY']._serialized_start=590
+  _globals['_SUBMITREQUEST_OVERRIDESENTRY']._serialized_end=638
+  _globals['_SUBMITRESPONSE']._serialized_start=640
+  _globals['_SUBMITRESPONSE']._serialized_end=709
+  _globals['_STATUSREQUEST']._serialized_start=711
+  _globals['_STATUSREQUEST']._serialized_end=742
+  _globals['_STATUSRESPONSE']._serialized_start=745
+  _globals['_STATUSRESPONSE']._serialized_end=1028
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_start=410
+  _globals['_STATUSRESPONSE_METRICSENTRY']._serialized_end=456
+  _globals['_LISTADAPTERSREQUEST']._serialized_start=1030
+  _globals['_LISTADAPTERSREQUEST']._serialized_end=1051
+  _globals['_LISTADAPTERSRESPONSE']._serialized_start=1053
+  _globals['_LISTADAPTERSRESPONSE']._serialized_end=1117
+  _globals['_TRAINERSERVICE']._serialized_start=1252
+  _globals['_TRAINERSERVICE']._serialized_end=1483
 # @@protoc_insertion_point(module_scope)

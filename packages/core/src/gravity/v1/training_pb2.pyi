@@ -1,3 +1,4 @@
+from gravity.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -21,7 +22,7 @@ RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 
 class AdapterRef(_message.Message):
-    __slots__ = ("adapter_id", "method", "recipe", "uri", "sha256", "base_model", "dataset_id", "dataset_manifest_sha256", "train_rows", "eval_rows", "steps", "metrics", "created_at_ms")
+    __slots__ = ("adapter_id", "method", "method_variant", "recipe", "uri", "sha256", "base_model", "dataset_id", "dataset_manifest_sha256", "train_rows", "eval_rows", "steps", "metrics", "created_at_ms")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +32,7 @@ class AdapterRef(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ADAPTER_ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
+    METHOD_VARIANT_FIELD_NUMBER: _ClassVar[int]
     RECIPE_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -43,7 +45,8 @@ class AdapterRef(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     adapter_id: str
-    method: str
+    method: _common_pb2.Method
+    method_variant: str
     recipe: str
     uri: str
     sha256: str
@@ -55,7 +58,7 @@ class AdapterRef(_message.Message):
     steps: int
     metrics: _containers.ScalarMap[str, float]
     created_at_ms: int
-    def __init__(self, adapter_id: _Optional[str] = ..., method: _Optional[str] = ..., recipe: _Optional[str] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., train_rows: _Optional[int] = ..., eval_rows: _Optional[int] = ..., steps: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, adapter_id: _Optional[str] = ..., method: _Optional[_Union[_common_pb2.Method, str]] = ..., method_variant: _Optional[str] = ..., recipe: _Optional[str] = ..., uri: _Optional[str] = ..., sha256: _Optional[str] = ..., base_model: _Optional[str] = ..., dataset_id: _Optional[str] = ..., dataset_manifest_sha256: _Optional[str] = ..., train_rows: _Optional[int] = ..., eval_rows: _Optional[int] = ..., steps: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("dataset", "recipe", "overrides", "adapter_id")

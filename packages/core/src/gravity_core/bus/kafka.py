@@ -27,9 +27,11 @@ from gravity_core.bus.serde import decode, encode
 from gravity_core.config import KafkaSettings
 from gravity_core.errors import Unavailable, is_transient
 from gravity_core.logging import get_logger
+from gravity_core.metrics import CONSUMER_LAG, RECORDS
 from gravity_core.skips import RecordError, Skip
 
 M = TypeVar("M", bound=Message)
+_LAG_EVERY_S = 5.0
 log = get_logger(__name__)
 
 
@@ -331,12 +333,16 @@ class ConsumerLoop(Generic[M]):
         message_type: type[M],
         handler: Callable[[M, Any], None],
         name: str | None = None,
+        on_rejected: Callable[[Any, str], None] | None = None,
     ) -> None:
+        """``on_rejected(record, reason)`` runs for a record about to be dead-lettered (a consumer that counts
+        records per cohort accounts for it there); it must be idempotent, since a retry runs it again."""
         self.bus = bus
         self.topic = topic
         self.group = group
         self.message_type = message_type
         self.handler = handler
+        self.on_rejected = on_rejected
         self.name = name or f"consume-{topic}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -390,10 +396,14 @@ class ConsumerLoop(Generic[M]):
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
+        lag_checked = 0.0
         while not self._stop.is_set():
             batch = consumer.poll(timeout_ms=500)
             if consumer.assignment():
                 self.ready.set()
+                if time.monotonic() - lag_checked > _LAG_EVERY_S:
+                    self._report_lag(consumer)
+                    lag_checked = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
                     if self._stop.is_set():
@@ -408,6 +418,18 @@ class ConsumerLoop(Generic[M]):
                         consumer.commit(
                             {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
                         )
+
+    def _report_lag(self, consumer: Any) -> None:
+        """gravity_consumer_lag per assigned partition, where the broker reports a high watermark."""
+        for tp in consumer.assignment():
+            try:
+                highwater, position = consumer.highwater(tp), consumer.position(tp)
+            except Exception:  # metrics are best effort; the consumer loop is not
+                continue
+            if highwater is not None and position is not None:
+                CONSUMER_LAG.labels(self.bus.service, tp.topic, str(tp.partition)).set(
+                    max(0, highwater - position)
+                )
 
     def _handle(self, record: Any) -> bool:
         """True when the record is done with (processed or durably dead-lettered); False to retry it."""
@@ -424,6 +446,7 @@ class ConsumerLoop(Generic[M]):
             if is_transient(exc):
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.retries += 1
+                RECORDS.labels(self.bus.service, self.topic, "retried").inc()
                 log.warning(
                     "handler_transient_retrying",
                     topic=self.topic,
@@ -434,10 +457,20 @@ class ConsumerLoop(Generic[M]):
             detail = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
             return self._dead_letter(record, "handler_error", detail)
         self.processed += 1
+        RECORDS.labels(self.bus.service, self.topic, "processed").inc()
         return True
 
     def _dead_letter(self, record: Any, reason: str, detail: str) -> bool:
-        """Publish the record's dead letter; False (retry, do not commit) when the DLQ is unreachable."""
+        """Account for the record (``on_rejected``, idempotent) and publish its dead letter; False (retry, do
+        not commit) when either cannot be done now."""
+        if self.on_rejected is not None:
+            try:
+                self.on_rejected(record, reason)
+            except Exception as exc:
+                if is_transient(exc):
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    return False
+                log.error("rejected_hook_failed", topic=self.topic, offset=record.offset, error=str(exc))
         try:
             self.bus.publish_dead_letter(
                 dead_letter(
@@ -455,6 +488,7 @@ class ConsumerLoop(Generic[M]):
             self.last_error = str(exc)
             return False
         self.dead_lettered += 1
+        RECORDS.labels(self.bus.service, self.topic, "dead_lettered").inc()
         return True
 
 

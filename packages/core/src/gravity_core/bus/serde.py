@@ -1,4 +1,8 @@
-"""Protobuf (de)serialization for topic records, with the message type in a header."""
+"""Protobuf (de)serialization for topic records, with the message type in a header.
+
+A message with a ``cohort_id`` field also carries it in a ``cohort-id`` header, so a consumer can account a
+record it cannot decode to its cohort (a cohort must still complete when one of its records is bad).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,22 @@ M = TypeVar("M", bound=Message)
 CONTENT_TYPE = b"application/x-protobuf"
 
 
+COHORT_HEADER = "cohort-id"
+
+
 def encode(message: Message) -> tuple[bytes, list[tuple[str, bytes]]]:
     headers = [("content-type", CONTENT_TYPE), ("message-type", message.DESCRIPTOR.full_name.encode())]
+    if "cohort_id" in message.DESCRIPTOR.fields_by_name and message.cohort_id:
+        headers.append((COHORT_HEADER, str(message.cohort_id).encode()))
     return message.SerializeToString(deterministic=True), headers
+
+
+def header(headers: list[tuple[str, bytes]] | None, name: str) -> str:
+    """A header's value as text ('' when absent)."""
+    for key, value in headers or []:
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return ""
 
 
 def decode(data: bytes | None, cls: type[M], headers: list[tuple[str, bytes]] | None = None) -> M:

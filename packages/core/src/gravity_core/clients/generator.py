@@ -1,13 +1,15 @@
 """A typed Python client for gravity.v1.GeneratorService.
 
     with GeneratorClient("127.0.0.1:50054") as client:
-        reply = client.personalize(user_id="A4AAGP21...", parent_asin="1695744128", method="gravity")
-        print(reply.text)
-        for piece in client.stream(user_id=..., parent_asin=..., method="lamp"):
+        reply = client.personalize(user_id="A4AAGP21...", parent_asin="1695744128", method=names.GRAVITY)
+        print(names.method_name(reply), reply.text)
+        for piece in client.stream(user_id=..., parent_asin=..., method=names.LAMP):
             print(piece if isinstance(piece, str) else "", end="")
 
 Failures raise :class:`~gravity_core.clients.base.ServiceCallError` (also importable as GeneratorCallError)
-carrying the gRPC status code and the server's message, which names the offending field. The client needs
+carrying the gRPC status code and the server's message, which names the offending field. ``method`` is a
+name from :mod:`gravity_core.names` (or a ``gravity.v1.Method`` value); replies carry the enum, read back
+with :func:`gravity_core.names.method_name`. The client needs
 only gravity-core's base install (no torch).
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import grpc
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
+from gravity_core import names
 from gravity_core.clients.base import ServiceCallError, ServiceClient, call_error
 
 GeneratorCallError = ServiceCallError
@@ -41,7 +44,7 @@ class Sampling:
 
 def build_request(
     *,
-    method: str,
+    method: str | int,
     user_id: str | None = None,
     profile: profile_pb2.UserProfile | None = None,
     parent_asin: str | None = None,
@@ -52,8 +55,9 @@ def build_request(
     seed: int | None = None,
     adapter: str = "",
 ) -> generation_pb2.PersonalizeRequest:
-    """A PersonalizeRequest: a user by id or an inline profile, a book by parent_asin or title + description."""
-    request = generation_pb2.PersonalizeRequest(method=method, adapter=adapter)
+    """A PersonalizeRequest: a user by id or an inline profile, a book by parent_asin or title + description;
+    ``method`` a name (``names.GRAVITY``, ``"gravity-no-values"``) or a ``gravity.v1.Method`` value."""
+    request = generation_pb2.PersonalizeRequest(**names.method_fields(method), adapter=adapter)
     if profile is not None:
         request.profile.CopyFrom(profile)
     elif user_id is not None:

@@ -10,8 +10,9 @@
   INTERNAL (logged with its traceback, never sent to the client);
 * optional bearer-token auth (only the health Check stays open, for probes; compared in constant time) and TLS;
 * a ``liveness`` health name that stays SERVING while the process serves (liveness probes must not fail
-  when only a dependency is down), and an optional plaintext health-only port (``grpc.health_port``)
-  because kubelet gRPC probes speak neither TLS nor mTLS;
+  when only a dependency is down), and an optional plaintext HTTP operations port (``grpc.health_port``:
+  /livez, /readyz, /metrics; gravity_core.ops) because probes and scrapes speak neither TLS nor mTLS;
+* Prometheus metrics per RPC (gravity_core.metrics);
 * graceful shutdown on SIGTERM/SIGINT: health flips to NOT_SERVING, in-flight calls get ``grace_s``.
 """
 
@@ -33,6 +34,8 @@ from grpc_reflection.v1alpha import reflection
 from gravity_core.config import GrpcSettings
 from gravity_core.errors import ConfigError, GravityError, InvalidInput, NotFound, RateLimited, Unavailable
 from gravity_core.logging import get_logger
+from gravity_core.metrics import RPC_REQUESTS, RPC_SECONDS
+from gravity_core.ops import OpsServer
 
 log = get_logger(__name__)
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -72,7 +75,10 @@ def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 class _ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps exceptions to status codes and logs every call with its duration."""
+    """Maps exceptions to status codes, logs every call with its duration and counts it in the metrics."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -86,6 +92,14 @@ class _ErrorInterceptor(grpc.ServerInterceptor):
                 log.exception("rpc_internal_error", method=method)
             context.abort(code, message)
 
+        rpc = method.rsplit("/", 1)[-1]
+
+        def observe(context: grpc.ServicerContext, started: float) -> None:
+            code = context.code() or grpc.StatusCode.OK
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            RPC_REQUESTS.labels(self.service, rpc, name).inc()
+            RPC_SECONDS.labels(self.service, rpc).observe(time.perf_counter() - started)
+
         def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 started = time.perf_counter()
@@ -96,18 +110,22 @@ class _ErrorInterceptor(grpc.ServerInterceptor):
                         raise
                     fail(exc, context)
                 finally:
+                    observe(context, started)
                     log.debug("rpc", method=method, ms=round((time.perf_counter() - started) * 1000, 1))
 
             return wrapped
 
         def streaming(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                started = time.perf_counter()
                 try:
                     yield from behavior(request, context)
                 except Exception as exc:
                     if _already_failed(exc, context):
                         raise
                     fail(exc, context)
+                finally:
+                    observe(context, started)
 
             return wrapped
 
@@ -187,7 +205,7 @@ class ServiceHost:
         interceptors: list[grpc.ServerInterceptor] = []
         if settings.auth_token is not None and settings.auth_token.get_secret_value():
             interceptors.append(_AuthInterceptor(settings.auth_token.get_secret_value()))
-        interceptors.append(_ErrorInterceptor())
+        interceptors.append(_ErrorInterceptor(name))
         limit = settings.max_message_mb * 1024 * 1024
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"grpc-{name}"),
@@ -199,8 +217,9 @@ class ServiceHost:
         self._service_names: list[str] = []
         self._stopped = threading.Event()
         self.bound_port = 0
-        self.health_server: grpc.Server | None = None
+        self.ops: OpsServer | None = None
         self.health_bound_port = 0
+        self.serving = False
 
     def add(self, register: Callable[[Any, grpc.Server], None], servicer: Any, full_name: str) -> None:
         """``register`` is the generated ``add_XServicer_to_server``; ``full_name`` e.g. gravity.v1.ProfilerService."""
@@ -208,6 +227,7 @@ class ServiceHost:
         self._service_names.append(full_name)
 
     def set_serving(self, serving: bool) -> None:
+        self.serving = serving
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
@@ -234,7 +254,15 @@ class ServiceHost:
         self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         self.set_serving(ready)
         if self.settings.health_port is not None:
-            self._start_health_server()
+            self.ops = OpsServer(
+                self.host,
+                self.settings.health_port,
+                self.name,
+                live=lambda: not self._stopped.is_set(),
+                ready=lambda: self.serving and not self._stopped.is_set(),
+            ).start()
+            self.health_bound_port = self.ops.port
+            log.info("ops_port", service=self.name, address=f"{self.host}:{self.ops.port}")
         log.info(
             "grpc_started",
             service=self.name,
@@ -244,27 +272,14 @@ class ServiceHost:
         )
         return self.bound_port
 
-    def _start_health_server(self) -> None:
-        # Shares the HealthServicer, so both ports always report the same status.
-        self.health_server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"health-{self.name}")
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
-        address = f"{self.host}:{self.settings.health_port}"
-        self.health_bound_port = self.health_server.add_insecure_port(address)
-        if not self.health_bound_port:
-            raise ConfigError(f"cannot bind the {self.name} health port to {address}")
-        self.health_server.start()
-        log.info("grpc_health_port", service=self.name, address=f"{self.host}:{self.health_bound_port}")
-
     def stop(self, grace_s: float | None = None) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(self.settings.grace_s if grace_s is None else grace_s).wait()
-        if self.health_server is not None:
-            self.health_server.stop(0).wait()
+        if self.ops is not None:
+            self.ops.stop()
         log.info("grpc_stopped", service=self.name)
 
     def wait_for_termination(self, on_stop: Callable[[], None] | None = None) -> None:

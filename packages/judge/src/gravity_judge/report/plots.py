@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from gravity_core.names import GRAVITY
 from gravity_judge.methods import ORIGINAL
 
 
@@ -153,7 +154,7 @@ def win_rate_figure(report: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def render_figures(report: dict[str, Any], focus: str = "gravity") -> dict[str, tuple[str, bytes]]:
+def render_figures(report: dict[str, Any], focus: str = GRAVITY) -> dict[str, tuple[str, bytes]]:
     """name -> (caption, PNG) for every figure the data supports."""
     out: dict[str, tuple[str, bytes]] = {}
     png = win_rate_figure(report)

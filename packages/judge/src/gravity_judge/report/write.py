@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gravity_core.artifacts import ArtifactStore
+from gravity_core.names import GRAVITY
 from gravity_judge.drilldown import JUDGMENTS_FILE, judgments_jsonl, records
 from gravity_judge.evaluate import EvaluationRun
 from gravity_judge.report.html import render_html
@@ -18,7 +19,7 @@ REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
 def report_files(
-    report: dict[str, Any], focus: str = "gravity", run: EvaluationRun | None = None
+    report: dict[str, Any], focus: str = GRAVITY, run: EvaluationRun | None = None
 ) -> dict[str, bytes]:
     figures = render_figures(report, focus)
     files = {
@@ -34,7 +35,7 @@ def report_files(
 
 
 def write_report(
-    report: dict[str, Any], out_dir: str | Path, focus: str = "gravity", run: EvaluationRun | None = None
+    report: dict[str, Any], out_dir: str | Path, focus: str = GRAVITY, run: EvaluationRun | None = None
 ) -> dict[str, Path]:
     """Write each file atomically into ``out_dir`` (other files there are left alone)."""
     store = ArtifactStore(out_dir)
