@@ -49,7 +49,13 @@ def test_files_round_trip(planted: Path) -> None:
     for truth in truths:
         assert [r.parent_asin for r in reviews[truth.user_id]] == [r.parent_asin for r in truth.reviews]
         assert len(truth.stances) == 150 and set(truth.stances.values()) <= set(phrasing.STANCES)
-        assert set(truth.traits) == {"openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"}
+        assert set(truth.traits) == {
+            "openness",
+            "conscientiousness",
+            "extraversion",
+            "agreeableness",
+            "neuroticism",
+        }
         assert truth.user_id == reader_id(7, truths.index(truth))
 
 
@@ -75,7 +81,10 @@ def test_expressed_statements_follow_the_requested_mix(planted: Path) -> None:
         assert stances.count("neutral") == round(12 * 0.2)
         assert abs(stances.count("support") - stances.count("oppose")) <= 1
         assert all(truth.stances[s] != "neutral" for s in truth.summary_statements)
-        assert truth.expected_stance(truth.expressed.statements[0]) == truth.stances[truth.expressed.statements[0]]
+        assert (
+            truth.expected_stance(truth.expressed.statements[0])
+            == truth.stances[truth.expressed.statements[0]]
+        )
 
 
 def test_trait_markers_and_cues_are_in_their_reviews(planted: Path) -> None:
@@ -84,7 +93,13 @@ def test_trait_markers_and_cues_are_in_their_reviews(planted: Path) -> None:
     reviews = _reviews_by_user(planted)
     for truth in read_truths(planted):
         texts = [r.text for r in reviews[truth.user_id]]
-        letter_of = {"openness": "O", "conscientiousness": "C", "extraversion": "E", "agreeableness": "A", "neuroticism": "N"}
+        letter_of = {
+            "openness": "O",
+            "conscientiousness": "C",
+            "extraversion": "E",
+            "agreeableness": "A",
+            "neuroticism": "N",
+        }
         for trait, ids in truth.expressed.traits.items():
             assert len(ids) == 2 and all(items[i].trait == letter_of[trait] for i in ids)
         for review, text in zip(truth.reviews, texts, strict=True):
@@ -93,9 +108,13 @@ def test_trait_markers_and_cues_are_in_their_reviews(planted: Path) -> None:
                 trait = next(t for t, ids in truth.expressed.traits.items() if item_id in ids)
                 side = "agree" if phrasing.agrees(item, truth.traits[trait]) else "disagree"
                 assert any(s in text for s in markers[item_id][side])
-                assert not any(s in text for s in markers[item_id]["disagree" if side == "agree" else "agree"])
+                assert not any(
+                    s in text for s in markers[item_id]["disagree" if side == "agree" else "agree"]
+                )
             for field in review.demographics:
-                assert any(c in text for c in phrasing.DEMOGRAPHIC_CUES[field][truth.demographics.value(field)])
+                assert any(
+                    c in text for c in phrasing.DEMOGRAPHIC_CUES[field][truth.demographics.value(field)]
+                )
         assert sorted(f for r in truth.reviews for f in r.demographics) == sorted(phrasing.DEMOGRAPHIC_FIELDS)
 
 
@@ -196,7 +215,9 @@ def test_truth_profile_is_what_a_perfect_profiler_would_write(planted: Path) -> 
     truth = read_truths(planted)[0]
     profile = truth_profile(truth, "cohort")
     assert len(profile.values) == 150
-    assert {v.statement_id: v.stance for v in profile.values}[truth.expressed.statements[0]] != profile_pb2.STANCE_UNSPECIFIED
+    assert {v.statement_id: v.stance for v in profile.values}[
+        truth.expressed.statements[0]
+    ] != profile_pb2.STANCE_UNSPECIFIED
     assert {i.genre for i in profile.interests} == set(truth.genres)
     assert profile.demographics.country.value == truth.demographics.country
     assert len(truth.summary_statements) == 6

@@ -15,29 +15,59 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli
 from gravity_core.files import write_json
+from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
 
 
 @click.command()
 @click.option("--readers", type=int, default=8, show_default=True, help="Planted readers.")
 @click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("gravity-fidelity"),
-              show_default=True, help="Planted readers, profiles, adapters and fidelity.json/.md.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("gravity-fidelity"),
+    show_default=True,
+    help="Planted readers, profiles, adapters and fidelity.json/.md.",
+)
 @click.option("--steps", type=int, default=40, show_default=True, help="Optimizer steps per adapter.")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Pairs per step.")
-@click.option("--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet.")
-@click.option("--judge-method", type=click.Choice(["user-summary", "demo-based", "gravity"]), default="user-summary",
-              show_default=True, help="How the persona-swap descriptions are written.")
+@click.option(
+    "--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet."
+)
+@click.option(
+    "--judge-method",
+    type=click.Choice(SWAP_METHODS),
+    default=DEFAULT_SWAP_METHOD,
+    show_default=True,
+    help="How the persona-swap descriptions are written.",
+)
 @click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
 @click.option("--author-llm", is_flag=True, help="Let the author LLM write the planted reviews' book talk.")
 @pass_cli
-def run(cli: CliContext, readers: int, seed: int, out_dir: Path, steps: int, batch_size: int, eval_pairs: int,
-        judge_method: str, max_new_tokens: int, author_llm: bool) -> None:
+def run(
+    cli: CliContext,
+    readers: int,
+    seed: int,
+    out_dir: Path,
+    steps: int,
+    batch_size: int,
+    eval_pairs: int,
+    judge_method: str,
+    max_new_tokens: int,
+    author_llm: bool,
+) -> None:
     """Fidelity on planted readers: recovery, learning and judge validity against baselines from the same run."""
     from gravity_fidelity.cli import _bar, print_table
     from gravity_fidelity.learning import LearningOptions
     from gravity_fidelity.plant import PlantOptions
     from gravity_fidelity.report import write_report
-    from gravity_fidelity.steps import learning_step, plant_step, recovery_step, swap_step
+    from gravity_fidelity.steps import (
+        gravity_adapter_dir,
+        learning_step,
+        plant_step,
+        recovery_step,
+        swap_step,
+    )
 
     settings = cli.settings
     out = out_dir.expanduser().resolve()
@@ -64,14 +94,18 @@ def run(cli: CliContext, readers: int, seed: int, out_dir: Path, steps: int, bat
     stage("learning: GRAVITY and a profile-blind control adapter")
     t0 = time.perf_counter()
     learning_step(
-        settings, truth, out, LearningOptions(steps=steps, batch_size=batch_size, eval_pairs=eval_pairs, seed=seed),
-        click.echo, _bar,
+        settings,
+        truth,
+        out,
+        LearningOptions(steps=steps, batch_size=batch_size, eval_pairs=eval_pairs, seed=seed),
+        click.echo,
+        _bar,
     )
     timings["train"] = round(time.perf_counter() - t0, 1)
 
     stage("judge validity: persona swaps")
     t0 = time.perf_counter()
-    swap_step(settings, truth, out, judge_method, max_new_tokens, out / "learning" / "adapters" / "gravity", click.echo, _bar)
+    swap_step(settings, truth, out, judge_method, max_new_tokens, gravity_adapter_dir(out), click.echo, _bar)
     timings["judge"] = round(time.perf_counter() - t0, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
     write_json(out / "timings.json", timings, durable=False)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
 
 
 def _bar(items: Any, total: int | None, desc: str) -> Any:
@@ -49,20 +50,85 @@ def fidelity() -> None:
 @fidelity.command("plant")
 @click.option("--readers", type=int, default=8, show_default=True, help="Readers to plant.")
 @click.option("--seed", type=int, default=13, show_default=True, help="Everything planted follows from it.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory to write (replaced).")
-@click.option("--meta", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Catalog (default: the bundled sample).")
-@click.option("--statements-per-reader", type=int, default=12, show_default=True, help="Statements each reader's reviews express.")
-@click.option("--neutral-share", type=float, default=0.2, show_default=True, help="Share of expressed statements that are neutral.")
-@click.option("--items-per-trait", type=int, default=2, show_default=True, help="Mini-IPIP items per trait with marker sentences (1-4).")
-@click.option("--summary-statements", type=int, default=6, show_default=True, help="Statements the value summary names (0-6).")
-@click.option("--books-per-genre", type=int, default=5, show_default=True, help="Reviews in each favourite genre.")
-@click.option("--other-reviews", type=int, default=2, show_default=True, help="Reviews outside the favourite genres (one per genre).")
-@click.option("--withhold", type=int, default=1, show_default=True, help="Demographic fields per reader left out of demographics.csv (0-3).")
-@click.option("--author-llm", is_flag=True, help="Let the author LLM write each review's book talk (the carried sentences stay verbatim).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write (replaced).",
+)
+@click.option(
+    "--meta",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Catalog (default: the bundled sample).",
+)
+@click.option(
+    "--statements-per-reader",
+    type=int,
+    default=12,
+    show_default=True,
+    help="Statements each reader's reviews express.",
+)
+@click.option(
+    "--neutral-share",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Share of expressed statements that are neutral.",
+)
+@click.option(
+    "--items-per-trait",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Mini-IPIP items per trait with marker sentences (1-4).",
+)
+@click.option(
+    "--summary-statements",
+    type=int,
+    default=6,
+    show_default=True,
+    help="Statements the value summary names (0-6).",
+)
+@click.option(
+    "--books-per-genre", type=int, default=5, show_default=True, help="Reviews in each favourite genre."
+)
+@click.option(
+    "--other-reviews",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Reviews outside the favourite genres (one per genre).",
+)
+@click.option(
+    "--withhold",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Demographic fields per reader left out of demographics.csv (0-3).",
+)
+@click.option(
+    "--author-llm",
+    is_flag=True,
+    help="Let the author LLM write each review's book talk (the carried sentences stay verbatim).",
+)
 @pass_cli
-def plant_cmd(cli: CliContext, readers: int, seed: int, out_dir: Path, meta: Path | None, statements_per_reader: int,
-              neutral_share: float, items_per_trait: int, summary_statements: int, books_per_genre: int,
-              other_reviews: int, withhold: int, author_llm: bool) -> None:
+def plant_cmd(
+    cli: CliContext,
+    readers: int,
+    seed: int,
+    out_dir: Path,
+    meta: Path | None,
+    statements_per_reader: int,
+    neutral_share: float,
+    items_per_trait: int,
+    summary_statements: int,
+    books_per_genre: int,
+    other_reviews: int,
+    withhold: int,
+    author_llm: bool,
+) -> None:
     """Write N planted readers (Books.jsonl, meta_Books.jsonl, demographics.csv) and truth.jsonl."""
     from gravity_fidelity.plant import PlantOptions
     from gravity_fidelity.steps import plant_step
@@ -86,7 +152,10 @@ def plant_cmd(cli: CliContext, readers: int, seed: int, out_dir: Path, meta: Pat
         ("statements expressed", f"{expressed} (of {150 * len(result.truths)} stances)"),
         ("trait items expressed", sum(len(v) for t in result.truths for v in t.expressed.traits.values())),
         ("demographic fields withheld", sum(len(t.withheld) for t in result.truths)),
-        ("book talk rewritten / refused", f"{result.manifest.rewritten} / {result.manifest.rewrites_refused}"),
+        (
+            "book talk rewritten / refused",
+            f"{result.manifest.rewritten} / {result.manifest.rewrites_refused}",
+        ),
         ("directory", result.out),
     ]
     click.echo(summary_table("gravity fidelity plant", rows))
@@ -95,8 +164,13 @@ def plant_cmd(cli: CliContext, readers: int, seed: int, out_dir: Path, meta: Pat
 @fidelity.command("profile")
 @_truth_option
 @_out_option
-@click.option("--summary-tokens", type=int, default=32, show_default=True,
-              help="Generation budget of the profile's summaries, which recovery does not score (0 = the configured profiler.summary_max_tokens).")
+@click.option(
+    "--summary-tokens",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Generation budget of the profile's summaries, which recovery does not score (0 = the configured profiler.summary_max_tokens).",
+)
 @pass_cli
 def profile_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, summary_tokens: int) -> None:
     """Profile the planted readers with the real profiler and score the profiles against the truth."""
@@ -116,15 +190,47 @@ def profile_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, summary_
 @click.option("--learning-rate", type=float, default=1e-4, show_default=True)
 @click.option("--max-length", type=int, default=384, show_default=True, help="Tokens of prompt + answer.")
 @click.option("--lora-r", type=int, default=8, show_default=True)
-@click.option("--hold-out", type=float, default=0.25, show_default=True, help="Share of statements, books, genres and items held out.")
-@click.option("--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet.")
-@click.option("--items-per-trait", type=int, default=60, show_default=True, help="Personality pairs per trait and reader.")
+@click.option(
+    "--hold-out",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Share of statements, books, genres and items held out.",
+)
+@click.option(
+    "--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet."
+)
+@click.option(
+    "--items-per-trait",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Personality pairs per trait and reader.",
+)
 @click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any gravity-dpo recipe key, e.g. --set lora.alpha=32.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any gravity-dpo recipe key, e.g. --set lora.alpha=32.",
+)
 @pass_cli
-def train_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, steps: int, batch_size: int, learning_rate: float,
-              max_length: int, lora_r: int, hold_out: float, eval_pairs: int, items_per_trait: int, seed: int,
-              sets: tuple[str, ...]) -> None:
+def train_cmd(
+    cli: CliContext,
+    truth_dir: Path,
+    out_dir: Path | None,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    lora_r: int,
+    hold_out: float,
+    eval_pairs: int,
+    items_per_trait: int,
+    seed: int,
+    sets: tuple[str, ...],
+) -> None:
     """Train GRAVITY and a profile-blind control on pairs from the true profiles; score held-out pairs."""
     from gravity_fidelity.learning import LearningOptions
     from gravity_fidelity.steps import learning_step
@@ -149,17 +255,34 @@ def train_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, steps: int
 @fidelity.command("judge")
 @_truth_option
 @_out_option
-@click.option("--method", type=click.Choice(["user-summary", "demo-based", "gravity"]), default="user-summary", show_default=True,
-              help="How both descriptions are written (gravity: the adapter from gravity fidelity train).")
-@click.option("--adapter", "adapter_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="GRAVITY adapter directory for --method gravity (default: <out>/learning/adapters/gravity).")
+@click.option(
+    "--method",
+    type=click.Choice(SWAP_METHODS),
+    default=DEFAULT_SWAP_METHOD,
+    show_default=True,
+    help="How both descriptions are written (gravity: the adapter from gravity fidelity train).",
+)
+@click.option(
+    "--adapter",
+    "adapter_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="GRAVITY adapter directory for --method gravity (default: <out>/learning/adapters/gravity).",
+)
 @click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
 @pass_cli
-def judge_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, method: str, adapter_dir: Path | None, max_new_tokens: int) -> None:
+def judge_cmd(
+    cli: CliContext,
+    truth_dir: Path,
+    out_dir: Path | None,
+    method: str,
+    adapter_dir: Path | None,
+    max_new_tokens: int,
+) -> None:
     """Persona swaps: the judge, playing the reader, compares their description with another reader's."""
-    from gravity_fidelity.steps import swap_step
+    from gravity_fidelity.steps import gravity_adapter_dir, swap_step
 
     out = out_dir or truth_dir
-    adapter = adapter_dir or out / "learning" / "adapters" / "gravity"
+    adapter = adapter_dir or gravity_adapter_dir(out)
     sections = swap_step(cli.settings, truth_dir, out, method, max_new_tokens, adapter, click.echo, _bar)
     print_table({"swap": sections}, "persona swaps")

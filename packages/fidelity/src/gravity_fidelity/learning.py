@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from gravity_core import names
 from gravity_core.adapters import read_adapter_ref
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.config import Settings
@@ -34,16 +35,28 @@ from gravity_core.datasets import MANIFEST, DatasetEntry, DatasetManifest, manif
 from gravity_core.errors import InvalidInput
 from gravity_core.prompts import gravity_preamble
 from gravity_core.skips import RecordError, SkipLog
-from gravity_fidelity.split import HoldOut, choose_hold_out, derangement, seeded_rng, split_pairs, swap_preamble
+from gravity_fidelity.split import (
+    choose_hold_out,
+    derangement,
+    seeded_rng,
+    split_pairs,
+    swap_preamble,
+)
 from gravity_fidelity.truth import ReaderTruth, truth_digest, truth_profile
 from gravity_judge.stats import estimate, resample_indices
 from gravity_pairgen.rows import Pair
 
-FACET_GROUP = {"category": "interests", "summary": "interests", "values": "values", "personality": "personality"}
+FACET_GROUP = {
+    "category": "interests",
+    "summary": "interests",
+    "values": "values",
+    "personality": "personality",
+}
 FACETS = ("interests", "values", "personality")
 NAMED = "values (stance named in the profile)"
-MODELS = ("base", "gravity", "control")
-VARIANTS = ("gravity", "control")
+CONTROL = "control"
+MODELS = ("base", names.GRAVITY, CONTROL)
+VARIANTS = (names.GRAVITY, CONTROL)
 BOOTSTRAP = 1000
 
 
@@ -110,7 +123,7 @@ class FacetAccuracy:
         return float(values.mean()) if values.size else None
 
     def gap(self, seed: int) -> dict[str, float | int | None]:
-        diff = self.correct["gravity"].astype(float) - self.correct["control"].astype(float)
+        diff = self.correct[names.GRAVITY].astype(float) - self.correct[CONTROL].astype(float)
         est = estimate(diff, resample_indices(diff.size, BOOTSTRAP, seed))
         return {"value": _r(est.value), "ci_low": _r(est.low), "ci_high": _r(est.high)}
 
@@ -151,7 +164,12 @@ class LearningReport:
 
 # ------------------------------------------------------------------ pairs
 def build_truth_pairs(
-    settings: Settings, truths: Sequence[ReaderTruth], meta: Path, items_per_trait: int, seed: int, cohort_id: str
+    settings: Settings,
+    truths: Sequence[ReaderTruth],
+    meta: Path,
+    items_per_trait: int,
+    seed: int,
+    cohort_id: str,
 ) -> tuple[dict[str, list[Pair]], dict[str, list[str]], dict[str, str]]:
     """(rows per reader, evaluation books per reader, preamble per reader) from the true profiles, built by the
     pair generator's library exactly as its batch command builds the ``gravity`` dataset."""
@@ -159,7 +177,9 @@ def build_truth_pairs(
     from gravity_pairgen.resources import load_resources
     from gravity_pairgen.settings import PairGenSettings
 
-    cfg = PairGenSettings(datasets=["gravity"], meta=str(meta), items_per_trait=items_per_trait, seed=seed)
+    cfg = PairGenSettings(
+        datasets=[names.GRAVITY], meta=str(meta), items_per_trait=items_per_trait, seed=seed
+    )
     plans = plan_datasets(cfg)
     skips = SkipLog()
     resources = load_resources(settings, cfg, plans, skips)
@@ -172,8 +192,10 @@ def build_truth_pairs(
         try:
             build = builder.finish(builder.build(profile))
         except RecordError as exc:
-            raise InvalidInput("--truth", f"reader {truth.user_id}: no GRAVITY pairs ({exc.reason}: {exc.detail})") from None
-        rows[truth.user_id] = build.rows.get("gravity", [])
+            raise InvalidInput(
+                "--truth", f"reader {truth.user_id}: no GRAVITY pairs ({exc.reason}: {exc.detail})"
+            ) from None
+        rows[truth.user_id] = build.rows.get(names.GRAVITY, [])
         held[truth.user_id] = list(build.held_out)
         preambles[truth.user_id] = gravity_preamble(profile)
     resources.catalog.close()
@@ -198,14 +220,23 @@ def write_pairs_dir(
     entry = DatasetEntry(kind="dpo")
     for user in sorted(rows):
         if rows[user]:
-            shard, _ = write_shard(store, "", "gravity", user, "dpo", rows[user], {"gravity.seed": str(seed)}, durable=False)
+            shard, _ = write_shard(
+                store,
+                "",
+                names.GRAVITY,
+                user,
+                "dpo",
+                rows[user],
+                {f"{names.GRAVITY}.seed": str(seed)},
+                durable=False,
+            )
             entry.shards.append(shard)
     manifest = DatasetManifest(
         cohort_id=cohort_id,
         cohort_size=len(rows),
         seed=seed,
         base_model=settings.llm.role("writer").model,
-        datasets={"gravity": entry},
+        datasets={names.GRAVITY: entry},
         evaluation=settings.evaluation,
         held_out={u: list(b) for u, b in sorted(held_out_books.items())},
     )
@@ -233,7 +264,9 @@ def sample_eval_pairs(
     seen: set[str] = set()
 
     def named_pair(user: str, pair: Pair) -> bool:
-        return pair.facet == "values" and any(p.removeprefix("statement:") in named[user] for p in pair.provenance)
+        return pair.facet == "values" and any(
+            p.removeprefix("statement:") in named[user] for p in pair.provenance
+        )
 
     for facet in FACETS:
         readers = by_facet.get(facet, {})
@@ -261,7 +294,13 @@ def _no_progress(items: Iterable, total: int | None, desc: str) -> Iterable:
     return items
 
 
-def preference_correct(llm: Any, pairs: Sequence[EvalPair], adapter: str | None, progress: Progress = _no_progress, desc: str = "scoring") -> np.ndarray:
+def preference_correct(
+    llm: Any,
+    pairs: Sequence[EvalPair],
+    adapter: str | None,
+    progress: Progress = _no_progress,
+    desc: str = "scoring",
+) -> np.ndarray:
     """1 where log P(chosen | prompt) > log P(rejected | prompt) under the model (with ``adapter``), else 0.
 
     Both answers are scored as the assistant turn after the chat-formatted prompt (the trainer's format);
@@ -269,7 +308,10 @@ def preference_correct(llm: Any, pairs: Sequence[EvalPair], adapter: str | None,
     out = np.zeros(len(pairs), dtype=np.int8)
     for k, ep in enumerate(progress(pairs, len(pairs), desc)):
         scores = llm.score_choices_shared_prefix(
-            [{"role": "user", "content": ep.pair.prompt}], [""], [ep.pair.chosen, ep.pair.rejected], adapter=adapter
+            [{"role": "user", "content": ep.pair.prompt}],
+            [""],
+            [ep.pair.chosen, ep.pair.rejected],
+            adapter=adapter,
         )[0]
         out[k] = int(scores.usable and scores.probabilities[0] > scores.probabilities[1])
     return out
@@ -334,13 +376,15 @@ def run_learning(
             )
         ]
         dropped += keep.count(False)
-        train_rows["gravity"][user] = [p for p, k in zip(train, keep, strict=True) if k]
-        train_rows["control"][user] = [p for p, k in zip(control, keep, strict=True) if k]
+        train_rows[names.GRAVITY][user] = [p for p, k in zip(train, keep, strict=True) if k]
+        train_rows[CONTROL][user] = [p for p, k in zip(control, keep, strict=True) if k]
     seconds["pairs"] = time.perf_counter() - started
 
     named = {t.user_id: set(t.summary_statements) for t in truths}
     eval_pairs = sample_eval_pairs(test, owners, named, options.eval_pairs, options.seed)
-    pair_counts = _pair_counts(all_pairs, [p for u in train_rows["gravity"].values() for p in u], test, eval_pairs, dropped)
+    pair_counts = _pair_counts(
+        all_pairs, [p for u in train_rows[names.GRAVITY].values() for p in u], test, eval_pairs, dropped
+    )
     echo(
         f"pairs: {len(all_pairs)} in all, {pair_counts['train']['all']} train, {len(test)} test "
         f"(held out: {hold.count('statement:')} statements, {hold.count('asin:')} books, {hold.count('genre:')} genres, "
@@ -352,8 +396,10 @@ def run_learning(
     for variant in VARIANTS:
         t0 = time.perf_counter()
         pairs_dir = out / "pairs" / variant
-        sha = write_pairs_dir(pairs_dir, train_rows[variant], eval_books, settings, f"{cohort}-{variant}", options.seed)
-        adapter_dir = out / "adapters" / variant
+        sha = write_pairs_dir(
+            pairs_dir, train_rows[variant], eval_books, settings, f"{cohort}-{variant}", options.seed
+        )
+        adapter_dir = adapter_path(out, variant)
         _clear_stale_adapter(adapter_dir, sha)
         echo(f"training the {variant} adapter ({options.steps} steps of {options.batch_size} pairs)")
         outcome = _train(settings, pairs_dir, adapter_dir, options, echo)
@@ -371,15 +417,17 @@ def run_learning(
 
     t0 = time.perf_counter()
     correct: dict[str, np.ndarray] = {}
-    names = {"gravity": "fidelity-gravity", "control": "fidelity-control"}
+    loaded = {v: f"fidelity-{v}" for v in VARIANTS}
     for variant, path in adapters.items():
-        llm.load_adapter(names[variant], str(path))
+        llm.load_adapter(loaded[variant], str(path))
     try:
         for model in MODELS:
-            correct[model] = preference_correct(llm, eval_pairs, names.get(model), progress, f"scoring ({model})")
+            correct[model] = preference_correct(
+                llm, eval_pairs, loaded.get(model), progress, f"scoring ({model})"
+            )
             echo(f"scored {len(eval_pairs)} test pairs with the {model} model")
     finally:
-        for name in names.values():
+        for name in loaded.values():
             llm.unload_adapter(name)
     seconds["scoring"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
@@ -404,7 +452,11 @@ def run_learning(
 
 
 def _pair_counts(
-    all_pairs: Sequence[Pair], train: Sequence[Pair], test: Sequence[Pair], scored: Sequence[EvalPair], dropped: int
+    all_pairs: Sequence[Pair],
+    train: Sequence[Pair],
+    test: Sequence[Pair],
+    scored: Sequence[EvalPair],
+    dropped: int,
 ) -> dict[str, dict[str, int]]:
     def by_facet(pairs: Sequence[Pair]) -> dict[str, int]:
         counts: dict[str, int] = {"all": len(pairs)}
@@ -424,6 +476,11 @@ def _pair_counts(
     }
 
 
+def adapter_path(learning_dir: Path, variant: str) -> Path:
+    """Where :func:`run_learning` writing into ``learning_dir`` puts the ``variant`` adapter."""
+    return learning_dir / "adapters" / variant
+
+
 def _clear_stale_adapter(adapter_dir: Path, manifest_sha: str) -> None:
     """An adapter left by a run on other pairs is ours to replace (a rerun on the same pairs reuses it)."""
     if not adapter_dir.exists():
@@ -436,16 +493,18 @@ def _clear_stale_adapter(adapter_dir: Path, manifest_sha: str) -> None:
         shutil.rmtree(adapter_dir)
 
 
-def _train(settings: Settings, pairs_dir: Path, out: Path, options: LearningOptions, echo: Callable[[str], None]) -> Any:
+def _train(
+    settings: Settings, pairs_dir: Path, out: Path, options: LearningOptions, echo: Callable[[str], None]
+) -> Any:
     from gravity_trainer.progress import Reporter
     from gravity_trainer.run import TrainRequest, train
 
     request = TrainRequest(
         pairs=pairs_dir,
-        recipe="gravity-dpo",
+        recipe=names.GRAVITY_DPO_RECIPE,
         out=out,
         base_model=settings.llm.role("writer").model,
-        dataset="gravity",
+        dataset=names.GRAVITY,
         overrides=options.recipe_overrides(),
     )
     return train(request, Reporter([lambda e: echo("      " + e.line())]))

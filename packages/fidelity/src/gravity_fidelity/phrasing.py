@@ -78,17 +78,29 @@ DEMOGRAPHIC_CUES = {
         ),
     },
     "gender": {
-        "female": ("As a woman, I noticed how carefully the heroine was written.", "As a mother, I read it twice."),
+        "female": (
+            "As a woman, I noticed how carefully the heroine was written.",
+            "As a mother, I read it twice.",
+        ),
         "male": ("As a man, I noticed how carefully the hero was written.", "As a father, I read it twice."),
     },
     "country": {
-        "USA": ("I read most of it on my porch here in Ohio.", "Our library here in Texas had a long waiting list."),
+        "USA": (
+            "I read most of it on my porch here in Ohio.",
+            "Our library here in Texas had a long waiting list.",
+        ),
         "Brazil": (
             "I read most of it on the metro here in São Paulo.",
             "Our little street library here in Recife had a copy.",
         ),
-        "India": ("I read most of it on the local train here in Mumbai.", "Our lending library here in Pune had a copy."),
-        "Japan": ("I read most of it on the train here in Osaka.", "Our neighbourhood library here in Kyoto had a copy."),
+        "India": (
+            "I read most of it on the local train here in Mumbai.",
+            "Our lending library here in Pune had a copy.",
+        ),
+        "Japan": (
+            "I read most of it on the train here in Osaka.",
+            "Our neighbourhood library here in Kyoto had a copy.",
+        ),
     },
 }
 
@@ -173,7 +185,9 @@ def marker_sentence(item: IpipItem, level: str, rng: random.Random) -> str:
 def demographic_cue(field: str, value: str, rng: random.Random) -> str:
     options = DEMOGRAPHIC_CUES[field].get(value)
     if not options:
-        raise ConfigError(f"no planted cue for {field} {value!r} (known: {', '.join(DEMOGRAPHIC_CUES[field])})")
+        raise ConfigError(
+            f"no planted cue for {field} {value!r} (known: {', '.join(DEMOGRAPHIC_CUES[field])})"
+        )
     return rng.choice(options)
 
 

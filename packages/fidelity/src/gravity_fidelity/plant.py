@@ -95,7 +95,9 @@ class PlantOptions:
         if not 1 <= self.items_per_trait <= 4:
             raise bad("--items-per-trait", "must be between 1 and 4 (the Mini-IPIP has 4 items per trait)")
         if not 0 <= self.summary_statements <= 6:
-            raise bad("--summary-statements", "must be between 0 and 6 (the paper's value summary: <= 6 sentences)")
+            raise bad(
+                "--summary-statements", "must be between 0 and 6 (the paper's value summary: <= 6 sentences)"
+            )
         if not 1 <= self.min_genres <= self.max_genres:
             raise bad("--genres", "needs 1 <= minimum <= maximum")
         if self.books_per_genre < 1 or self.other_reviews < 0:
@@ -184,8 +186,12 @@ def plant(
     """Write ``options.readers`` planted readers into directory ``out`` (replaced atomically)."""
     options.check()
     out_dir = Path(out).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / PLANT_FILE).is_file())):
-        raise InvalidInput("--out", f"{out_dir} exists and is not a planted-readers directory; choose a new or empty one")
+    if out_dir.exists() and (
+        not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / PLANT_FILE).is_file())
+    ):
+        raise InvalidInput(
+            "--out", f"{out_dir} exists and is not a planted-readers directory; choose a new or empty one"
+        )
     meta = Path(catalog_path).expanduser() if catalog_path else sample_dir() / "meta_Books.jsonl"
     if not meta.is_file():
         raise InvalidInput("--meta", f"{meta} does not exist")
@@ -228,7 +234,8 @@ def plant(
         shutil.copyfile(meta, stage / meta_name)
         write_truths(truths, stage / TRUTH_FILE)
         manifest.files = {
-            name: sha256_file(stage / name) for name in (REVIEWS_FILE, DEMOGRAPHICS_FILE, meta_name, TRUTH_FILE)
+            name: sha256_file(stage / name)
+            for name in (REVIEWS_FILE, DEMOGRAPHICS_FILE, meta_name, TRUTH_FILE)
         }
         write_text(stage / PLANT_FILE, manifest.model_dump_json(indent=2) + "\n", durable=False)
     return PlantResult(out_dir, truths, manifest, sum(len(t.reviews) for t in truths))
@@ -261,10 +268,16 @@ def _plant_reader(
     items_by_trait: dict[str, list[IpipItem]] = {}
     for item in mini_ipip_items():
         items_by_trait.setdefault(item.trait, []).append(item)
-    expressed_items = {t: sorted(rng.sample(items_by_trait[TRAIT_LETTERS[t]], options.items_per_trait), key=lambda i: i.id) for t in TRAITS}
+    expressed_items = {
+        t: sorted(rng.sample(items_by_trait[TRAIT_LETTERS[t]], options.items_per_trait), key=lambda i: i.id)
+        for t in TRAITS
+    }
 
     by_id = {s.id: s for s in statements}
-    carried = [_Carry("statement", sid, phrasing.stance_sentence(by_id[sid].text, stances[sid], rng)) for sid in expressed_ids]
+    carried = [
+        _Carry("statement", sid, phrasing.stance_sentence(by_id[sid].text, stances[sid], rng))
+        for sid in expressed_ids
+    ]
     carried += [
         _Carry("item", item.id, phrasing.marker_sentence(item, traits[t], rng))
         for t in TRAITS

@@ -151,10 +151,13 @@ def score_profiles(
         stances_unexpressed=compare(["neutral"] * len(unexp_pred), unexp_pred, STANCES, seed),
         traits=compare(trait_truth, trait_pred, LEVELS, seed),
         genres=set_recovery(
-            [set(t.genres) for t in present], [{i.genre for i in by_user[t.user_id].interests} for t in present]
+            [set(t.genres) for t in present],
+            [{i.genre for i in by_user[t.user_id].interests} for t in present],
         ),
         demographics={
-            f: compare(truth_values, pred, labels[f], seed) for f, (truth_values, pred) in demo.items() if truth_values
+            f: compare(truth_values, pred, labels[f], seed)
+            for f, (truth_values, pred) in demo.items()
+            if truth_values
         },
         unreadable_stances=unreadable,
         unknown_traits=unknown,
@@ -240,5 +243,6 @@ def meta_file(truth_dir: Path) -> Path:
     for name in ("meta_Books.jsonl", "meta_Books.jsonl.gz"):
         if (truth_dir / name).is_file():
             return truth_dir / name
-    raise NotFound("--truth", f"{truth_dir} has no meta_Books.jsonl (plant readers first: gravity fidelity plant)")
-
+    raise NotFound(
+        "--truth", f"{truth_dir} has no meta_Books.jsonl (plant readers first: gravity fidelity plant)"
+    )

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gravity_core import names
 from gravity_core.files import write_json, write_text
-from gravity_fidelity.learning import FACETS, NAMED
+from gravity_fidelity.learning import CONTROL, FACETS, NAMED
 from gravity_fidelity.truth import PLANT_FILE
 
 FORMAT = "gravity-fidelity-report/v1"
@@ -57,7 +58,13 @@ def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             )
         )
         g = r["genres"]
-        rows.append((f"genre precision / recall{m}", f"{_f(g['precision'])} / {_f(g['recall'])}", "counted from reviews"))
+        rows.append(
+            (
+                f"genre precision / recall{m}",
+                f"{_f(g['precision'])} / {_f(g['recall'])}",
+                "counted from reviews",
+            )
+        )
         d = r["demographics_pooled"]
         if d["n"]:
             rows.append(
@@ -80,7 +87,7 @@ def learning_rows(learning: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 f"held-out preference accuracy, {facet}",
-                f"base {_f(a['base'])} / GRAVITY {_f(a['gravity'])} / control {_f(a['control'])} (n {a['n']})",
+                f"base {_f(a['base'])} / GRAVITY {_f(a[names.GRAVITY])} / control {_f(a[CONTROL])} (n {a['n']})",
                 f"GRAVITY − control {_signed(gap['value'])} [{_signed(gap['ci_low'])}, {_signed(gap['ci_high'])}]",
             )
         )

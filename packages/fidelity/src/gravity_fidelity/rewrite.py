@@ -32,7 +32,7 @@ def usable_book_talk(text: str, cores: list[str]) -> list[str] | None:
     """The first two sentences of ``text``, or None when they are unusable (see the module docstring)."""
     sentences = [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()][:2]
     joined = " ".join(sentences)
-    if not sentences or not joined[-1] in ".!?" or len(joined) > MAX_CHARS or "<" in joined or ">" in joined:
+    if not sentences or joined[-1] not in ".!?" or len(joined) > MAX_CHARS or "<" in joined or ">" in joined:
         return None
     lowered = joined.lower()
     if any(core in lowered for core in cores):

@@ -105,4 +105,12 @@ def swap_preamble(pair: Pair, own: str, other: str) -> Pair:
     """``pair`` with its reader's preamble ``own`` replaced by ``other`` (everything else unchanged)."""
     if not pair.prompt.startswith(own):
         raise ValueError(f"pair {pair.pair_id} does not start with its reader's GRAVITY preamble")
-    return Pair(pair.pair_id, pair.facet, pair.trait, other + pair.prompt[len(own) :], pair.chosen, pair.rejected, pair.provenance)
+    return Pair(
+        pair.pair_id,
+        pair.facet,
+        pair.trait,
+        other + pair.prompt[len(own) :],
+        pair.chosen,
+        pair.rejected,
+        pair.provenance,
+    )

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from gravity_core import names
 from gravity_core.config import Settings
 from gravity_core.llm import llm_for_role
-from gravity_fidelity.learning import LearningOptions, run_learning
+from gravity_fidelity.learning import LearningOptions, adapter_path, run_learning
 from gravity_fidelity.plant import PlantOptions, PlantResult, plant
 from gravity_fidelity.recovery import SUMMARY_TOKENS, meta_file, role_variants, run_profiler, score_profiles
 from gravity_fidelity.report import write_report, write_section
@@ -20,11 +21,21 @@ Echo = Callable[[str], None]
 Progress = Callable[[Iterable, int | None, str], Iterable]
 
 
+LEARNING_DIR = "learning"
+
+
+def gravity_adapter_dir(out: Path) -> Path:
+    """The GRAVITY adapter ``gravity fidelity train --out OUT`` trained (the persona swaps' ``gravity`` method)."""
+    return adapter_path(out / LEARNING_DIR, names.GRAVITY)
+
+
 def _no_progress(items: Iterable, total: int | None, desc: str) -> Iterable:
     return items
 
 
-def plant_step(settings: Settings, options: PlantOptions, out: Path, meta: Path | None, author_llm: bool, echo: Echo) -> PlantResult:
+def plant_step(
+    settings: Settings, options: PlantOptions, out: Path, meta: Path | None, author_llm: bool, echo: Echo
+) -> PlantResult:
     rewriter = None
     if author_llm:
         from gravity_fidelity.rewrite import rewrite_book_talk
@@ -51,7 +62,9 @@ def recovery_step(
     for label, variant in role_variants(settings, ["annotator", "author"]):
         echo(f"profiling {len(truths)} planted readers with {label} (gravity profile build's batch path)")
         slug = label.replace(":", "-").replace("/", "-")
-        profiles, seconds, _ = run_profiler(variant, truth_dir, out / f"profiles-{slug}.jsonl", progress, summary_tokens)
+        profiles, seconds, _ = run_profiler(
+            variant, truth_dir, out / f"profiles-{slug}.jsonl", progress, summary_tokens
+        )
         recovery = score_profiles(label, truths, profiles, countries, manifest.seed)
         recovery.seconds = seconds
         sections.append(recovery.to_dict())
@@ -61,10 +74,15 @@ def recovery_step(
 
 
 def learning_step(
-    settings: Settings, truth_dir: Path, out: Path, options: LearningOptions, echo: Echo, progress: Progress = _no_progress
+    settings: Settings,
+    truth_dir: Path,
+    out: Path,
+    options: LearningOptions,
+    echo: Echo,
+    progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     truths = read_truths(truth_dir)
-    report = run_learning(settings, truths, meta_file(truth_dir), out / "learning", options, echo, progress)
+    report = run_learning(settings, truths, meta_file(truth_dir), out / LEARNING_DIR, options, echo, progress)
     data = report.to_dict()
     write_section(out, "learning", data)
     write_report(out, truth_dir)
@@ -104,7 +122,9 @@ def swap_step(
     sections = []
     for label, variant in role_variants(settings, ["judge"]):
         echo(f"judging {len(units)} persona swaps with {label}, both orders")
-        report = judge_swaps(Judge(llm_for_role(variant, "judge"), judge_settings), units, truths, label, progress)
+        report = judge_swaps(
+            Judge(llm_for_role(variant, "judge"), judge_settings), units, truths, label, progress
+        )
         data = report.to_dict()
         data["generation_seconds"] = round(generation_s, 1)
         sections.append(data)

@@ -26,6 +26,7 @@ from gravity_core.config import Settings
 from gravity_core.errors import InvalidInput
 from gravity_core.skips import SkipLog
 from gravity_core.targets import EvaluationPool
+from gravity_fidelity.methods import ADAPTER_METHODS, SWAP_METHODS
 from gravity_fidelity.split import derangement
 from gravity_fidelity.truth import ReaderTruth, persona_summary, truth_profile
 from gravity_judge.judging import Candidate, Judge, PairJudgment
@@ -33,8 +34,6 @@ from gravity_judge.persona import Persona
 
 OWN = "own"
 OTHER = "other"
-PROMPT_METHODS = ("user-summary", "demo-based")
-ADAPTER_METHODS = ("gravity",)
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,9 @@ class SwapReport:
         }
 
 
-def swap_plan(truths: Sequence[ReaderTruth], catalog: Catalog, settings: Settings, seed: int) -> list[tuple[ReaderTruth, ReaderTruth, BookRecord]]:
+def swap_plan(
+    truths: Sequence[ReaderTruth], catalog: Catalog, settings: Settings, seed: int
+) -> list[tuple[ReaderTruth, ReaderTruth, BookRecord]]:
     """(reader, other reader, the reader's first evaluation book) for every reader with an evaluation book."""
     if len(truths) < 2:
         raise InvalidInput("--truth", "persona swaps need at least two planted readers")
@@ -145,9 +146,11 @@ def write_descriptions(
     from gravity_generator.settings import GeneratorSettings
 
     if method in ADAPTER_METHODS and (adapter_dir is None or not adapter_dir.is_dir()):
-        raise InvalidInput("--adapter", f"method {method!r} needs the GRAVITY adapter (run gravity fidelity train first)")
-    if method not in PROMPT_METHODS + ADAPTER_METHODS:
-        raise InvalidInput("--method", f"{method!r} is not one of {', '.join(PROMPT_METHODS + ADAPTER_METHODS)}")
+        raise InvalidInput(
+            "--adapter", f"method {method!r} needs the GRAVITY adapter (run gravity fidelity train first)"
+        )
+    if method not in SWAP_METHODS:
+        raise InvalidInput("--method", f"{method!r} is not one of {', '.join(SWAP_METHODS)}")
     cfg = settings.section("generator", GeneratorSettings).model_copy(
         update={
             "meta_path": str(meta),
@@ -162,15 +165,22 @@ def write_descriptions(
         jobs = []
         for reader, other, book in plan:
             jobs += [(truth_profile(reader), book), (truth_profile(other), book)]
-        report = generate_batch(app, [method], jobs, GenerationParams(max_tokens=max_new_tokens), chunk_size=8)
+        report = generate_batch(
+            app, [method], jobs, GenerationParams(max_tokens=max_new_tokens), chunk_size=8
+        )
     finally:
         app.close()
     texts = {(g.user_id, g.parent_asin): g.text for g in report.generations}
     units = []
     for reader, other, book in plan:
-        own, foreign = texts.get((reader.user_id, book.parent_asin)), texts.get((other.user_id, book.parent_asin))
+        own, foreign = (
+            texts.get((reader.user_id, book.parent_asin)),
+            texts.get((other.user_id, book.parent_asin)),
+        )
         if own and foreign:
-            units.append(SwapUnit(reader.user_id, other.user_id, book.parent_asin, book.title, method, own, foreign))
+            units.append(
+                SwapUnit(reader.user_id, other.user_id, book.parent_asin, book.title, method, own, foreign)
+            )
     return units
 
 

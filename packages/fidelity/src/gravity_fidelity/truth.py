@@ -28,7 +28,13 @@ PLANT_FILE = "plant.json"
 PLANT_FORMAT = "gravity-fidelity-plant/v1"
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 # Mini-IPIP trait letter of each trait name
-TRAIT_LETTERS = {"openness": "O", "conscientiousness": "C", "extraversion": "E", "agreeableness": "A", "neuroticism": "N"}
+TRAIT_LETTERS = {
+    "openness": "O",
+    "conscientiousness": "C",
+    "extraversion": "E",
+    "agreeableness": "A",
+    "neuroticism": "N",
+}
 STANCE_PROTO = {
     "support": profile_pb2.STANCE_SUPPORT,
     "oppose": profile_pb2.STANCE_OPPOSE,
@@ -120,7 +126,9 @@ def read_truths(directory: str | Path) -> list[ReaderTruth]:
     """Every reader of a planted directory; a missing or malformed truth is an error naming the file."""
     path = Path(directory) / TRUTH_FILE
     if not path.is_file():
-        raise NotFound("--truth", f"{directory} has no {TRUTH_FILE} (plant readers first: gravity fidelity plant)")
+        raise NotFound(
+            "--truth", f"{directory} has no {TRUTH_FILE} (plant readers first: gravity fidelity plant)"
+        )
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -128,7 +136,9 @@ def read_truths(directory: str | Path) -> list[ReaderTruth]:
         try:
             out.append(ReaderTruth.model_validate_json(line))
         except ValidationError as exc:
-            raise InvalidInput("--truth", f"{path}:{number} is not a planted reader: {exc.errors()[0]['msg']}") from None
+            raise InvalidInput(
+                "--truth", f"{path}:{number} is not a planted reader: {exc.errors()[0]['msg']}"
+            ) from None
     if not out:
         raise InvalidInput("--truth", f"{path} holds no readers")
     return out
@@ -137,7 +147,9 @@ def read_truths(directory: str | Path) -> list[ReaderTruth]:
 def read_manifest(directory: str | Path) -> PlantManifest:
     path = Path(directory) / PLANT_FILE
     if not path.is_file():
-        raise NotFound("--truth", f"{directory} has no {PLANT_FILE} (plant readers first: gravity fidelity plant)")
+        raise NotFound(
+            "--truth", f"{directory} has no {PLANT_FILE} (plant readers first: gravity fidelity plant)"
+        )
     try:
         manifest = PlantManifest.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
@@ -190,7 +202,9 @@ def truth_profile(
     d = truth.demographics
 
     def given(value: str) -> common_pb2.DemographicField:
-        return common_pb2.DemographicField(value=value, provenance=common_pb2.PROVENANCE_GIVEN, confidence=1.0)
+        return common_pb2.DemographicField(
+            value=value, provenance=common_pb2.PROVENANCE_GIVEN, confidence=1.0
+        )
 
     share = 1.0 / len(truth.genres) if truth.genres else 0.0
     profile = profile_pb2.UserProfile(
