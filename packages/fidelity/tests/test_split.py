@@ -18,16 +18,29 @@ def _pairs() -> list[Pair]:
     for user in ("u1", "u2", "u3"):
         pre = f"[profile of {user}] "
         for g, d in (("Mystery", "Romance"), ("Poetry", "Horror"), ("Mystery", "Horror")):
-            out.append(make_pair(user, names.CATEGORY, pre + "pick a genre", g, d, (f"genre:{g}", f"genre:{d}")))
+            out.append(
+                make_pair(user, names.CATEGORY, pre + "pick a genre", g, d, (f"genre:{g}", f"genre:{d}"))
+            )
         for a, b in (("A1", "B1"), ("A2", "B2"), ("A3", "B1")):
             out.append(make_pair(user, names.SUMMARY, pre + "pick a book", a, b, (f"asin:{a}", f"asin:{b}")))
         for s in range(12):
             out.append(
-                make_pair(user, names.VALUES, pre + f"scenario {s}", "yes", "no", (f"statement:S{s}", f"scenario:{s}"))
+                make_pair(
+                    user,
+                    names.VALUES,
+                    pre + f"scenario {s}",
+                    "yes",
+                    "no",
+                    (f"statement:S{s}", f"scenario:{s}"),
+                )
             )
         for trait in ("openness", "neuroticism"):
             for i in range(8):
-                out.append(make_pair(user, names.PERSONALITY, pre + "situation", "hi", "lo", (f"trait:{trait}{i}",), trait))
+                out.append(
+                    make_pair(
+                        user, names.PERSONALITY, pre + "situation", "hi", "lo", (f"trait:{trait}{i}",), trait
+                    )
+                )
     return out
 
 
@@ -73,7 +86,9 @@ def test_derangements_differ_by_seed_and_need_two_readers() -> None:
 
 
 def test_swap_preamble_replaces_only_the_profile() -> None:
-    pair = make_pair("u1", names.VALUES, "[profile u1] the question", "yes", "no", ("statement:S1", "scenario:1"))
+    pair = make_pair(
+        "u1", names.VALUES, "[profile u1] the question", "yes", "no", ("statement:S1", "scenario:1")
+    )
     swapped = swap_preamble(pair, "[profile u1] ", "[profile u2] ")
     assert swapped.prompt == "[profile u2] the question"
     assert (swapped.pair_id, swapped.chosen, swapped.rejected, swapped.provenance) == (

@@ -15,6 +15,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli
 from gravity_core.files import write_json
+from gravity_fidelity.cli import learning_options
 from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
 
 
@@ -29,11 +30,7 @@ from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
     show_default=True,
     help="Planted readers, profiles, adapters and fidelity.json/.md.",
 )
-@click.option("--steps", type=int, default=40, show_default=True, help="Optimizer steps per adapter.")
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Pairs per step.")
-@click.option(
-    "--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet."
-)
+@learning_options
 @click.option(
     "--judge-method",
     type=click.Choice(SWAP_METHODS),
@@ -42,6 +39,13 @@ from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
     help="How the persona-swap descriptions are written.",
 )
 @click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
+@click.option(
+    "--books-per-reader",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Evaluation books per reader described for the reader and for another reader.",
+)
 @click.option("--author-llm", is_flag=True, help="Let the author LLM write the planted reviews' book talk.")
 @pass_cli
 def run(
@@ -51,9 +55,11 @@ def run(
     out_dir: Path,
     steps: int,
     batch_size: int,
+    learning_rate: float,
     eval_pairs: int,
     judge_method: str,
     max_new_tokens: int,
+    books_per_reader: int,
     author_llm: bool,
 ) -> None:
     """Fidelity on planted readers: recovery, learning and judge validity against baselines from the same run."""
@@ -97,7 +103,9 @@ def run(
         settings,
         truth,
         out,
-        LearningOptions(steps=steps, batch_size=batch_size, eval_pairs=eval_pairs, seed=seed),
+        LearningOptions(
+            steps=steps, batch_size=batch_size, learning_rate=learning_rate, eval_pairs=eval_pairs, seed=seed
+        ),
         click.echo,
         _bar,
     )
@@ -105,7 +113,17 @@ def run(
 
     stage("judge validity: persona swaps")
     t0 = time.perf_counter()
-    swap_step(settings, truth, out, judge_method, max_new_tokens, gravity_adapter_dir(out), click.echo, _bar)
+    swap_step(
+        settings,
+        truth,
+        out,
+        judge_method,
+        max_new_tokens,
+        gravity_adapter_dir(out),
+        click.echo,
+        _bar,
+        books_per_reader,
+    )
     timings["judge"] = round(time.perf_counter() - t0, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
     write_json(out / "timings.json", timings, durable=False)

@@ -35,6 +35,31 @@ def _out_option(f: Any) -> Any:
     )(f)
 
 
+def learning_options(f: Any) -> Any:
+    """The training and scoring sizes ``gravity fidelity train`` and ``gravity bench fidelity`` share
+    (defaults: :class:`gravity_fidelity.learning.LearningOptions`)."""
+    for option in reversed(
+        (
+            click.option(
+                "--steps", type=int, default=40, show_default=True, help="Optimizer steps per adapter."
+            ),
+            click.option("--batch-size", type=int, default=4, show_default=True, help="Pairs per step."),
+            click.option(
+                "--learning-rate", type=float, default=2e-4, show_default=True, help="LoRA learning rate."
+            ),
+            click.option(
+                "--eval-pairs",
+                type=int,
+                default=48,
+                show_default=True,
+                help="Held-out pairs scored per facet.",
+            ),
+        )
+    ):
+        f = option(f)
+    return f
+
+
 def print_table(report: dict[str, Any], title: str = "fidelity") -> None:
     from gravity_fidelity.report import table_rows
 
@@ -185,9 +210,7 @@ def profile_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, summary_
 @fidelity.command("train")
 @_truth_option
 @_out_option
-@click.option("--steps", type=int, default=40, show_default=True, help="Optimizer steps per adapter.")
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Pairs per step.")
-@click.option("--learning-rate", type=float, default=1e-4, show_default=True)
+@learning_options
 @click.option("--max-length", type=int, default=384, show_default=True, help="Tokens of prompt + answer.")
 @click.option("--lora-r", type=int, default=8, show_default=True)
 @click.option(
@@ -196,9 +219,6 @@ def profile_cmd(cli: CliContext, truth_dir: Path, out_dir: Path | None, summary_
     default=0.25,
     show_default=True,
     help="Share of statements, books, genres and items held out.",
-)
-@click.option(
-    "--eval-pairs", type=int, default=48, show_default=True, help="Held-out pairs scored per facet."
 )
 @click.option(
     "--items-per-trait",
@@ -270,6 +290,13 @@ def train_cmd(
     help="GRAVITY adapter directory for --method gravity (default: <out>/learning/adapters/gravity).",
 )
 @click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
+@click.option(
+    "--books-per-reader",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Evaluation books per reader described for the reader and for another reader.",
+)
 @pass_cli
 def judge_cmd(
     cli: CliContext,
@@ -278,11 +305,14 @@ def judge_cmd(
     method: str,
     adapter_dir: Path | None,
     max_new_tokens: int,
+    books_per_reader: int,
 ) -> None:
     """Persona swaps: the judge, playing the reader, compares their description with another reader's."""
     from gravity_fidelity.steps import gravity_adapter_dir, swap_step
 
     out = out_dir or truth_dir
     adapter = adapter_dir or gravity_adapter_dir(out)
-    sections = swap_step(cli.settings, truth_dir, out, method, max_new_tokens, adapter, click.echo, _bar)
+    sections = swap_step(
+        cli.settings, truth_dir, out, method, max_new_tokens, adapter, click.echo, _bar, books_per_reader
+    )
     print_table({"swap": sections}, "persona swaps")

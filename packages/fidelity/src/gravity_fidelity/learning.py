@@ -47,12 +47,12 @@ from gravity_judge.stats import estimate, resample_indices
 from gravity_pairgen.rows import Pair
 
 FACET_GROUP = {
-    "category": "interests",
-    "summary": "interests",
-    "values": "values",
-    "personality": "personality",
+    names.CATEGORY: names.INTERESTS,
+    names.SUMMARY: names.INTERESTS,
+    names.VALUES: names.VALUES,
+    names.PERSONALITY: names.PERSONALITY,
 }
-FACETS = ("interests", "values", "personality")
+FACETS = (names.INTERESTS, names.VALUES, names.PERSONALITY)
 NAMED = "values (stance named in the profile)"
 CONTROL = "control"
 MODELS = ("base", names.GRAVITY, CONTROL)
@@ -64,7 +64,7 @@ BOOTSTRAP = 1000
 class LearningOptions:
     steps: int = 40
     batch_size: int = 4
-    learning_rate: float = 1e-4
+    learning_rate: float = 2e-4
     max_length: int = 384
     lora_r: int = 8
     hold_out: float = 0.25
@@ -114,21 +114,51 @@ class EvalPair:
 
 @dataclass
 class FacetAccuracy:
+    """One facet's held-out pairs under the three models.
+
+    ``margins[model]`` is log P(chosen) − log P(rejected) per pair (NaN when the backend gave no
+    log-probabilities or the pair was unusable): **accuracy** is the share with a positive margin. The
+    **implicit-reward accuracy** of an adapter is the share where it moved the margin up from the base
+    model's — DPO's own reward, β·(margin_adapter − margin_base) > 0 — which shows learning before the
+    absolute preference flips."""
+
     facet: str
     n: int
-    correct: dict[str, np.ndarray]
+    margins: dict[str, np.ndarray]
+
+    def correct(self, model: str) -> np.ndarray:
+        m = self.margins[model]
+        return np.where(np.isnan(m), np.nan, (m > 0).astype(float))
+
+    def rewarded(self, model: str) -> np.ndarray:
+        d = self.margins[model] - self.margins["base"]
+        return np.where(np.isnan(d), np.nan, (d > 0).astype(float))
 
     def accuracy(self, model: str) -> float | None:
-        values = self.correct[model]
-        return float(values.mean()) if values.size else None
+        return _mean(self.correct(model))
 
-    def gap(self, seed: int) -> dict[str, float | int | None]:
-        diff = self.correct[names.GRAVITY].astype(float) - self.correct[CONTROL].astype(float)
+    def _gap(self, a: np.ndarray, b: np.ndarray, seed: int) -> dict[str, float | None]:
+        diff = a - b
         est = estimate(diff, resample_indices(diff.size, BOOTSTRAP, seed))
         return {"value": _r(est.value), "ci_low": _r(est.low), "ci_high": _r(est.high)}
 
     def to_dict(self, seed: int) -> dict[str, object]:
-        return {"n": self.n, **{m: _r(self.accuracy(m)) for m in MODELS}, "gap": self.gap(seed)}
+        return {
+            "n": self.n,
+            "unscored": int(np.isnan(self.margins["base"]).sum()),
+            **{m: _r(self.accuracy(m)) for m in MODELS},
+            "gap": self._gap(self.correct(names.GRAVITY), self.correct(CONTROL), seed),
+            "mean_margin": {m: _r(_mean(self.margins[m])) for m in MODELS},
+            "implicit_reward_accuracy": {
+                **{v: _r(_mean(self.rewarded(v))) for v in VARIANTS},
+                "gap": self._gap(self.rewarded(names.GRAVITY), self.rewarded(CONTROL), seed),
+            },
+        }
+
+
+def _mean(values: np.ndarray) -> float | None:
+    valid = values[~np.isnan(values)]
+    return float(valid.mean()) if valid.size else None
 
 
 def _r(x: float | None) -> float | None:
@@ -264,7 +294,7 @@ def sample_eval_pairs(
     seen: set[str] = set()
 
     def named_pair(user: str, pair: Pair) -> bool:
-        return pair.facet == "values" and any(
+        return pair.facet == names.VALUES and any(
             p.removeprefix("statement:") in named[user] for p in pair.provenance
         )
 
@@ -279,10 +309,10 @@ def sample_eval_pairs(
                     chosen.append(EvalPair(user, facet, pair, named_pair(user, pair)))
                     seen.add(pair.pair_id)
                     taken += 1
-    for user, pairs in sorted(by_facet.get("values", {}).items()):
+    for user, pairs in sorted(by_facet.get(names.VALUES, {}).items()):
         for pair in pairs:
             if pair.pair_id not in seen and named_pair(user, pair):
-                chosen.append(EvalPair(user, "values", pair, True))
+                chosen.append(EvalPair(user, names.VALUES, pair, True))
                 seen.add(pair.pair_id)
     return chosen
 
@@ -294,18 +324,18 @@ def _no_progress(items: Iterable, total: int | None, desc: str) -> Iterable:
     return items
 
 
-def preference_correct(
+def preference_margins(
     llm: Any,
     pairs: Sequence[EvalPair],
     adapter: str | None,
     progress: Progress = _no_progress,
     desc: str = "scoring",
 ) -> np.ndarray:
-    """1 where log P(chosen | prompt) > log P(rejected | prompt) under the model (with ``adapter``), else 0.
+    """log P(chosen | prompt) − log P(rejected | prompt) per pair under the model (with ``adapter``); NaN
+    where the scores are unusable or carry no log-probabilities.
 
-    Both answers are scored as the assistant turn after the chat-formatted prompt (the trainer's format);
-    consecutive pairs of one reader share the encoded preamble."""
-    out = np.zeros(len(pairs), dtype=np.int8)
+    Both answers are scored as the assistant turn after the chat-formatted prompt (the trainer's format)."""
+    out = np.full(len(pairs), np.nan)
     for k, ep in enumerate(progress(pairs, len(pairs), desc)):
         scores = llm.score_choices_shared_prefix(
             [{"role": "user", "content": ep.pair.prompt}],
@@ -313,21 +343,22 @@ def preference_correct(
             [ep.pair.chosen, ep.pair.rejected],
             adapter=adapter,
         )[0]
-        out[k] = int(scores.usable and scores.probabilities[0] > scores.probabilities[1])
+        if scores.usable and len(scores.logprobs) == 2:
+            out[k] = scores.logprobs[0] - scores.logprobs[1]
     return out
 
 
-def facet_accuracies(pairs: Sequence[EvalPair], correct: dict[str, np.ndarray]) -> list[FacetAccuracy]:
+def facet_accuracies(pairs: Sequence[EvalPair], margins: dict[str, np.ndarray]) -> list[FacetAccuracy]:
     groups: list[tuple[str, Callable[[EvalPair], bool]]] = [
-        ("interests", lambda e: e.facet == "interests"),
-        ("values", lambda e: e.facet == "values" and not e.named),
-        (NAMED, lambda e: e.facet == "values" and e.named),
-        ("personality", lambda e: e.facet == "personality"),
+        (names.INTERESTS, lambda e: e.facet == names.INTERESTS),
+        (names.VALUES, lambda e: e.facet == names.VALUES and not e.named),
+        (NAMED, lambda e: e.facet == names.VALUES and e.named),
+        (names.PERSONALITY, lambda e: e.facet == names.PERSONALITY),
     ]
     out = []
     for name, keep in groups:
         mask = np.array([keep(e) for e in pairs], dtype=bool)
-        out.append(FacetAccuracy(name, int(mask.sum()), {m: correct[m][mask] for m in MODELS}))
+        out.append(FacetAccuracy(name, int(mask.sum()), {m: margins[m][mask] for m in MODELS}))
     return out
 
 
@@ -357,9 +388,11 @@ def run_learning(
     hold = choose_hold_out(all_pairs, options.hold_out, options.seed)
     partner = derangement(list(rows), options.seed)
 
-    from gravity_core.llm import llm_for_role
+    from gravity_core.llm import make_llm
 
-    llm = llm_for_role(settings, "writer")
+    # Uncached: held-out scoring is the measurement, and the margins need each choice's log-probability,
+    # which response-cache entries written before ChoiceScores carried them do not have.
+    llm = make_llm(settings.llm.role("writer"))
     train_rows: dict[str, dict[str, list[Pair]]] = {v: {} for v in VARIANTS}
     test: list[Pair] = []
     dropped = 0
@@ -416,13 +449,13 @@ def run_learning(
         }
 
     t0 = time.perf_counter()
-    correct: dict[str, np.ndarray] = {}
+    margins: dict[str, np.ndarray] = {}
     loaded = {v: f"fidelity-{v}" for v in VARIANTS}
     for variant, path in adapters.items():
         llm.load_adapter(loaded[variant], str(path))
     try:
         for model in MODELS:
-            correct[model] = preference_correct(
+            margins[model] = preference_margins(
                 llm, eval_pairs, loaded.get(model), progress, f"scoring ({model})"
             )
             echo(f"scored {len(eval_pairs)} test pairs with the {model} model")
@@ -443,7 +476,7 @@ def run_learning(
             "items": hold.items,
         },
         training=training,
-        accuracy=facet_accuracies(eval_pairs, correct),
+        accuracy=facet_accuracies(eval_pairs, margins),
         derangement=partner,
         options={k: v for k, v in options.__dict__.items()},
         seed=options.seed,

@@ -30,6 +30,14 @@ def _signed(x: Any) -> str:
     return "–" if x is None else f"{x:+.3f}"
 
 
+def _vs(model: Any, baseline: Any) -> str:
+    """A baseline's score and the model's as a multiple of it (×1.50: half as good again)."""
+    if baseline is None:
+        return "–"
+    ratio = f" (model ×{model / baseline:.2f})" if model is not None and baseline else ""
+    return f"{baseline:.3f}{ratio}"
+
+
 def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     rows = []
     for r in recovery:
@@ -39,22 +47,24 @@ def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             (
                 f"stance macro-F1, expressed statements{m}",
                 f"{_f(se['macro_f1'])} (acc {_f(se['accuracy'])}, n {se['n']}, unreadable {se['invalid']})",
-                f"majority {_f(se['majority']['macro_f1'])} (acc {_f(se['majority']['accuracy'])}), "
-                f"random {_f(se['random']['macro_f1'])} (acc {_f(se['random']['accuracy'])})",
+                f"majority {_vs(se['macro_f1'], se['majority']['macro_f1'])}, "
+                f"random {_vs(se['macro_f1'], se['random']['macro_f1'])}",
             )
         )
         rows.append(
             (
                 f"stance accuracy, unexpressed statements (neutral is right){m}",
                 f"{_f(su['accuracy'])} (n {su['n']}, unreadable {su['invalid']})",
-                f"majority {_f(su['majority']['accuracy'])}, random {_f(su['random']['accuracy'])}",
+                f"majority {_vs(su['accuracy'], su['majority']['accuracy'])}, "
+                f"random {_vs(su['accuracy'], su['random']['accuracy'])}",
             )
         )
         rows.append(
             (
                 f"trait accuracy, expressed traits{m}",
                 f"{_f(tr['accuracy'])} (n {tr['n']}, UNKNOWN {r['unknown_traits']})",
-                f"majority {_f(tr['majority']['accuracy'])}, random {_f(tr['random']['accuracy'])}",
+                f"majority {_vs(tr['accuracy'], tr['majority']['accuracy'])}, "
+                f"random {_vs(tr['accuracy'], tr['random']['accuracy'])}",
             )
         )
         g = r["genres"]
@@ -62,7 +72,7 @@ def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             (
                 f"genre precision / recall{m}",
                 f"{_f(g['precision'])} / {_f(g['recall'])}",
-                "counted from reviews",
+                "counted from the reviews' catalog genres (no model)",
             )
         )
         d = r["demographics_pooled"]
@@ -71,7 +81,7 @@ def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 (
                     f"demographics accuracy, withheld fields{m}",
                     f"{_f(d['accuracy'])} (n {d['n']}, unknown {d.get('unknown', 0)})",
-                    f"majority {_f(d['majority'])}, random {_f(d['random'])}",
+                    f"majority {_vs(d['accuracy'], d['majority'])}, random {_vs(d['accuracy'], d['random'])}",
                 )
             )
     return rows
@@ -83,15 +93,27 @@ def learning_rows(learning: dict[str, Any]) -> list[tuple[str, str, str]]:
         a = learning["accuracy"].get(facet)
         if not a or not a["n"]:
             continue
-        gap = a["gap"]
         rows.append(
             (
                 f"held-out preference accuracy, {facet}",
                 f"base {_f(a['base'])} / GRAVITY {_f(a[names.GRAVITY])} / control {_f(a[CONTROL])} (n {a['n']})",
-                f"GRAVITY − control {_signed(gap['value'])} [{_signed(gap['ci_low'])}, {_signed(gap['ci_high'])}]",
+                f"GRAVITY − control {_interval(a['gap'])}",
             )
         )
+        implicit = a.get("implicit_reward_accuracy")
+        if implicit:
+            rows.append(
+                (
+                    f"  margin raised over base (DPO implicit reward > 0), {facet}",
+                    f"GRAVITY {_f(implicit[names.GRAVITY])} / control {_f(implicit[CONTROL])}",
+                    f"GRAVITY − control {_interval(implicit['gap'])}",
+                )
+            )
     return rows
+
+
+def _interval(gap: dict[str, Any]) -> str:
+    return f"{_signed(gap['value'])} [{_signed(gap['ci_low'])}, {_signed(gap['ci_high'])}]"
 
 
 def swap_rows(swap: list[dict[str, Any]]) -> list[tuple[str, str, str]]:

@@ -98,6 +98,7 @@ def swap_step(
     adapter_dir: Path | None,
     echo: Echo,
     progress: Progress = _no_progress,
+    books_per_reader: int = 2,
 ) -> list[dict[str, Any]]:
     """Descriptions for own vs other reader (one method), judged by the embedded and the configured judge."""
     from gravity_core.catalog import Catalog
@@ -111,10 +112,13 @@ def swap_step(
     meta = meta_file(truth_dir)
     catalog = Catalog.open(meta, SkipLog())
     try:
-        plan = swap_plan(truths, catalog, settings, seed)
+        plan = swap_plan(truths, catalog, settings, seed, books_per_reader)
     finally:
         catalog.close()
-    echo(f"writing {2 * len(plan)} {method} descriptions ({len(plan)} readers, own and another reader's)")
+    echo(
+        f"writing {2 * len(plan)} {method} descriptions ({len(truths)} readers, {len(plan)} books, for the reader "
+        "and for another reader)"
+    )
     started = time.perf_counter()
     units = write_descriptions(settings, plan, meta, method, max_new_tokens, adapter_dir)
     generation_s = time.perf_counter() - started

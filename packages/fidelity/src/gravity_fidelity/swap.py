@@ -1,8 +1,8 @@
 """Judge validity: can the judge tell a description written for this reader from one written for another?
 (paper §4.1, D.3 measured against a known truth)
 
-For every planted reader, one of their evaluation books (the pair generator's choice, paper §3.4) is
-described twice with the same method: once for the reader and once for a different reader (the same
+For every planted reader, each of their first ``books_per_reader`` evaluation books (the pair generator's
+choice, paper §3.4, so books no training pair used) is described twice with the same method: once for the reader and once for a different reader (the same
 derangement as the learning control, so nobody is paired with themself). The judge then plays the reader
 — the D.3 persona built from the truth: demographics plus a summary of their genres, temperament and
 named values — and compares the two descriptions with the two-description form of the D.3 prompt, asked in
@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from gravity_core.amazon import BookRecord
 from gravity_core.catalog import Catalog
 from gravity_core.config import Settings
@@ -31,7 +33,9 @@ from gravity_fidelity.split import derangement
 from gravity_fidelity.truth import ReaderTruth, persona_summary, truth_profile
 from gravity_judge.judging import Candidate, Judge, PairJudgment
 from gravity_judge.persona import Persona
+from gravity_judge.stats import estimate, resample_indices
 
+BOOTSTRAP = 1000
 OWN = "own"
 OTHER = "other"
 
@@ -90,6 +94,12 @@ class SwapReport:
     def rate(self) -> float | None:
         return self.own_wins / len(self.usable) if self.usable else None
 
+    def rate_interval(self, seed: int = 0) -> tuple[float | None, float | None]:
+        """95% percentile-bootstrap interval of the rate (units resampled)."""
+        wins = np.array([float(j.outcome == "a") for j in self.usable])
+        est = estimate(wins, resample_indices(wins.size, BOOTSTRAP, seed))
+        return est.low, est.high
+
     def to_dict(self) -> dict[str, object]:
         usable = self.usable
         return {
@@ -101,6 +111,7 @@ class SwapReport:
             "other_wins": sum(j.outcome == "b" for j in usable),
             "ties": sum(j.outcome == "tie" for j in usable),
             "swap_rate": None if self.rate is None else round(self.rate, 4),
+            "swap_rate_ci": [None if x is None else round(x, 4) for x in self.rate_interval()],
             "mean_p_own": round(sum(j.probability_a for j in usable) / len(usable), 4) if usable else None,
             "orders_agree": sum(j.orders_agree for j in usable),
             "position_biased": sum(j.position_biased for j in usable),
@@ -110,20 +121,21 @@ class SwapReport:
 
 
 def swap_plan(
-    truths: Sequence[ReaderTruth], catalog: Catalog, settings: Settings, seed: int
+    truths: Sequence[ReaderTruth], catalog: Catalog, settings: Settings, seed: int, books_per_reader: int = 1
 ) -> list[tuple[ReaderTruth, ReaderTruth, BookRecord]]:
-    """(reader, other reader, the reader's first evaluation book) for every reader with an evaluation book."""
+    """(reader, other reader, book) for the first ``books_per_reader`` evaluation books of every reader."""
     if len(truths) < 2:
         raise InvalidInput("--truth", "persona swaps need at least two planted readers")
+    if books_per_reader < 1:
+        raise InvalidInput("--books-per-reader", "must be at least 1")
     by_id = {t.user_id: t for t in truths}
     partner = derangement(list(by_id), seed)
     pool = EvaluationPool(catalog, settings.evaluation)
-    plan = []
-    for truth in truths:
-        books = pool.targets(truth_profile(truth), 1)
-        if books:
-            plan.append((truth, by_id[partner[truth.user_id]], books[0]))
-    return plan
+    return [
+        (truth, by_id[partner[truth.user_id]], book)
+        for truth in truths
+        for book in pool.targets(truth_profile(truth), books_per_reader)
+    ]
 
 
 def persona_of(truth: ReaderTruth) -> Persona:
