@@ -101,3 +101,10 @@ def test_set_recovery_is_micro_averaged() -> None:
     assert result.precision == pytest.approx(2 / 3)
     assert result.recall == pytest.approx(2 / 3)
     assert set_recovery([set()], [set()]).precision is None
+
+
+def test_the_comparison_shows_what_was_predicted() -> None:
+    result = compare(["support", "oppose", "oppose"], ["support", "support", "unreadable"], STANCES)
+    assert result.predicted == {"support": 2, "unreadable": 1}
+    assert result.confusion == {"oppose": {"support": 1, "unreadable": 1}, "support": {"support": 1}}
+    assert result.to_dict()["predicted"] == result.predicted

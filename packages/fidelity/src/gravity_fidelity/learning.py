@@ -54,6 +54,8 @@ FACET_GROUP = {
 }
 FACETS = (names.INTERESTS, names.VALUES, names.PERSONALITY)
 NAMED = "values (stance named in the profile)"
+# The groups held-out pairs are sampled and reported by.
+GROUPS = (names.INTERESTS, names.VALUES, NAMED, names.PERSONALITY)
 CONTROL = "control"
 MODELS = ("base", names.GRAVITY, CONTROL)
 VARIANTS = (names.GRAVITY, CONTROL)
@@ -177,6 +179,8 @@ class LearningReport:
     options: dict[str, Any]
     seed: int
     seconds: dict[str, float] = field(default_factory=dict)
+    # Every scored test pair: who, which facet, and its margin under each model (for audits and re-analysis).
+    scored: list[dict[str, object]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -189,6 +193,7 @@ class LearningReport:
             "control_derangement": self.derangement,
             "options": self.options,
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "scored": self.scored,
         }
 
 
@@ -284,36 +289,33 @@ def fits(prompts: Sequence[str], count_tokens: Callable[[str], int], max_length:
 def sample_eval_pairs(
     test: Sequence[Pair], owners: dict[str, str], named: dict[str, set[str]], per_facet: int, seed: int
 ) -> list[EvalPair]:
-    """Up to ``per_facet`` test pairs per facet, taken round-robin over readers in a seeded order, plus every
-    values pair whose statement the reader's preamble names."""
+    """Up to ``per_facet`` test pairs of each group — interests, values whose statement the preamble does
+    not name, values whose statement it names, personality — taken round-robin over readers in a seeded
+    order."""
     rng = seeded_rng(seed, "eval-sample")
-    by_facet: dict[str, dict[str, list[Pair]]] = defaultdict(lambda: defaultdict(list))
-    for pair in test:
-        by_facet[FACET_GROUP[pair.facet]][owners[pair.pair_id]].append(pair)
-    chosen: list[EvalPair] = []
-    seen: set[str] = set()
 
-    def named_pair(user: str, pair: Pair) -> bool:
-        return pair.facet == names.VALUES and any(
+    def group(pair: Pair) -> str:
+        facet = FACET_GROUP[pair.facet]
+        user = owners[pair.pair_id]
+        if facet == names.VALUES and any(
             p.removeprefix("statement:") in named[user] for p in pair.provenance
-        )
+        ):
+            return NAMED
+        return facet
 
-    for facet in FACETS:
-        readers = by_facet.get(facet, {})
-        queues = {u: rng.sample(ps, len(ps)) for u, ps in sorted(readers.items())}
+    by_group: dict[str, dict[str, list[Pair]]] = defaultdict(lambda: defaultdict(list))
+    for pair in test:
+        by_group[group(pair)][owners[pair.pair_id]].append(pair)
+    chosen: list[EvalPair] = []
+    for name in GROUPS:
+        queues = {u: rng.sample(ps, len(ps)) for u, ps in sorted(by_group.get(name, {}).items())}
         taken = 0
         while taken < per_facet and any(queues.values()):
             for user in sorted(queues):
                 if queues[user] and taken < per_facet:
-                    pair = queues[user].pop()
-                    chosen.append(EvalPair(user, facet, pair, named_pair(user, pair)))
-                    seen.add(pair.pair_id)
+                    facet = names.VALUES if name == NAMED else name
+                    chosen.append(EvalPair(user, facet, queues[user].pop(), name == NAMED))
                     taken += 1
-    for user, pairs in sorted(by_facet.get(names.VALUES, {}).items()):
-        for pair in pairs:
-            if pair.pair_id not in seen and named_pair(user, pair):
-                chosen.append(EvalPair(user, names.VALUES, pair, True))
-                seen.add(pair.pair_id)
     return chosen
 
 
@@ -346,6 +348,21 @@ def preference_margins(
         if scores.usable and len(scores.logprobs) == 2:
             out[k] = scores.logprobs[0] - scores.logprobs[1]
     return out
+
+
+def scored_records(pairs: Sequence[EvalPair], margins: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    return [
+        {
+            "pair_id": e.pair.pair_id,
+            "user_id": e.user_id,
+            "facet": e.facet,
+            "named": e.named,
+            "margin": {
+                m: None if np.isnan(margins[m][k]) else round(float(margins[m][k]), 4) for m in MODELS
+            },
+        }
+        for k, e in enumerate(pairs)
+    ]
 
 
 def facet_accuracies(pairs: Sequence[EvalPair], margins: dict[str, np.ndarray]) -> list[FacetAccuracy]:
@@ -481,6 +498,7 @@ def run_learning(
         options={k: v for k, v in options.__dict__.items()},
         seed=options.seed,
         seconds=seconds,
+        scored=scored_records(eval_pairs, margins),
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RANDOM_DRAWS = 1000
 
@@ -49,6 +49,9 @@ class Comparison:
     majority: Scores
     random: Scores
     majority_label: str
+    # How often each label was predicted, and the (true, predicted) pairs: what a low score is made of.
+    predicted: dict[str, int] = field(default_factory=dict)
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -56,6 +59,8 @@ class Comparison:
             "majority": self.majority.to_dict(),
             "majority_label": self.majority_label,
             "random": self.random.to_dict(),
+            "predicted": self.predicted,
+            "confusion": self.confusion,
         }
 
 
@@ -103,11 +108,17 @@ def compare(
     """The predictions' scores and both baselines' on the same items."""
     labels = list(labels)
     majority = majority_label(truth, labels) if truth else labels[0]
+    confusion: dict[str, dict[str, int]] = {}
+    for t, p in zip(truth, predicted, strict=True):
+        row = confusion.setdefault(t, {})
+        row[p] = row.get(p, 0) + 1
     return Comparison(
         scores(truth, predicted, labels),
         scores(truth, [majority] * len(truth), labels),
         random_baseline(truth, labels, seed),
         majority,
+        dict(sorted(Counter(predicted).items())),
+        {t: dict(sorted(row.items())) for t, row in sorted(confusion.items())},
     )
 
 

@@ -117,14 +117,18 @@ def _interval(gap: dict[str, Any]) -> str:
 
 
 def swap_rows(swap: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    return [
-        (
-            f"persona-swap rate ({s['judge']}, {s['method']} descriptions)",
-            f"{_f(s['swap_rate'])} ({s['own_wins']} of {s['usable']}; ties {s['ties']}, position-biased {s['position_biased']})",
-            "chance 0.500",
+    rows = []
+    for s in swap:
+        low, high = s.get("swap_rate_ci") or (None, None)
+        rows.append(
+            (
+                f"persona-swap rate ({s['judge']}, {s['method']} descriptions)",
+                f"{_f(s['swap_rate'])} ({s['own_wins']} of {s['usable']}, 95% CI [{_f(low)}, {_f(high)}]; "
+                f"ties {s['ties']}, position-biased {s['position_biased']})",
+                "chance 0.500",
+            )
         )
-        for s in swap
-    ]
+    return rows
 
 
 def table_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -154,6 +158,20 @@ def markdown(report: dict[str, Any]) -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| {_cell(a)} | {_cell(b)} | {_cell(c)} |" for a, b, c in table_rows(report)]
+    for r in report.get("recovery", []):
+        lines += ["", f"## Recovery: what {r['model']} answered", ""]
+        for key, title in (
+            ("stances_expressed", "expressed statements"),
+            ("stances_unexpressed", "unexpressed statements"),
+            ("traits", "expressed traits"),
+        ):
+            confusion = r[key].get("confusion", {})
+            if confusion:
+                cells = "; ".join(
+                    f"true {t}: " + ", ".join(f"{p} {n}" for p, n in row.items())
+                    for t, row in confusion.items()
+                )
+                lines.append(f"* {title} — {cells}")
     if "learning" in report:
         learning = report["learning"]
         lines += [

@@ -120,7 +120,11 @@ def swap_step(
         "and for another reader)"
     )
     started = time.perf_counter()
-    units = write_descriptions(settings, plan, meta, method, max_new_tokens, adapter_dir)
+    units, missing = write_descriptions(settings, plan, meta, method, max_new_tokens, adapter_dir)
+    if missing:
+        echo(
+            f"{len(missing)} units left out: a description could not be written ({', '.join(missing[:3])} ...)"
+        )
     generation_s = time.perf_counter() - started
     judge_settings = settings.section("judge", JudgeSettings)
     sections = []
@@ -131,6 +135,7 @@ def swap_step(
         )
         data = report.to_dict()
         data["generation_seconds"] = round(generation_s, 1)
+        data["units_without_descriptions"] = missing
         sections.append(data)
     write_section(out, "swap", sections)
     write_report(out, truth_dir)
