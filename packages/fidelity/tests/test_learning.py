@@ -113,8 +113,9 @@ def test_bad_options_name_the_option() -> None:
         assert err.value.field == option
 
 
+@pytest.mark.model
 def test_a_small_real_learning_run(tmp_path: Path, make_settings) -> None:
-    """2 planted readers; 1 step of 2 pairs per adapter; 2 held-out pairs per facet, scored by 3 models."""
+    """2 planted readers; 1 step of 2 pairs per adapter; up to 2 held-out pairs per group, scored by 3 models."""
     import pyarrow.parquet as pq
 
     from gravity_core.prompts import gravity_preamble

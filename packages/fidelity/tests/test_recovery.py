@@ -12,7 +12,7 @@ import pytest
 from gravity.v1 import common_pb2, profile_pb2
 from gravity_fidelity.plant import PlantOptions, plant
 from gravity_fidelity.recovery import score_profiles
-from gravity_fidelity.report import REPORT_JSON, REPORT_MD
+from gravity_fidelity.report import REPORT_JSON, REPORT_MD, recovery_line
 from gravity_fidelity.truth import (
     LEVEL_PROTO,
     STANCE_PROTO,
@@ -116,26 +116,24 @@ def test_only_withheld_demographics_are_scored(truths: list[ReaderTruth]) -> Non
     assert LEVEL_PROTO["high"] == profile_pb2.TRAIT_LEVEL_HIGH
 
 
+@pytest.mark.model
 def test_the_real_profiler_on_a_small_planted_reader(tmp_path: Path, make_settings) -> None:
-    """The batch path of gravity profile build on one planted reader (4 reviews) and the report it yields."""
-    from gravity_fidelity.steps import recovery_step
+    """The batch path of gravity profile build on one planted reader (4 reviews), as a demo's quick check
+    runs it, and the report it yields."""
+    from gravity_fidelity.steps import quick_recovery
 
-    truth_dir = tmp_path / "planted"
-    options = PlantOptions(
-        readers=1, seed=2, statements_per_reader=4, items_per_trait=1, min_genres=2, max_genres=2,
-        books_per_genre=2, other_reviews=0, withhold=3,
-    )  # fmt: skip
-    plant(options, truth_dir)
-    lines: list[str] = []
-    sections = recovery_step(make_settings(), truth_dir, tmp_path / "out", lines.append, summary_tokens=16)
-    assert len(sections) == 1 and lines  # the embedded annotator only (no other endpoint configured)
-    r = sections[0]
+    out = tmp_path / "out"
+    r = quick_recovery(make_settings(), out, readers=1, seed=2)
     assert r["model"] == "embedded:smollm2-135m" and r["readers"] == 1 and r["missing_profiles"] == []
     assert r["stances_expressed"]["n"] == 4 and r["stances_unexpressed"]["n"] == 146
     assert r["traits"]["n"] == 5
     assert r["genres"]["actual"] == 2
-    assert r["demographics_pooled"]["n"] == 3
-    report = json.loads((tmp_path / "out" / REPORT_JSON).read_text())
-    assert report["plant"]["seed"] == read_manifest(truth_dir).seed == 2
-    assert report["recovery"] == sections
-    assert "stance macro-F1, expressed statements" in (tmp_path / "out" / REPORT_MD).read_text()
+    assert r["demographics_pooled"]["n"] == 1
+    assert sum(r["stances_expressed"]["predicted"].values()) == 4
+    report = json.loads((out / REPORT_JSON).read_text())
+    assert report["plant"]["seed"] == read_manifest(out / "planted").seed == 2
+    assert report["recovery"] == [r]
+    assert "stance macro-F1, expressed statements" in (out / REPORT_MD).read_text()
+    assert recovery_line(r).startswith(
+        "recovery on 1 planted readers (embedded:smollm2-135m): stance macro-F1 "
+    )

@@ -69,6 +69,7 @@ def test_the_persona_is_the_planted_truth(truths: list[ReaderTruth]) -> None:
     assert all(genre in persona.user_summary for genre in truth.genres)
 
 
+@pytest.mark.model
 def test_the_judge_is_asked_both_orders(truths: list[ReaderTruth], embedded_llm) -> None:
     from gravity_judge.judging import Judge
 
@@ -107,6 +108,7 @@ def test_the_gravity_method_needs_the_adapter(
     assert err.value.field == "--adapter"
 
 
+@pytest.mark.model
 def test_the_generator_writes_both_descriptions(
     planted: Path, truths: list[ReaderTruth], make_settings
 ) -> None:

@@ -154,7 +154,7 @@ class Draft:
         middle = [c.text for c in self.carried]
         if with_filler and self.filler:
             middle.insert(len(middle) // 2, self.filler)
-        return " ".join([self.opener, *middle, self.closer])
+        return " ".join(part for part in (self.opener, *middle, self.closer) if part)
 
 
 def reader_rng(seed: int, index: int, purpose: str = "reader") -> random.Random:

@@ -87,6 +87,16 @@ def recovery_rows(recovery: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def recovery_line(recovery: dict[str, Any]) -> str:
+    """One line for a demo: how well the profiler read planted readers, beside the baselines."""
+    se, tr, g = recovery["stances_expressed"], recovery["traits"], recovery["genres"]
+    return (
+        f"recovery on {recovery['readers']} planted readers ({recovery['model']}): stance macro-F1 "
+        f"{_f(se['macro_f1'])} (majority {_f(se['majority']['macro_f1'])}, random {_f(se['random']['macro_f1'])}), "
+        f"traits {_f(tr['accuracy'])} (majority {_f(tr['majority']['accuracy'])}), genre recall {_f(g['recall'])}"
+    )
+
+
 def learning_rows(learning: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for facet in (*FACETS[:2], NAMED, FACETS[2]):

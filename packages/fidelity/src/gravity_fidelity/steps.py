@@ -73,6 +73,18 @@ def recovery_step(
     return sections
 
 
+def quick_recovery(settings: Settings, out: Path, readers: int = 2, seed: int = 13) -> dict[str, Any]:
+    """Recovery on a few small planted readers (4 reviews, 4 expressed statements each) with the embedded
+    annotator: about a minute of CPU per reader, for a demo's one-line check. Returns the recovery section
+    (``report.recovery_line`` prints it)."""
+    options = PlantOptions(
+        readers=readers, seed=seed, statements_per_reader=4, items_per_trait=1, min_genres=2, max_genres=2,
+        books_per_genre=2, other_reviews=0, withhold=1,
+    )  # fmt: skip
+    plant(options, out / "planted")
+    return recovery_step(settings, out / "planted", out, lambda _: None, summary_tokens=16)[0]
+
+
 def learning_step(
     settings: Settings,
     truth_dir: Path,
