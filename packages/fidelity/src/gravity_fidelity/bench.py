@@ -15,7 +15,7 @@ import click
 
 from gravity_core.cli.common import CliContext, pass_cli
 from gravity_core.files import write_json
-from gravity_fidelity.cli import learning_options
+from gravity_fidelity.cli import learning_options, swap_options
 from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
 
 
@@ -38,14 +38,7 @@ from gravity_fidelity.methods import DEFAULT_SWAP_METHOD, SWAP_METHODS
     show_default=True,
     help="How the persona-swap descriptions are written.",
 )
-@click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
-@click.option(
-    "--books-per-reader",
-    type=int,
-    default=2,
-    show_default=True,
-    help="Evaluation books per reader described for the reader and for another reader.",
-)
+@swap_options
 @click.option("--author-llm", is_flag=True, help="Let the author LLM write the planted reviews' book talk.")
 @pass_cli
 def run(

@@ -52,12 +52,26 @@ def learning_options(f: Any) -> Any:
                 type=int,
                 default=48,
                 show_default=True,
-                help="Held-out pairs scored per facet.",
+                help="Held-out pairs scored per group (interests, values, values the profile names, personality).",
             ),
         )
     ):
         f = option(f)
     return f
+
+
+def swap_options(f: Any) -> Any:
+    """The persona-swap sizes ``gravity fidelity judge`` and ``gravity bench fidelity`` share."""
+    f = click.option(
+        "--books-per-reader",
+        type=int,
+        default=2,
+        show_default=True,
+        help="Evaluation books per reader described for the reader and for another reader.",
+    )(f)
+    return click.option(
+        "--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description."
+    )(f)
 
 
 def print_table(report: dict[str, Any], title: str = "fidelity") -> None:
@@ -289,14 +303,7 @@ def train_cmd(
     default=None,
     help="GRAVITY adapter directory for --method gravity (default: <out>/learning/adapters/gravity).",
 )
-@click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Tokens per description.")
-@click.option(
-    "--books-per-reader",
-    type=int,
-    default=2,
-    show_default=True,
-    help="Evaluation books per reader described for the reader and for another reader.",
-)
+@swap_options
 @pass_cli
 def judge_cmd(
     cli: CliContext,
