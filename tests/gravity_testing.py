@@ -91,6 +91,65 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return build
 
 
+# Browser tests drive the system Chromium (Debian package) with Playwright, headless.
+CHROMIUM = Path(os.environ.get("GRAVITY_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def artifacts_dir(name: str) -> Path:
+    """Where a test writes what a person should look at (screenshots): test-artifacts/<name>/ in the
+    repository, or $GRAVITY_TEST_ARTIFACTS/<name>."""
+    root = Path(
+        os.environ.get("GRAVITY_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+    )
+    out = root / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless Chromium context (Playwright). In CI (``CI`` set) a missing browser fails the test; a local
+    run without Chromium skips it and says why."""
+    if not CHROMIUM.is_file():
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message + ": browser tests must run in CI")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page with no cookies and a 20 s default timeout."""
+    browser.clear_cookies()
+    p = browser.new_page()
+    p.set_default_timeout(20_000)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
 def drain(consumer: Any, cls: type, want: int, timeout_s: float = 60.0) -> list[Any]:
     """Decode up to ``want`` messages of ``cls`` from a Kafka consumer, polling until ``timeout_s``."""
     import time

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from gravity_core.config import Settings, check_settings, load_settings
 from gravity_core.registry import service_names
+from gravity_generator.settings import GeneratorSettings
 from gravity_trainer.settings import TrainerSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,8 +310,11 @@ def test_grpc_ports_services_and_targets(rendered: Rendered, tmp_path: Path) -> 
         ports = {p["name"]: p["containerPort"] for p in workload.container["ports"]}
         assert ports["grpc"] == port
         service = rendered.one("Service", workload.name)
-        (service_port,) = service["spec"]["ports"]
+        # gRPC first: targets below name a Service's first port
+        service_port = service["spec"]["ports"][0]
         assert service_port["port"] == port and service_port["targetPort"] == "grpc"
+        others = {p["name"] for p in service["spec"]["ports"][1:]}
+        assert others == ({"http"} if workload.name == "generator" else set()), workload.name
         selector = service["spec"]["selector"]
         pod_labels = rendered.one("Deployment", workload.name)["spec"]["template"]["metadata"]["labels"]
         assert all(pod_labels.get(k) == v for k, v in selector.items())
@@ -319,6 +323,23 @@ def test_grpc_ports_services_and_targets(rendered: Rendered, tmp_path: Path) -> 
             host, _, target_port = target.rpartition(":")
             assert rendered.one("Service", host)["spec"]["ports"][0]["port"] == int(target_port)
             assert int(target_port) == settings.grpc.port(name)
+
+
+def test_generator_http_port_is_exposed(rendered: Rendered, tmp_path: Path) -> None:
+    """The OpenAI-compatible API and the compare page: [generator] http_port, a containerPort and a Service port."""
+    workload = next(w for w in rendered.workloads if w.name == "generator")
+    settings = _settings_for(rendered, workload, tmp_path)
+    cfg = settings.section("generator", GeneratorSettings)
+    assert cfg.http_enabled and cfg.http_port not in (
+        0,
+        settings.grpc.port("generator"),
+        settings.grpc.health_port,
+    )
+    assert (cfg.http_host or settings.grpc.host) == "0.0.0.0"
+    ports = {p["name"]: p["containerPort"] for p in workload.container["ports"]}
+    assert ports["http"] == cfg.http_port
+    service_ports = {p["name"]: p for p in rendered.one("Service", "generator")["spec"]["ports"]}
+    assert service_ports["http"]["port"] == cfg.http_port and service_ports["http"]["targetPort"] == "http"
 
 
 def test_probes_use_the_plaintext_health_port(rendered: Rendered, tmp_path: Path) -> None:
@@ -392,9 +413,11 @@ def test_images_come_from_dockerfile_targets(rendered: Rendered) -> None:
     targets = _dockerfile_targets()
     services = {ep.name for ep in entry_points(group="gravity.services")} & set(service_names())
     assert set(targets) == set(service_names()) and services == set(service_names())
+    base = _base_settings()
     for service, (entrypoint, exposed) in targets.items():
         assert entrypoint == ["gravity", "serve", service]
-        assert exposed == {Settings().grpc.ports[service], _base_settings().grpc.health_port}
+        http = {_generator_http_port(base)} if service == "generator" else set()
+        assert exposed == {Settings().grpc.ports[service], base.grpc.health_port, *http}
     for workload in rendered.workloads:
         repository = workload.container["image"].rsplit(":", 1)[0].split("/")[-1]
         assert repository.removeprefix("gravity-").removesuffix("-cuda") in targets, repository
@@ -491,6 +514,10 @@ def _shipped(path_in_image: str) -> Path:
 
 def _base_settings() -> Settings:
     return load_settings(DEPLOY / "base" / "gravity.toml", env={})
+
+
+def _generator_http_port(settings: Settings) -> int:
+    return settings.section("generator", GeneratorSettings).http_port
 
 
 def _dockerfile_lines() -> list[str]:

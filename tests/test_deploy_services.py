@@ -140,6 +140,9 @@ def _boot_probe_stop(
         "GRAVITY_ARTIFACTS__ROOT": str(tmp_path / "artifacts"),
         "GRAVITY_CACHE__PATH": str(tmp_path / "llm-cache.sqlite"),
     } | {f"GRAVITY_KAFKA__TOPICS__{k.upper()}": v for k, v in topics.items()}
+    http_port = _free_port()  # the generator's HTTP port (containerPort "http"); 8000 may be taken here
+    if service == "generator":
+        env["GRAVITY_GENERATOR__HTTP_PORT"] = str(http_port)
     gravity = Path(sys.executable).parent / "gravity"
     # the image's ENTRYPOINT
     command = [str(gravity), "serve", service]
@@ -173,6 +176,9 @@ def _boot_probe_stop(
             )
         # the Service's target port answers too (plaintext in the local overlay)
         assert health_status(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"), LIVENESS_SERVICE) == "SERVING"
+        if service == "generator":
+            # and its HTTP port: the OpenAI-compatible API (503 until the model is loaded)
+            assert _http_status(f"http://127.0.0.1:{http_port}/v1/models") in expected
 
         # rollout / scale-down: SIGTERM, then SIGKILL after terminationGracePeriodSeconds
         proc.send_signal(signal.SIGTERM)

@@ -150,3 +150,50 @@ def test_gpu_overlay_tls_and_token_auth(gpu_manifests, minted: Path, tmp_path: P
     assert "grpc.health.v1.Health" in seen["reflection_with_token"]
     assert seen["plaintext_on_tls_port"] != "SERVING"
     assert seen["kubelet_probe"] == 200, "the kubelet's plain-HTTP probe answers beside the TLS port"
+
+
+def test_gpu_overlay_generator_http_is_https_with_the_grpc_token(
+    gpu_manifests, minted: Path, tmp_path: Path
+) -> None:
+    """The generator's HTTP port (OpenAI-compatible API, compare page) takes gRPC's TLS files and token."""
+    import httpx
+
+    from gravity_generator.service import start_generator
+
+    configmap = next(
+        d
+        for d in gpu_manifests
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("gravity-config")
+    )
+    config = tmp_path / "gravity.toml"
+    config.write_text(configmap["data"]["gravity.toml"], encoding="utf-8")
+    deployed = load_settings(config, env={})
+    tls_dir = Path(deployed.grpc.tls_cert or "").parent
+    settings = load_settings(
+        config,
+        env={"GRAVITY_GRPC__AUTH_TOKEN": TOKEN},
+        overrides={
+            "grpc.host": "127.0.0.1",
+            "grpc.health_port": 0,
+            "grpc.tls_cert": str(minted / Path(deployed.grpc.tls_cert or "").relative_to(tls_dir)),
+            "grpc.tls_key": str(minted / Path(deployed.grpc.tls_key or "").relative_to(tls_dir)),
+            # no cluster here: no topics, and a catalog that is not there makes loading fail at once
+            "generator.follow_topics": False,
+            "generator.meta_path": str(tmp_path / "no-catalog.jsonl"),
+        },
+    )
+    running = start_generator(settings, port=0, http_port=0)
+    try:
+        http = running.service.http
+        assert http is not None and http.tls and http.url.startswith("https://")
+        base = f"https://localhost:{http.port}"
+        with httpx.Client(verify=str(minted / "ca.crt"), timeout=30) as client:
+            assert client.get(f"{base}/healthz").status_code == 503  # loading failed: no catalog
+            anonymous = client.get(f"{base}/v1/models")
+            assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "invalid_api_key"
+            with_token = client.get(f"{base}/v1/models", headers={"authorization": f"Bearer {TOKEN}"})
+            assert with_token.status_code == 503, "past auth: the model is not loaded"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{http.port}/healthz", timeout=10)
+    finally:
+        running.stop(0.5)

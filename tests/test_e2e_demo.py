@@ -55,4 +55,11 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
     }
     # the summary table names every method, and the report's path is printed
     assert all(overall[m]["display"] in proc.stdout for m in methods) and "report.html" in proc.stdout
+    # the time table at the end, and estimates of the time left once a stage has finished
+    stages = json.loads((out / "timing.json").read_text(encoding="utf-8"))["stages"]
+    assert list(stages) == [
+        "broker", "services", "ingest", "profiling", "pairs+training", "generation", "judging"
+    ]  # fmt: skip
+    assert "where the time went:" in proc.stdout and all(f"\n{name} " in proc.stdout for name in stages)
+    assert "left, estimated)" in proc.stdout
     assert not processes_mentioning(str(out)), "processes outlived the demo"

@@ -31,6 +31,10 @@ ALLOWED: dict[str, dict[str, str]] = {
     "packages/core/src/gravity_core/paths.py": {names.GRAVITY: f"the cache directory: {PROJECT_NAME}"},
     "packages/stack/src/gravity_stack/llm_server.py": {names.GRAVITY: f"the models' owner: {PROJECT_NAME}"},
     "packages/trainer/src/gravity_trainer/card.py": {names.GRAVITY: f"a model-card tag: {PROJECT_NAME}"},
+    "packages/pairgen/src/gravity_pairgen/card.py": {names.GRAVITY: f"a dataset-card tag: {PROJECT_NAME}"},
+    "packages/generator/src/gravity_generator/web/openai_protocol.py": {
+        names.GRAVITY: f"the OpenAI API's extra request and response object and the models' owner: {PROJECT_NAME}"
+    },
 }
 
 

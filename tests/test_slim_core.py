@@ -88,6 +88,17 @@ def test_core_alone_installs_no_model_stack_and_its_client_works(core_only_pytho
             tansu_binary()
         except Exception as exc:
             print("broker:", type(exc).__name__, exc)
+        from gravity_core.tracking import open_tracker
+        try:
+            open_tracker(settings, "run", ["tensorboard"])
+        except Exception as exc:
+            print("tracking:", type(exc).__name__, exc)
+        from pathlib import Path
+        from gravity_core.hub import dataset_layout
+        try:
+            dataset_layout(Path("."))
+        except Exception as exc:
+            print("hub:", type(exc).__name__, exc)
         print("installed:", sorted(m for m in {HEAVY!r} if importlib.util.find_spec(m)))
         print("imported:", sorted(m for m in {HEAVY!r} if m in sys.modules))
         """
@@ -108,3 +119,5 @@ def test_core_alone_installs_no_model_stack_and_its_client_works(core_only_pytho
     assert "installed: []" in out and "imported: []" in out
     assert "embedded: MissingExtra" in out and "pip install 'gravity-core[models]'" in out
     assert "broker: MissingExtra" in out and "pip install 'gravity-core[broker]'" in out
+    assert "tracking: MissingExtra report_to tensorboard needs gravity-core[tracking]" in out
+    assert "hub: MissingExtra gravity publish needs gravity-core[hub]" in out

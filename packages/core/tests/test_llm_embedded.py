@@ -17,6 +17,16 @@ def test_generates_text(embedded_llm) -> None:
     assert c.finish_reason in ("stop", "length")
 
 
+def test_stream_reports_why_it_ended_like_chat(embedded_llm) -> None:
+    msgs = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+    params = GenerationParams(max_tokens=4)
+    events = list(embedded_llm.stream_chat(msgs, params))
+    final = events[-1].final
+    assert final is not None and "".join(e.delta for e in events[:-1]).strip() == final.text
+    # the same greedy generation, cut at max_tokens: both calls say so
+    assert final.finish_reason == embedded_llm.chat(msgs, params).finish_reason == "length"
+
+
 def test_batch_matches_single_greedy(embedded_llm) -> None:
     convos = [[{"role": "user", "content": q}] for q in ("Say hello.", "Count to three.", "What is a book?")]
     params = GenerationParams(max_tokens=10)

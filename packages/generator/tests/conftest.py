@@ -212,6 +212,17 @@ def profiles(sample_files: dict[str, Path], catalog: Catalog) -> list[profile_pb
 
 
 @pytest.fixture(scope="session")
+def target_book(
+    profiles: list[profile_pb2.UserProfile], catalog: Catalog
+) -> tuple[profile_pb2.UserProfile, Any]:
+    """The first sample reader and their first evaluation book."""
+    from gravity_core.targets import select_targets
+
+    profile = profiles[0]
+    return profile, select_targets(profile, catalog, 1)[0]
+
+
+@pytest.fixture(scope="session")
 def profiles_file(tmp_path_factory: pytest.TempPathFactory, profiles: list[profile_pb2.UserProfile]) -> Path:
     path = tmp_path_factory.mktemp("profiles") / "profiles.jsonl"
     write_jsonl(profiles, path)

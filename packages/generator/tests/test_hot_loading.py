@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from gravity.v1 import common_pb2
@@ -62,6 +63,20 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         with pytest.raises(GeneratorCallError) as err:
             client.personalize(**request)
         assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION and "not loaded" in err.value.details
+        # the same failure over HTTP: the server's state, not the request (409, OpenAI's error shape)
+        over_http = httpx.post(
+            f"{running.service.http.url}/v1/chat/completions",
+            json={
+                "model": "gravity",
+                "user": profile.user_id,
+                "messages": [{"role": "user", "content": "Describe it."}],
+                "gravity": {"book": {"title": "Tide", "description": "A keeper tends a lighthouse."}},
+            },
+            timeout=60,
+        )
+        error = over_http.json()["error"]
+        assert over_http.status_code == 409 and error["code"] == "adapter_not_loaded"
+        assert "not loaded" in error["message"]
 
         # v1 arrives
         v1_dir = store.path("adapters/v1")

@@ -172,3 +172,34 @@ def test_openai_endpoint_adapters_are_never_unloaded_by_the_registry(fake_llm, t
     registry.llm.loaded.clear()  # the server restarted and forgot its runtime adapters
     assert registry.reload("g-b") and "g-b" in registry.llm.loaded
     assert not registry.reload("pref-align-served")  # not ours to load
+
+
+def _scraped_adapters_loaded() -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gravity_core.metrics import exposition
+
+    for family in text_string_to_metric_families(exposition().decode()):
+        for sample in family.samples:
+            if sample.name == "gravity_adapters_loaded" and sample.labels == {"service": "generator"}:
+                return sample.value
+    raise AssertionError("gravity_adapters_loaded{service=generator} is not exposed")
+
+
+def test_the_loaded_gauge_counts_every_registry_of_the_process(fake_llm, tmp_path: Path) -> None:
+    """Two registries in one process (a test session, an app beside a service) must not overwrite each
+    other's count: the gauge is the sum, read at scrape time, and a closed registry counts nothing."""
+    import gc
+
+    gc.collect()  # registries of earlier tests that are garbage must not leave the count mid-test
+    before = _scraped_adapters_loaded()
+    first = AdapterRegistry(fake_llm(), ArtifactStore(tmp_path / "a"))
+    second = AdapterRegistry(fake_llm(), ArtifactStore(tmp_path / "b"))
+    first.install(ref_for(fake_adapter_dir(tmp_path / "a", "x", b"x"), "gravity", "a-g", 100))
+    first.install(ref_for(fake_adapter_dir(tmp_path / "a", "y", b"y"), "pref-align", "a-p", 100))
+    second.install(ref_for(fake_adapter_dir(tmp_path / "b", "z", b"z"), "gravity", "b-g", 100))
+    assert _scraped_adapters_loaded() == before + 3
+    second.close()  # the registry that changed last must not set the gauge to its own count
+    assert _scraped_adapters_loaded() == before + 2
+    first.close()
+    assert _scraped_adapters_loaded() == before

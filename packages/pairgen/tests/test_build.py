@@ -192,6 +192,56 @@ def test_shards_follow_the_contract_and_load_with_hf_datasets(built, sample_prof
     assert min(described.values()) >= 5
 
 
+def test_the_dataset_card_lets_hf_datasets_load_the_directory_without_arguments(built) -> None:
+    import datasets as hf
+    from huggingface_hub import DatasetCard
+
+    _, out = built
+    manifest = load_manifest(out)
+    card = DatasetCard.load(out / "README.md")
+    meta = card.data.to_dict()
+    # the bundled sample (exported copy), the shipped pool and bank, no generated text: the project's license
+    assert meta["license"] == "apache-2.0"
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    assert set(configs) == set(manifest.datasets) and configs["gravity"].get("default") is True
+    assert [c for c in configs.values() if c.get("default")] == [configs["gravity"]]
+    for name, config in configs.items():
+        assert config["data_files"] == [{"split": "train", "path": f"{name}/*.parquet"}]
+    features = {i["config_name"]: [f["name"] for f in i["features"]] for i in meta["dataset_info"]}
+    assert features["gravity"] == list(DPO_COLUMNS) and features["user-sft"] == list(SFT_COLUMNS)
+    assert "## How it was generated" in card.text and "## Sources and licenses" in card.text
+
+    loaded = hf.load_dataset(str(out))  # no other argument: the card's default config
+    assert list(loaded) == ["train"]
+    assert loaded["train"].num_rows == manifest.dataset("gravity").rows
+    assert tuple(loaded["train"].column_names) == DPO_COLUMNS
+    for name in ("gravity-sft", "user-sft", "gravity-no-values"):
+        one = hf.load_dataset(str(out), name, split="train")
+        entry = manifest.dataset(name)
+        assert one.num_rows == entry.rows
+        assert tuple(one.column_names) == (DPO_COLUMNS if entry.kind == "dpo" else SFT_COLUMNS)
+
+
+def test_publish_dataset_to_dir_writes_a_repository_datasets_reads(built, tmp_path: Path) -> None:
+    import datasets as hf
+    from click.testing import CliRunner
+
+    from gravity_core.cli.main import cli
+
+    _, out = built
+    manifest = load_manifest(out)
+    repo = tmp_path / "repo"
+    result = CliRunner().invoke(
+        cli, ["publish", "dataset", str(out), "--repo-id", "org/gravity-pairs", "--to-dir", str(repo)]
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    shards = {s.path for entry in manifest.datasets.values() for s in entry.shards}
+    written = {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file()}
+    assert written == {"README.md", "manifest.json", *shards}
+    assert (repo / "README.md").read_bytes() == (out / "README.md").read_bytes()
+    assert hf.load_dataset(str(repo), split="train").num_rows == manifest.dataset("gravity").rows
+
+
 def test_ablations_drop_exactly_their_rows(built) -> None:
     _, out = built
     manifest = load_manifest(out)

@@ -125,6 +125,15 @@ def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
     assert "values" not in ref.counts_by_facet
     assert ref.row_count == response.shards[0].row_count - response.shards[0].counts_by_facet["values"]
 
+    # the cohort directory carries its dataset card: datasets reads it with no other argument
+    import datasets as hf
+
+    cohort_dir = settings.artifacts.path() / "datasets" / "g1"
+    default = hf.load_dataset(str(cohort_dir), split="train")
+    assert default.num_rows == response.shards[0].row_count and "rejected" in default.column_names
+    ablation = hf.load_dataset(str(cohort_dir), "gravity-no-values", split="train")
+    assert ablation.num_rows == ref.row_count and "values" not in set(ablation["facet"])
+
     got = stub.GetManifest(pairs_pb2.GetManifestRequest(dataset_id="g1/gravity"), timeout=10)
     manifest = json.loads(got.manifest_json)
     assert manifest["datasets"]["gravity-no-values"]["dropped"] == ["values"]

@@ -8,71 +8,23 @@ In CI (``CI`` set) a missing browser fails the tests; a local run without Chromi
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gravity_testing import artifacts_dir
 
 from gravity_study import studies
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("GRAVITY_CHROMIUM", "/usr/bin/chromium"))
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="module")
 def artifacts() -> Path:
-    root = Path(
-        os.environ.get("GRAVITY_TEST_ARTIFACTS", Path(__file__).resolve().parents[3] / "test-artifacts")
-    )
-    out = root / "study"
-    out.mkdir(parents=True, exist_ok=True)
+    out = artifacts_dir("study")
     print(f"\nstudy browser screenshots: {out}")
     return out
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message + ": browser tests must run in CI")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=ARGS, headless=True
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    browser.clear_cookies()
-    p = browser.new_page()
-    p.set_default_timeout(20_000)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def shot(page: Any, artifacts: Path, name: str) -> None:

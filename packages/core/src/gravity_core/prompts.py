@@ -82,6 +82,25 @@ def describe_request(title: str, description: str) -> str:
     )
 
 
+def description_prompt(preamble: str, title: str, description: str) -> str:
+    """The final generation prompt of the description methods: the conditioning preamble (may be empty),
+    the Table 12 request and the length instruction. The generator serves exactly this, and adapter model
+    cards show it (the prompt format an adapter expects)."""
+    request = f"{describe_request(title, description)} {DESCRIPTION_SENTENCES}"
+    return f"{preamble} {request}" if preamble else request
+
+
+def adapter_preamble(method: str, profile: profile_pb2.UserProfile) -> str:
+    """What an adapter method conditions on at generation time. UserSFT and PrefAlign see demographics only,
+    as in their training prompts (Table 12); GRAVITY and every other adapter (ablations) the GRAVITY
+    preamble its preference pairs were trained with."""
+    from gravity_core import names  # names imports this module's trait names
+
+    if method in (names.USER_SFT, names.PREF_ALIGN):
+        return persona(profile)
+    return gravity_preamble(profile)
+
+
 def less_engaging_request(title: str, description: str) -> str:
     """Table 12, PrefAlign misaligned description generation."""
     return (
@@ -135,7 +154,8 @@ def reviews_block(body: str) -> str:
 def join_reviews(reviews: Sequence[str], max_chars: int | None = None) -> str:
     """Reviews as a numbered list, each neutralised, optionally capped (oldest dropped first when the caller
     sorts newest first). Callers put the list inside :func:`delimited` with :data:`REVIEWS_NOTE`."""
-    lines, used = [], 0
+    lines: list[str] = []
+    used = 0
     for i, text in enumerate(reviews, start=1):
         line = f"{i}. {neutralize(text.strip())}"
         if max_chars is not None and used + len(line) > max_chars and lines:

@@ -87,7 +87,12 @@ def start_in_thread(
     service.register(host)
     bound = host.start(ready=False)
     running = RunningService(service, host, bound)
-    service.start()
+    try:
+        service.start()
+    except BaseException:
+        # e.g. a second listener (HTTP) whose port is taken: do not leave the gRPC port serving behind
+        host.stop(0)
+        raise
     running._monitor = threading.Thread(
         target=_monitor_health, args=(running, poll_s), name=f"health-{service.name}", daemon=True
     )
@@ -100,4 +105,9 @@ def run(service: Service, settings: Settings, port: int | None = None) -> None:
     configure_from_settings(settings)
     running = start_in_thread(service, settings, port=port)
     log.info("service_running", service=service.name, target=running.target)
-    running.host.wait_for_termination(on_stop=lambda: (running._stop.set(), service.stop()))
+
+    def on_stop() -> None:
+        running._stop.set()
+        service.stop()
+
+    running.host.wait_for_termination(on_stop=on_stop)

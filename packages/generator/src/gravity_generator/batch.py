@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gravity.v1 import judge_pb2, profile_pb2
 from gravity_core import names
@@ -113,7 +114,7 @@ def select_jobs(
     else:
         profiles = sorted(app.profiles, key=lambda p: p.user_id)
     pool = EvaluationPool(app.catalog, app.settings.evaluation)
-    pairs = []
+    pairs: list[tuple[Any, Any]] = []
     for profile in profiles:
         if held_out is None:
             targets = pool.targets(profile, books_per_user)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,7 +178,7 @@ def run(
                 warm.personalize(**requests[0])
             batcher = running.service.app.engine.writer  # type: ignore[attr-defined]
             before_batches, before_calls = batcher.stats.batches, batcher.stats.calls
-            seconds, tokens, latencies = _load(lambda t=running.target: GeneratorClient(t), requests, clients)
+            seconds, tokens, latencies = _load(partial(GeneratorClient, running.target), requests, clients)
             batches = batcher.stats.batches - before_batches
             mean_batch = (batcher.stats.calls - before_calls) / batches if batches else 0.0
             results.append(LoadResult(label, len(requests), seconds, tokens, latencies, mean_batch))

@@ -10,7 +10,7 @@ import click
 from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
 from gravity_core.errors import GravityError, InvalidInput
-from gravity_core.options import split_list
+from gravity_core.options import apply_options, split_list
 
 
 @click.command()
@@ -103,12 +103,13 @@ def generate(
     from gravity_generator.batch import choose_methods, generate_batch, precheck_methods, select_jobs
 
     settings = cli.settings
-    updates = {"profiles_path": profiles_path, "follow_topics": False}
-    if meta_path is not None:
-        updates["meta_path"] = meta_path
-    if adapters_dir is not None:
-        updates["adapters_dir"] = adapters_dir
-    cfg = load_config(settings).model_copy(update=updates)
+    cfg = apply_options(
+        load_config(settings),
+        profiles_path=profiles_path,
+        follow_topics=False,
+        meta_path=meta_path,
+        adapters_dir=adapters_dir,
+    )
     check_paths(cfg)
     precheck_methods(cfg, split_list(methods))
     held_out = load_manifest(pairs_dir).held_out if pairs_dir else None

@@ -53,6 +53,8 @@ class Result:
     completion_tokens: int
     latency_ms: float
     warnings: list[str] = field(default_factory=list)
+    # Why the final generation ended: "stop" (the model finished) or "length" (max_tokens reached).
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -307,6 +309,7 @@ class Personalizer:
             w.completion_tokens,
             (time.monotonic() - w.started) * 1000.0,
             list(dict.fromkeys(w.warnings)),
+            outcome.finish_reason,
         )
 
     # ------------------------------------------------------------------ backend calls

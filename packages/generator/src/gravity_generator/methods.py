@@ -58,12 +58,9 @@ def _with_length(request: str) -> str:
     return f"{request} {prompts.DESCRIPTION_SENTENCES}"
 
 
-# Built from core's describe_request itself, so the request text is exactly the one adapters were trained on.
-_DESCRIBE = _with_length(prompts.describe_request("{title}", "{description}"))
-
-
 def _describe_spec(preamble: str, book: BookInput) -> PromptSpec:
-    template = ("{preamble} " if preamble else "") + _DESCRIBE
+    # core's description_prompt itself, so the text is exactly the one adapters and their cards name
+    template = prompts.description_prompt("{preamble}" if preamble else "", "{title}", "{description}")
     fields = {"title": book.title, "description": book.description.strip()}
     if preamble:
         fields["preamble"] = preamble
@@ -149,6 +146,4 @@ def adapter_prompt(method: str, profile: profile_pb2.UserProfile, book: BookInpu
     PrefAlign's final prompt; for UserSFT only the training prompt, whose persona we reuse). GRAVITY and
     every other adapter (ablations) get the GRAVITY preamble the preference pairs were trained with.
     """
-    if method in (names.USER_SFT, names.PREF_ALIGN):
-        return _describe_spec(prompts.persona(profile), book)
-    return _describe_spec(prompts.gravity_preamble(profile), book)
+    return _describe_spec(prompts.adapter_preamble(method, profile), book)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,19 @@ class Lease:
 NO_ADAPTER = Lease(None, None)
 
 
+# Every registry of this process, for gravity_adapters_loaded: computed at scrape time from all of them, so two
+# registries in one process (a test session, an app beside a service) never overwrite each other's count.
+_OPEN_REGISTRIES: weakref.WeakSet[AdapterRegistry] = weakref.WeakSet()
+
+
+def adapters_loaded() -> int:
+    """Adapters loaded by every open registry of this process (what gravity_adapters_loaded reports)."""
+    return sum(registry.loaded_count() for registry in list(_OPEN_REGISTRIES))
+
+
+ADAPTERS_LOADED.labels("generator").set_function(adapters_loaded)
+
+
 class AdapterRegistry:
     def __init__(self, llm: LLMClient, store: ArtifactStore) -> None:
         self.llm = llm
@@ -92,12 +106,17 @@ class AdapterRegistry:
         self._install_lock = threading.Lock()  # one load at a time: loads are heavy and must not interleave
         self._current: dict[str, ServedAdapter] = {}
         self._by_name: dict[str, ServedAdapter] = {}
+        _OPEN_REGISTRIES.add(self)
 
     @property
     def embedded(self) -> bool:
         return self.llm.info.backend == "embedded"
 
     # ------------------------------------------------------------------ queries
+    def loaded_count(self) -> int:
+        with self._lock:
+            return len(self._by_name)
+
     def current(self) -> dict[str, ServedAdapter]:
         with self._lock:
             return dict(self._current)
@@ -218,13 +237,6 @@ class AdapterRegistry:
             self._unload(adapter)
 
     def _switch(self, adapter: ServedAdapter) -> None:
-        try:
-            self._switch_locked(adapter)
-        finally:
-            with self._lock:
-                ADAPTERS_LOADED.labels("generator").set(len(self._by_name))
-
-    def _switch_locked(self, adapter: ServedAdapter) -> None:
         with self._lock:
             old = self._current.get(adapter.method)
             self._current[adapter.method] = adapter

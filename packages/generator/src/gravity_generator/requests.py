@@ -1,7 +1,10 @@
 """Turning a PersonalizeRequest into a validated :class:`~gravity_generator.engine.Job` and back.
 
 Every problem is reported against the request field it comes from: INVALID_ARGUMENT for malformed input,
-NOT_FOUND for a user, book, method or adapter that does not exist.
+NOT_FOUND for a user, book, method or adapter that does not exist. Every protocol comes through here
+(gravity_generator.serving): the HTTP API translates its request into a PersonalizeRequest and renames the
+fields in these errors to its own; the compare page looks readers and books up with :func:`reader_profile`
+and :func:`catalog_book`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gravity.v1 import generation_pb2
+from gravity.v1 import generation_pb2, profile_pb2
 from gravity_core import names
 from gravity_core.errors import InvalidInput, NotFound
 from gravity_core.llm import GenerationParams
@@ -55,18 +58,13 @@ def job_from_request(
     which_user = request.WhichOneof("user")
     if which_user is None:
         raise InvalidInput("user", "give user_id or an inline profile")
-    if which_user == "user_id":
-        if not request.user_id.strip():
-            raise InvalidInput("user_id", "is empty")
-        profile = app.profiles.get(request.user_id)
-    else:
-        profile = request.profile
+    profile = reader_profile(app, request.user_id) if which_user == "user_id" else request.profile
 
     which_book = request.WhichOneof("book")
     if which_book is None:
         raise InvalidInput("book", "give parent_asin or inline_book (title and description)")
     if which_book == "parent_asin":
-        book = _catalog_book(app, request.parent_asin)
+        book = catalog_book(app, request.parent_asin)
     else:
         inline = request.inline_book
         if not inline.title.strip():
@@ -87,7 +85,15 @@ def job_from_request(
     )
 
 
-def _catalog_book(app: GeneratorApp, parent_asin: str) -> BookInput:
+def reader_profile(app: GeneratorApp, user_id: str) -> profile_pb2.UserProfile:
+    """A stored reader's profile (NOT_FOUND naming ``user_id`` when the store has none)."""
+    if not user_id.strip():
+        raise InvalidInput("user_id", "is empty")
+    return app.profiles.get(user_id)
+
+
+def catalog_book(app: GeneratorApp, parent_asin: str) -> BookInput:
+    """A catalog book with a description to personalize (errors name ``parent_asin``)."""
     if not parent_asin.strip():
         raise InvalidInput("parent_asin", "is empty")
     record = app.catalog.get(parent_asin.strip()) if app.catalog is not None else None

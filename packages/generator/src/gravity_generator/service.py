@@ -1,7 +1,9 @@
-"""`gravity serve generator`: gRPC GeneratorService, following gravity.profiles.v1 and gravity.adapters.v1.
+"""`gravity serve generator`: gRPC GeneratorService, following gravity.profiles.v1 and gravity.adapters.v1,
+and HTTP next to it on the same GeneratorApp (gravity_generator.web: the OpenAI-compatible API and the
+compare page, on ``generator.http_port``).
 
-Start-up never blocks the gRPC port: the model, catalog and adapters load in the background while health
-says NOT_SERVING (requests meanwhile get UNAVAILABLE). Each replica replays both compacted topics whole on
+Start-up never blocks the ports: the model, catalog and adapters load in the background while health
+says NOT_SERVING (requests meanwhile get UNAVAILABLE, HTTP 503). Each replica replays both compacted topics whole on
 every start, in no consumer group: its profile store and adapter set are in-memory state rebuilt from them,
 so there is nothing to commit, and a restart leaves no group behind on the broker.
 """
@@ -23,26 +25,28 @@ from gravity_core.grpc import ServiceHost, check_deadline
 from gravity_core.logging import get_logger
 from gravity_core.service import RunningService, run, start_in_thread
 from gravity_core.skips import SkipLog
+from gravity_core.web.server import HttpServer
 from gravity_generator.app import GeneratorApp, check_paths, load_config
-from gravity_generator.requests import deadline_from, job_from_request, to_response
+from gravity_generator.requests import deadline_from, to_response
+from gravity_generator.serving import PersonalizeServing
 from gravity_generator.settings import GeneratorSettings
-from gravity_generator.telemetry import observed, observed_stream
+from gravity_generator.web.app import GeneratorWeb, create_web_app
 
 log = get_logger(__name__)
 
 
 class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
-    def __init__(self, app: GeneratorApp) -> None:
-        self.app = app
+    """gRPC's router: protobuf in and out, the work in :class:`PersonalizeServing` (shared with HTTP)."""
+
+    def __init__(self, serving: PersonalizeServing) -> None:
+        self.serving = serving
 
     def Personalize(
         self, request: generation_pb2.PersonalizeRequest, context: grpc.ServicerContext
     ) -> generation_pb2.PersonalizeResponse:
         check_deadline(context)
-        job = job_from_request(request, self.app, deadline_from(context.time_remaining()), context.is_active)
-        engine = self.app.require_engine()
-        result = observed(job.method, lambda: engine.run_one(job), lambda r: r.completion_tokens)
-        return to_response(result, job)
+        job = self.serving.job(request, deadline_from(context.time_remaining()), context.is_active)
+        return to_response(self.serving.personalize(job), job)
 
     def PersonalizeStream(
         self, request: generation_pb2.PersonalizeStreamRequest, context: grpc.ServicerContext
@@ -50,13 +54,8 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         check_deadline(context)
         if not request.HasField("request"):
             raise InvalidInput("request", "is required")
-        job = job_from_request(
-            request.request, self.app, deadline_from(context.time_remaining()), context.is_active
-        )
-        events = self.app.require_engine().stream(job)
-        for event in observed_stream(
-            job.method, events, lambda e: None if isinstance(e, str) else e.completion_tokens
-        ):
+        job = self.serving.job(request.request, deadline_from(context.time_remaining()), context.is_active)
+        for event in self.serving.stream(job):
             if isinstance(event, str):
                 yield generation_pb2.PersonalizeStreamResponse(delta=event)
             else:
@@ -65,7 +64,6 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     def ListMethods(
         self, request: generation_pb2.ListMethodsRequest, context: grpc.ServicerContext
     ) -> generation_pb2.ListMethodsResponse:
-        engine = self.app.require_engine()
         return generation_pb2.ListMethodsResponse(
             methods=[
                 generation_pb2.MethodInfo(
@@ -75,7 +73,7 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
                     available=s.available,
                     adapter=s.adapter,
                 )
-                for s in engine.methods()
+                for s in self.serving.methods()
             ]
         )
 
@@ -83,12 +81,19 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
 class GeneratorService:
     name = "generator"
 
-    def __init__(self, settings: Settings, cfg: GeneratorSettings | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cfg: GeneratorSettings | None = None, http_port: int | None = None
+    ) -> None:
+        """``http_port`` overrides ``generator.http_port`` (0 = any free port)."""
         self.settings = settings
         self.cfg = cfg or load_config(settings)
+        self.http_port = self.cfg.http_port if http_port is None else http_port
+        self.web: GeneratorWeb | None = None
+        self.http: HttpServer | None = None
         self.bus = Bus(settings.kafka, self.name) if self.cfg.follow_topics else None
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
+        self.serving = PersonalizeServing(self.app)
         self.loops: list[ConsumerLoop[Any]] = []
         self.load_error: str | None = None
         self._stopping = threading.Event()
@@ -97,13 +102,33 @@ class GeneratorService:
     def register(self, host: ServiceHost) -> None:
         host.add(
             generation_pb2_grpc.add_GeneratorServiceServicer_to_server,
-            GeneratorServicer(self.app),
+            GeneratorServicer(self.serving),
             "gravity.v1.GeneratorService",
         )
 
     def start(self) -> None:
+        if self.cfg.http_enabled:
+            self._start_http()
         self._loader = threading.Thread(target=self._load, name="generator-load", daemon=True)
         self._loader.start()
+
+    def _start_http(self) -> None:
+        """Bind at once, so a port that is taken fails the start with the address in the message."""
+        grpc_cfg = self.settings.grpc
+        self.web = create_web_app(
+            self.serving, self.settings, ready=self.ready, not_ready_reason=self.not_ready_reason
+        )
+        self.http = HttpServer(
+            self.web.asgi,
+            self.name,
+            self.cfg.http_host or grpc_cfg.host,
+            self.http_port,
+            tls_cert=grpc_cfg.tls_cert,
+            tls_key=grpc_cfg.tls_key,
+            tls_ca=grpc_cfg.tls_ca,
+            grace_s=grpc_cfg.grace_s,
+        )
+        self.http.start()
 
     def _load(self) -> None:
         try:
@@ -137,8 +162,22 @@ class GeneratorService:
             return True
         return len(self.loops) == 2 and all(loop.ready.is_set() for loop in self.loops)
 
+    def not_ready_reason(self) -> str:
+        if self.load_error is not None:
+            return f"loading failed: {self.load_error}"
+        if not self.app.loaded.is_set():
+            return "the model, catalog and adapters are loading"
+        if self.bus is not None and not self.ready():
+            return "the profile and adapter topics are not joined yet (Kafka unreachable?)"
+        return ""
+
     def stop(self) -> None:
         self._stopping.set()
+        if self.http is not None:
+            # first, while the engine still runs: HTTP requests in flight get grpc.grace_s to finish
+            self.http.stop()
+        if self.web is not None:
+            self.web.close()
         for loop in self.loops:
             loop.stop()
         if self._loader is not None:
@@ -157,11 +196,18 @@ def host_settings(settings: Settings, cfg: GeneratorSettings) -> Settings:
 
 
 def start_generator(
-    settings: Settings, port: int | None = 0, cfg: GeneratorSettings | None = None
+    settings: Settings,
+    port: int | None = 0,
+    cfg: GeneratorSettings | None = None,
+    http_port: int | None = 0,
 ) -> RunningService:
-    """Host the generator in this process (tests, benchmarks, embedding); ``.stop()`` when done."""
+    """Host the generator in this process (tests, benchmarks, embedding); ``.stop()`` when done.
+
+    ``port``/``http_port``: 0 = any free port (the default here), None = the configured one. The HTTP side
+    is ``running.service.http`` (``.url``), None when ``generator.http_enabled`` is false."""
     cfg = cfg or load_config(settings)
-    return start_in_thread(GeneratorService(settings, cfg), host_settings(settings, cfg), port=port)
+    service = GeneratorService(settings, cfg, http_port=http_port)
+    return start_in_thread(service, host_settings(settings, cfg), port=port)
 
 
 def run_service(settings: Settings, port: int | None = None) -> None:

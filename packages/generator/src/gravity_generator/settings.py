@@ -40,6 +40,19 @@ class GeneratorSettings(BaseModel):
     # Threads serving gRPC calls; requests mostly wait on the batcher, so more than the CPU count.
     grpc_workers: int = Field(default=32, ge=1)
 
+    # HTTP next to gRPC, in the same process (gravity_generator.web): the OpenAI-compatible API
+    # (/v1/chat/completions, /v1/models), the compare page (/compare) and /healthz. Same bearer token and
+    # TLS files as gRPC ([grpc] auth_token, tls_*). http_port 0 = any free port; http_host "" = grpc.host.
+    http_enabled: bool = True
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    http_host: str = ""
+    # Chat completions generating at once over HTTP; one more is answered 429 (Retry-After: 1).
+    http_max_inflight: int = Field(default=64, ge=1)
+    # Compare page: descriptions kept per (reader, book, method), and the temperature "Regenerate" samples
+    # with (a fresh seed each time; the first description of each method uses the defaults above).
+    compare_cache_entries: int = Field(default=512, ge=1)
+    compare_temperature: float = Field(default=0.8, gt=0.0, le=2.0)
+
     # LaMP: how many of the user's reviews to prepend, and how many per-user indexes to keep.
     lamp_k: int = Field(default=5, ge=1)
     lamp_cache_users: int = Field(default=1024, ge=1)

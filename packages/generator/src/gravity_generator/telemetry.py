@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 from gravity_core.metrics import PERSONALIZATIONS, PERSONALIZE_SECONDS, TOKENS_GENERATED
@@ -25,7 +25,9 @@ def observed(method: str, call: Callable[[], T], tokens: Callable[[T], int]) -> 
     return result
 
 
-def observed_stream(method: str, events: Iterator[T], tokens: Callable[[T], int | None]) -> Iterator[T]:
+def observed_stream(
+    method: str, events: Iterator[T], tokens: Callable[[T], int | None]
+) -> Generator[T, None, None]:
     """Pass the stream through; count it once its final event (the one ``tokens`` answers for) arrives."""
     started = time.perf_counter()
     try:

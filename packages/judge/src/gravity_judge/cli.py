@@ -5,20 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress
 from gravity_core.errors import GravityError, InvalidInput
+from gravity_core.options import split_list
+
+if TYPE_CHECKING:
+    from gravity_core.config import Settings
+    from gravity_core.tracking import Trackers
+    from gravity_judge.settings import JudgeSettings
 
 
 class NoUnits(GravityError):
     """Nothing in the input could be judged (the report still says why)."""
-
-
-def _split_methods(values: tuple[str, ...]) -> list[str]:
-    return [m.strip() for v in values for m in v.split(",") if m.strip()]
 
 
 @click.command()
@@ -65,6 +67,19 @@ def _split_methods(values: tuple[str, ...]) -> list[str]:
     default=None,
     help="auto: answers from log-probabilities where available; text: generate and parse (judge.answer_mode).",
 )
+@click.option(
+    "--report-to",
+    "report_to",
+    default=None,
+    metavar="TRACKERS",
+    help="Log the metrics and report files to tensorboard, mlflow, wandb (comma-separated) or none "
+    "(default: [tracking] report_to).",
+)
+@click.option(
+    "--run-name",
+    default=None,
+    help="The run's name in the tracker (default: [tracking] run_name, else judge-<--out directory name>).",
+)
 @pass_cli
 def judge(
     cli: CliContext,
@@ -77,17 +92,17 @@ def judge(
     bootstrap: int | None,
     seed: int | None,
     answer_mode: str | None,
+    report_to: str | None,
+    run_name: str | None,
 ) -> None:
     """Judge personalized descriptions (paper §4.1, D.3) under the paper's protocol and a debiased one: top-1
     win rate, preference gain, interestingness and similarity per method, country and genre, ablations,
     position bias; writes report.json, report.md, report.html and judgments.jsonl."""
-    from gravity_core.profiles import ProfileStore
-    from gravity_core.skips import SkipLog
+    from gravity_core.config import parse_report_to
+    from gravity_core.tracking import open_tracker
     from gravity_judge import methods as known
-    from gravity_judge.inputs import assemble, rows_from_file
-    from gravity_judge.persona import Persona
-    from gravity_judge.pipeline import evaluate, judge_llm, judge_settings
-    from gravity_judge.report import write_report
+    from gravity_judge.pipeline import judge_settings
+    from gravity_judge.tracked import run_name_for
 
     started = time.perf_counter()
     settings = cli.settings
@@ -99,10 +114,39 @@ def judge(
         seed=seed,
         answer_mode=answer_mode,
     )
-    only = _split_methods(methods)
+    only = split_list(*methods)
     unknown = [m for m in only if known.kind_of(m, cfg.extra_methods) is None]
     if unknown:
         raise InvalidInput("--methods", f"unknown method(s): {', '.join(unknown)}")
+    try:
+        trackers = None if report_to is None else parse_report_to(report_to)
+    except ValueError as exc:
+        raise InvalidInput("--report-to", str(exc)) from None
+    # opened before judging: a tracker that cannot be used fails before any model loads
+    tracker = open_tracker(settings, run_name_for(settings, run_name, out.name), trackers)
+    try:
+        _judge(settings, cfg, generations, profiles, out, only, tracker, started)
+    finally:
+        if tracker is not None:
+            tracker.close()
+
+
+def _judge(
+    settings: Settings,
+    cfg: JudgeSettings,
+    generations: Path,
+    profiles: Path,
+    out: Path,
+    only: list[str],
+    tracker: Trackers | None,
+    started: float,
+) -> None:
+    from gravity_core.profiles import ProfileStore
+    from gravity_core.skips import SkipLog
+    from gravity_judge.inputs import assemble, rows_from_file
+    from gravity_judge.persona import Persona
+    from gravity_judge.pipeline import evaluate, judge_llm
+    from gravity_judge.report import write_report
 
     skips = SkipLog()
     store = ProfileStore.from_jsonl(profiles, skips)
@@ -129,7 +173,13 @@ def judge(
         sources={"generations": str(generations), "profiles": str(profiles)},
     )
     files = write_report(report, out, cfg.focus_method, run)
+    if tracker is not None:
+        from gravity_judge.tracked import log_report
+
+        log_report(tracker, report, files)
     _print_summary(report, files, time.perf_counter() - started)
+    if tracker is not None:
+        click.echo(f"tracked: {tracker.describe()}")
     if not evalset.units:
         raise NoUnits(
             f"no (user, book) unit could be judged ({skips.total} record(s) skipped); see {files['report.md']}"

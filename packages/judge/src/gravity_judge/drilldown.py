@@ -116,7 +116,7 @@ def examples(run: EvaluationRun, readers: int) -> list[dict[str, Any]]:
     """One unit for each of the first ``readers`` readers (by user id): every description judged, with
     what each protocol made of it."""
     seen: set[str] = set()
-    out = []
+    out: list[dict[str, Any]] = []
     for r in sorted(run.results, key=lambda x: (x.unit.user_id, x.unit.parent_asin)):
         if len(out) >= readers:
             break

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gravity_core.errors import InvalidInput
 from gravity_core.llm import LLMClient
@@ -270,7 +271,7 @@ def rank_from_answers(
     usable = [(perm, a) for perm, a in zip(perms, answers, strict=True) if a.usable]
     methods = [a.method for a in answers if a.usable]
     raws = [a.raw_text for a in answers if a.raw_text]
-    common = {
+    common: dict[str, Any] = {
         "answer_methods": methods,
         "raw_answers": raws,
         "orders": [list(p) for p in perms],

@@ -230,6 +230,10 @@ def paper_position_bias(results: Sequence[UnitResult], settings: JudgeSettings) 
     }
 
 
+def _best_slot(probabilities: tuple[float, ...]) -> int:
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
+
+
 def debiased_position_bias(
     results: Sequence[UnitResult], settings: JudgeSettings, priors: dict[str, Any]
 ) -> dict[str, Any]:
@@ -271,9 +275,7 @@ def debiased_position_bias(
         # share of the 2 x pairs answers that picked slot A, before and after the correction
         raw_a = [a.best_index == 0 for p in usable for a in p.answers]
         corrected_a = [
-            max(range(2), key=lambda i, x=corrected_probabilities(a, p.prior): x[i]) == 0
-            for p in usable
-            for a in p.answers
+            _best_slot(corrected_probabilities(a, p.prior)) == 0 for p in usable for a in p.answers
         ]
         pair_bias["a_before"].append(float(np.mean(raw_a)) if raw_a else NAN)
         pair_bias["a_after"].append(float(np.mean(corrected_a)) if corrected_a else NAN)

@@ -3,7 +3,8 @@
 Personas come from the request, else from this replica's ProfileStore, which can load ``judge.profiles_file``
 at start and/or replay gravity.profiles.v1 in no consumer group (every replica must see every
 profile). The judge model loads in the background; health is SERVING once it is loaded (and, when
-following profiles, once the replay consumer is assigned its partitions).
+following profiles, once the replay consumer is assigned its partitions). With ``[tracking] report_to`` set,
+every Evaluate also logs its report to the tracker (gravity_judge.tracked).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import queue
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -31,6 +33,7 @@ from gravity_core.llm import LLMClient
 from gravity_core.logging import get_logger
 from gravity_core.profiles import ProfileStore
 from gravity_core.skips import Skip, SkipLog
+from gravity_core.tracking import check_backends, open_tracker
 from gravity_judge.evaluate import EvaluationRun
 from gravity_judge.inputs import assemble, rows_from_request
 from gravity_judge.judging import Candidate, Judge
@@ -39,6 +42,7 @@ from gravity_judge.pipeline import evaluate, judge_llm
 from gravity_judge.questions import MAX_CANDIDATES
 from gravity_judge.report import report_files
 from gravity_judge.settings import JudgeSettings
+from gravity_judge.tracked import log_report, run_name_for
 
 log = get_logger(__name__)
 SERVICE_NAME = "gravity.v1.JudgeService"
@@ -73,6 +77,7 @@ class JudgeService:
         host.add(judge_pb2_grpc.add_JudgeServiceServicer_to_server, JudgeServicer(self), SERVICE_NAME)
 
     def start(self) -> None:
+        check_backends(self.settings.tracking.report_to)  # an unusable tracker is a configuration error
         if self.cfg.profiles_file:
             if not Path(self.cfg.profiles_file).expanduser().is_file():
                 raise ConfigError(f"judge.profiles_file {self.cfg.profiles_file} does not exist")
@@ -297,19 +302,46 @@ class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
         self, report: dict[str, Any], run: EvaluationRun, name: str, skips: SkipLog
     ) -> judge_pb2.EvaluateResult:
         uri = ""
+        settings = self.service.settings
+        files = report_files(report, self.service.cfg.focus_method, run)
         if name:
-            store = ArtifactStore.from_settings(self.service.settings)
-            files = report_files(report, self.service.cfg.focus_method, run)
+            store = ArtifactStore.from_settings(settings)
             with store.staged_dir(f"reports/{name}") as stage:
                 for filename, data in files.items():
                     (stage / filename).write_bytes(data)
             uri = store.uri(store.path(f"reports/{name}"))
+            track_report(settings, report, store.path(f"reports/{name}"), list(files), name)
+        elif settings.tracking.report_to:
+            with tempfile.TemporaryDirectory(prefix="gravity-report-") as folder:
+                for filename, data in files.items():
+                    (Path(folder) / filename).write_bytes(data)
+                track_report(settings, report, Path(folder), list(files), f"evaluate-{report['created_at']}")
         return judge_pb2.EvaluateResult(
             report_json=json.dumps(report, ensure_ascii=False, allow_nan=False),
             report_uri=uri,
             unusable_judgments=report["unusable"]["total"],
             skipped=[_dead_letter(s) for s in skips.examples],
         )
+
+
+def track_report(
+    settings: Settings, report: dict[str, Any], folder: Path, filenames: list[str], name: str
+) -> None:
+    """Log the evaluation to the configured trackers (run ``judge-<report name>`` unless [tracking] run_name
+    is set). A tracker failing (a server down) is logged as an error; the evaluation's answer stands."""
+    if not settings.tracking.report_to:
+        return
+    try:
+        tracker = open_tracker(settings, run_name_for(settings, None, name))
+        if tracker is None:
+            return
+        try:
+            log_report(tracker, report, {n: folder / n for n in filenames})
+        finally:
+            tracker.close()
+        log.info("evaluation_tracked", tracked=tracker.describe())
+    except Exception as exc:
+        log.error("evaluation_tracking_failed", report=name, error=f"{type(exc).__name__}: {exc}")
 
 
 def _dead_letter(skip: Skip) -> Any:

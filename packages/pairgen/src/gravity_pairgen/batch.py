@@ -1,4 +1,4 @@
-"""`gravity pairs build`: profiles.jsonl -> a dataset directory (shards + manifest).
+"""`gravity pairs build`: profiles.jsonl -> a dataset directory (shards + manifest + dataset card).
 
 Profiles are streamed, so memory stays flat however many users there are; PrefAlign generation is batched
 over ``llm_batch_users`` users at a time. The directory is staged and swapped in at the end, so it always
@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gravity.v1 import profile_pb2
 from gravity_core.artifacts import ArtifactStore
@@ -27,6 +28,7 @@ from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import PairBuilder, Resources, UserBuild, plan_datasets
+from gravity_pairgen.card import CardSources, write_dataset_card
 from gravity_pairgen.resources import load_resources
 from gravity_pairgen.rows import Omissions
 from gravity_pairgen.settings import PairGenSettings
@@ -139,7 +141,7 @@ def build_dataset(
     t_build = t_llm = t_write = 0.0
     with open(profiles_path, "rb") as f:
         lines = sum(1 for line in f if line.strip())
-    records = read_jsonl(profiles_path, profile_pb2.UserProfile, skips)
+    records: Iterable[Any] = read_jsonl(profiles_path, profile_pb2.UserProfile, skips)
     if progress_bar is not None:
         records = progress_bar(records, lines, "profiles")
 
@@ -203,6 +205,8 @@ def build_dataset(
         manifest.cohort_size = len(newest)
         report.users_built = len(newest)
         store.write_bytes(MANIFEST, manifest_bytes(manifest))
+        sources = CardSources.of_build(settings, cfg, resources.catalog_source, list(manifest.datasets))
+        write_dataset_card(store, "", manifest, sources, durable=False)
     if llm is not None:
         report.llm_calls = llm.usage.calls - llm_calls_before
         report.llm_cached = llm.usage.cached_calls - cached_before

@@ -66,7 +66,13 @@ def synthetic_profiles(n: int, catalog: Any, seed: int = 7) -> list[Any]:
     stances = (
         [profile_pb2.STANCE_SUPPORT] * 9 + [profile_pb2.STANCE_OPPOSE] * 9 + [profile_pb2.STANCE_NEUTRAL]
     )
-    traits = list(range(1, 6))
+    traits = [
+        profile_pb2.TRAIT_OPENNESS,
+        profile_pb2.TRAIT_CONSCIENTIOUSNESS,
+        profile_pb2.TRAIT_EXTRAVERSION,
+        profile_pb2.TRAIT_AGREEABLENESS,
+        profile_pb2.TRAIT_NEUROTICISM,
+    ]
     countries = ["USA", "Brazil", "India", "Japan"]
     out = []
     for i in range(n):
@@ -94,7 +100,13 @@ def synthetic_profiles(n: int, catalog: Any, seed: int = 7) -> list[Any]:
                 ],
                 value_summary="Cares about family and fairness; values hard work and long-term planning.",
                 personality=profile_pb2.Personality(
-                    traits=[profile_pb2.TraitScore(trait=t, level=rng.choice([1, 2])) for t in traits]
+                    traits=[
+                        profile_pb2.TraitScore(
+                            trait=t,
+                            level=rng.choice([profile_pb2.TRAIT_LEVEL_LOW, profile_pb2.TRAIT_LEVEL_HIGH]),
+                        )
+                        for t in traits
+                    ]
                 ),
                 reviews=[
                     common_pb2.Review(

@@ -51,7 +51,7 @@ class DatasetPlan:
     recipe: Recipe = FULL
 
     def entry(self) -> DatasetEntry:
-        return DatasetEntry(kind=self.kind, dropped=list(self.recipe.dropped))  # type: ignore[arg-type]
+        return DatasetEntry(kind=self.kind, dropped=list(self.recipe.dropped))
 
 
 def plan_datasets(cfg: PairGenSettings, recipe_name: str | None = None) -> list[DatasetPlan]:

@@ -11,22 +11,13 @@ import click
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
 from gravity_core.datasets import DatasetManifest
 from gravity_core.names import GRAVITY
-from gravity_core.options import split_list
+from gravity_core.options import apply_options, split_list
 
 
 def _settings(cli: CliContext, **overrides: Any) -> Any:
-    from pydantic import ValidationError
-
-    from gravity_core.errors import InvalidInput
     from gravity_pairgen.settings import PairGenSettings
 
-    cfg = cli.settings.section("pairgen", PairGenSettings)
-    try:
-        return cfg.with_overrides(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "options"
-        raise InvalidInput(option, first["msg"]) from None
+    return apply_options(cli.settings.section("pairgen", PairGenSettings), **overrides)
 
 
 @click.group()

@@ -10,7 +10,8 @@ reviewed never appear, nor does any book held out for evaluation (gravity_core.t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from gravity_core.amazon import BookRecord
 from gravity_core.catalog import Catalog
@@ -24,7 +25,7 @@ _RANK_RESERVE = 32
 class CategoryIndex:
     """Catalog category names embedded with MiniLM, searchable by (dis)similarity."""
 
-    def __init__(self, genres: Sequence[str], index: VectorIndex, vectors: dict[str, object]) -> None:
+    def __init__(self, genres: Sequence[str], index: VectorIndex, vectors: Mapping[str, Any]) -> None:
         self.genres = tuple(genres)
         self._index = index
         self._vectors = vectors

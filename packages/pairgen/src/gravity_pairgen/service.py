@@ -2,8 +2,8 @@
 
 For each profile consumed from ``topics.profiles`` (group ``consumer_group``) the service builds the
 user's rows for every configured dataset, writes one shard per dataset under
-``<output_prefix>/<cohort_id>/<dataset>/<user>.parquet`` and the cohort's manifest (both atomic, under a
-per-cohort lock), then publishes one ShardRef per (dataset, user) to ``topics.shards``. The consumer
+``<output_prefix>/<cohort_id>/<dataset>/<user>.parquet``, the cohort's manifest and its dataset card
+(README.md, gravity_pairgen.card; all atomic, under a per-cohort lock), then publishes one ShardRef per (dataset, user) to ``topics.shards``. The consumer
 commits the profile only after that, and the same user always maps to the same shard file, so a crash
 and replay rewrites identical shards: every pair exists exactly once.
 
@@ -38,9 +38,10 @@ from gravity_core.service import run
 from gravity_core.skips import RecordError, SkipLog
 from gravity_pairgen.baselines import PrefAlignGenerator
 from gravity_pairgen.builder import DatasetPlan, PairBuilder, Resources, UserBuild, plan_datasets
+from gravity_pairgen.card import CardSources, write_dataset_card
 from gravity_pairgen.manifests import CohortAccounting, ManifestStore, cohort_of
 from gravity_pairgen.recipes import normalize_recipe
-from gravity_pairgen.resources import load_resources
+from gravity_pairgen.resources import catalog_path, load_resources
 from gravity_pairgen.settings import PairGenSettings
 from gravity_pairgen.writer import UserShardWriter, WrittenShard
 
@@ -216,6 +217,9 @@ class PairGenService:
             uri, sha = self.manifests.save(cohort, manifest, accounting)
             for path in stale:
                 path.unlink(missing_ok=True)
+            catalog = self.resources.catalog_source if self.resources else str(catalog_path(self.cfg))
+            sources = CardSources.of_build(self.settings, self.cfg, catalog, list(manifest.datasets))
+            write_dataset_card(self.store, self.manifests.dir_rel(cohort), manifest, sources)
         return [self._ref(cohort, user, w, manifest, accounting, uri, sha) for w in written]
 
     def _ref(

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gravity_core.names import DATASETS as BASE_DATASETS
 from gravity_core.names import FULL_RECIPE
-from gravity_core.options import split_list
+from gravity_core.options import apply_options, split_list
 from gravity_pairgen.recipes import normalize_ablations, normalize_recipe
 
 
@@ -74,7 +74,9 @@ class PairGenSettings(BaseModel):
     def _known_ablations(cls, value: object) -> list[str]:
         if isinstance(value, str):
             value = split_list(value)
-        return normalize_ablations(list(value))  # type: ignore[arg-type]
+        if not isinstance(value, list | tuple):
+            raise ValueError("ablations is a list of profile parts (or a comma-separated string)")
+        return normalize_ablations([str(v) for v in value])
 
     @model_validator(mode="after")
     def _caps(self) -> PairGenSettings:
@@ -84,6 +86,4 @@ class PairGenSettings(BaseModel):
 
     def with_overrides(self, **updates: object) -> PairGenSettings:
         """A validated copy with ``updates`` applied (None values are ignored)."""
-        data = self.model_dump()
-        data.update({k: v for k, v in updates.items() if v is not None})
-        return PairGenSettings.model_validate(data)
+        return apply_options(self, **updates)

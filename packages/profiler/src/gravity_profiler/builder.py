@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -56,7 +56,7 @@ class BuildStats:
     unreadable_items: int = 0
     unknown_traits: int = 0
     estimated_fields: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     # Tokens the models processed: "scoring" (annotator prompts), "summary prompt", "summary generated".
     tokens: Counter[str] = field(default_factory=Counter)
 
@@ -74,7 +74,8 @@ class BuildStats:
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.estimated_fields.update(other.estimated_fields)
-        self.seconds.update(other.seconds)
+        for stage, seconds in other.seconds.items():
+            self.seconds[stage] += seconds
         self.tokens.update(other.tokens)
 
     def count(
@@ -367,7 +368,7 @@ class ProfileBuilder:
         user = s.user
         return profile_pb2.UserProfile(
             user_id=user.user_id,
-            demographics=s.demographics.proto,  # type: ignore[attr-defined]
+            demographics=s.demographics.proto,
             interests=interests(user.reviews, user.books, self.config.interest_threshold),
             values=[st.to_proto() for st in s.stances],
             value_summary=value_summary,

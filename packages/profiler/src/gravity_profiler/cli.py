@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_core.options import apply_options
 
 
 @click.group()
@@ -85,17 +86,14 @@ def build(
 
     settings = cli.settings
     config = profiler_settings(settings)
-    if min_reviews is not None:
-        if min_reviews < 1:
-            raise click.BadParameter("must be at least 1", param_hint="--min-reviews")
-        config = config.model_copy(update={"min_reviews": min_reviews})
+    config = apply_options(config, min_reviews=min_reviews)
     if cohort_id and not is_segment(cohort_id):
         raise click.BadParameter(f"must be {RULE}", param_hint="--cohort-id")
     if max_users is not None and max_users < 1:
         raise click.BadParameter("must be at least 1", param_hint="--max-users")
     builder = ProfileBuilder(settings, config)
 
-    def bar(items, total, desc):  # type: ignore[no-untyped-def]
+    def bar(items, total, desc):
         return progress(items, total=total, desc=desc, unit="user" if desc == "profiling" else "line")
 
     report = build_profiles(

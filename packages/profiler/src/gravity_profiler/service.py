@@ -346,13 +346,13 @@ class _Servicer(profile_pb2_grpc.ProfilerServiceServicer):
     def __init__(self, service: ProfilerService) -> None:
         self.service = service
 
-    def BuildProfile(self, request, context):  # type: ignore[no-untyped-def]
+    def BuildProfile(self, request, context):
         return self.service.build_profile(request, context)
 
-    def GetProfile(self, request, context):  # type: ignore[no-untyped-def]
+    def GetProfile(self, request, context):
         return self.service.get_profile(request, context)
 
-    def IngestRecords(self, request_iterator, context):  # type: ignore[no-untyped-def]
+    def IngestRecords(self, request_iterator, context):
         return self.service.ingest_records(request_iterator, context)
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,14 @@ from gravity_core.skips import SkipLog
 from gravity_stack import tomlwrite
 from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import ServiceProcess, Supervisor
+from gravity_stack.timing import StageClock
 
 REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
+# The demo's schedule: the profiler, pairgen and the judge each compute alone (profiles are published as one
+# batch, the trainer waits for the whole cohort, judging waits for every description), so each gets every core;
+# the trainer and the generator compute at the same time (prompt-only methods while the adapters train) and
+# share them.
+OVERLAPPING = frozenset({"trainer", "generator"})
 
 
 @dataclass
@@ -119,40 +124,18 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             recipe_for_dataset={d: names.RECIPE_FOR_DATASET[d] for d in REQUIRED_ADAPTERS},
             overrides={names.RECIPE_FOR_DATASET[d]: dict(train_overrides) for d in REQUIRED_ADAPTERS},
         ),
+        # http_port 0: any free port (logged as http_started), so parallel stacks never collide on 8000
         "generator": GeneratorSettings(
-            meta_path=str(meta), max_new_tokens=opts.max_new_tokens, max_batch=8, batch_window_ms=25.0
+            meta_path=str(meta),
+            max_new_tokens=opts.max_new_tokens,
+            max_batch=8,
+            batch_window_ms=25.0,
+            http_port=0,
         ),
         "judge": JudgeSettings(orders=opts.judge_orders, follow_profiles=True),
     }
     config = {name: model.model_dump(mode="json", exclude_defaults=True) for name, model in sections.items()}
     return deep_merge(config, nest_dotted(opts.extra))
-
-
-class Progress:
-    """Stage lines on stdout: '[3/7] profiling 8 readers ... 5/8'."""
-
-    def __init__(self, echo: Callable[[str], None], total: int) -> None:
-        self.echo = echo
-        self.total = total
-        self.stage = 0
-        self.started = time.monotonic()
-        self._last = ""
-
-    @contextmanager
-    def step(self, title: str) -> Iterator[Callable[[str], None]]:
-        self.stage += 1
-        t0 = time.monotonic()
-        self.echo(f"[{self.stage}/{self.total}] {title}")
-
-        def note(message: str) -> None:
-            if message != self._last:
-                self.echo(f"      {message}")
-                self._last = message
-
-        yield note
-        self.echo(
-            f"      done in {time.monotonic() - t0:.0f}s (total {time.monotonic() - self.started:.0f}s)"
-        )
 
 
 def _wait(
@@ -177,16 +160,47 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
     out = opts.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     reviews, meta, demographics = opts.files()
-    progress = Progress(echo, 7)
-    started = time.monotonic()
-    with progress.step("starting the embedded Kafka-compatible broker") as note:
+    clock = StageClock(echo)
+    services = service_names()
+    readers = float(opts.users or 8)
+    clock.plan("broker", "starting the embedded Kafka-compatible broker")
+    clock.plan("services", f"starting services ({', '.join(services)}); the profiler first")
+    clock.plan("ingest", "streaming the reviews into the profiler (gRPC IngestRecords)")
+    clock.plan("profiling", "profiling readers (demographics, interests, 150 values, Big Five)", readers)
+    clock.plan(
+        "pairs+training",
+        "pairs -> training -> adapters (Kafka: profiles -> pairgen -> shards -> trainer -> adapters)",
+        readers,
+    )
+    clock.plan(
+        "generation",
+        "personalizing descriptions (gRPC Generator): prompt-only methods while the adapters train",
+        readers * opts.books_per_user * 9,
+    )
+    clock.plan(
+        "judging",
+        "judging (gRPC Judge, paper and debiased protocols: top-1 win rate, preference gain, "
+        "interestingness, similarity)",
+        readers * opts.books_per_user,
+    )
+    with clock.step("broker") as note:
         broker = EmbeddedBroker(log_path=out / "logs" / "broker.log").start()
         note(f"broker at {broker.bootstrap}")
     try:
         with Supervisor() as supervisor:
-            return _run(opts, out, reviews, meta, demographics, broker, supervisor, progress, echo, started)
+            report = _run(opts, out, reviews, meta, demographics, broker, supervisor, clock)
     finally:
         broker.stop()
+    report["_demo"] = {
+        "seconds": round(clock.elapsed, 1),
+        "time_table": clock.table(),
+        "readers": report.get("_readers", 0),
+        "stages": clock.as_dict(),
+        "out": str(out),
+    }
+    report.pop("_readers", None)
+    (out / "timing.json").write_text(json.dumps(report["_demo"], indent=2), encoding="utf-8")
+    return report
 
 
 def _run(
@@ -197,12 +211,10 @@ def _run(
     demographics: Path | None,
     broker: EmbeddedBroker,
     supervisor: Supervisor,
-    progress: Progress,
-    echo: Callable[[str], None],
-    started: float,
+    clock: StageClock,
 ) -> dict[str, Any]:
-    names = service_names()
-    ports = {name: free_port() for name in names}
+    services = service_names()
+    ports = {name: free_port() for name in services}
     config_path = out / "config.toml"
     config_path.write_text(
         tomlwrite.dumps(demo_config(opts, broker.bootstrap, ports, meta)), encoding="utf-8"
@@ -218,12 +230,15 @@ def _run(
                     f"{process.name} exited unexpectedly; last log lines:\n{process.log_tail()}"
                 )
 
-    with progress.step(f"starting services ({', '.join(names)})") as note:
-        for name in names:
-            supervisor.add(ServiceProcess.serve(name, config_path, out / "logs", grpc_settings)).start()
-        for process in supervisor:
-            process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
-            note(f"{process.name} SERVING on {process.target}")
+    with clock.step("services") as note:
+        for name in services:
+            process = ServiceProcess.serve(
+                name, config_path, out / "logs", grpc_settings, co_located=2 if name in OVERLAPPING else 1
+            )
+            supervisor.add(process).start()
+        # Profiling needs only the profiler; the others finish loading while it works (their topics wait).
+        supervisor["profiler"].wait_serving(timeout_s=600, grpc_settings=grpc_settings)
+        note(f"profiler SERVING on {supervisor['profiler'].target}")
 
     def client(cls: Any, name: str) -> Any:
         return cls(grpc_settings.target(name), grpc_settings, timeout_s=opts.timeout_s)
@@ -235,7 +250,7 @@ def _run(
         client(GeneratorClient, "generator") as generator,
         client(JudgeClient, "judge") as judge,
     ):
-        with progress.step("streaming the reviews into the profiler (gRPC IngestRecords)") as note:
+        with clock.step("ingest") as note:
             users = (
                 choose_users(reviews, demographics, opts.users, opts.min_reviews) if demographics else None
             )
@@ -250,65 +265,50 @@ def _run(
             )
             if not accepted:
                 raise GravityError("no reader met the review threshold; nothing to personalize")
+        for name, units in (
+            ("profiling", len(accepted)),
+            ("pairs+training", len(accepted)),
+            ("generation", len(accepted) * opts.books_per_user * 9),
+            ("judging", len(accepted) * opts.books_per_user),
+        ):
+            clock.set_units(name, units)
 
         profiles: dict[str, profile_pb2.UserProfile] = {}
-        with progress.step(
-            f"profiling {len(accepted)} readers (demographics, interests, 150 values, Big Five)"
-        ) as note:
+        with clock.step("profiling") as note:
+            serving: set[str] = {"profiler"}
 
             def profiles_ready() -> tuple[bool, str]:
                 for user in accepted:
                     if user not in profiles and (found := profiler.get_profile(user)) is not None:
                         profiles[user] = found
-                return len(profiles) == len(accepted), f"profiles published: {len(profiles)}/{len(accepted)}"
+                for process in supervisor:
+                    if process.name not in serving and process.serving(grpc_settings):
+                        serving.add(process.name)
+                return len(profiles) == len(accepted), (
+                    f"profiles published: {len(profiles)}/{len(accepted)}; "
+                    f"services SERVING: {len(serving)}/{len(services)}{clock.eta_text()}"
+                )
 
             _wait(profiles_ready, note, opts.timeout_s, "profiles", watch)
             note(
                 f"unreadable: {sum(p.evidence.unreadable_stances for p in profiles.values())} stances, "
                 f"{sum(p.evidence.unreadable_items for p in profiles.values())} items across {len(profiles)} readers"
             )
+        for process in supervisor:
+            process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
 
-        with progress.step(
-            "pairs -> training -> adapters (Kafka: profiles -> pairgen -> shards -> trainer -> adapters)"
-        ) as note:
-            manifest: DatasetManifest | None = None
-
-            def adapters_live() -> tuple[bool, str]:
-                nonlocal manifest
-                manifest = pairgen.get_manifest(result.cohort_id) or manifest
-                if manifest is None:
-                    parts = ["pairs: waiting"]
-                else:
-                    rows = {name: d.rows for name, d in manifest.datasets.items()}
-                    users_done = max((len(d.shards) for d in manifest.datasets.values()), default=0)
-                    parts = [f"pairs for {users_done}/{len(accepted)} readers {rows}"]
-                trained = sorted(names.method_name(a) for a in trainer.list_adapters())
-                parts.append(f"adapters trained: {trained or 'none yet'}")
-                live = {
-                    names.method_name(m)
-                    for m in generator.list_methods()
-                    if m.available and m.requires_adapter
-                }
-                parts.append(f"live in generator: {sorted(live) or 'none yet'}")
-                return all(a in live for a in REQUIRED_ADAPTERS), "; ".join(parts)
-
-            _wait(adapters_live, note, opts.timeout_s, f"the {', '.join(REQUIRED_ADAPTERS)} adapters", watch)
-
+        generations = _pairs_training_and_generation(
+            opts, meta, result.cohort_id, accepted, profiles, pairgen, trainer, generator, clock, watch
+        )
         generations_path = out / "generations.jsonl"
-        with progress.step("personalizing descriptions for every method (gRPC Generator)") as note:
-            held_out = manifest.held_out if manifest is not None else {}
-            generations = _generate(generator, profiles, held_out, meta, opts, note)
-            write_jsonl(generations, generations_path)
-            note(f"{len(generations)} rows -> {generations_path}")
+        write_jsonl(generations, generations_path)
+        clock.note(f"{len(generations)} rows -> {generations_path}")
 
-        with progress.step(
-            "judging (gRPC Judge, paper and debiased protocols: top-1 win rate, preference gain, "
-            "interestingness, similarity)"
-        ) as note:
+        with clock.step("judging") as note:
             final = judge.evaluate(
                 generations,
                 report_name=f"demo-{result.cohort_id}".replace("/", "-"),
-                on_progress=lambda p: note(f"{p.stage}: {p.done}/{p.total}"),
+                on_progress=lambda p: note(f"{p.stage}: {p.done}/{p.total}{clock.eta_text()}"),
             )
             report_dir = ArtifactStore(settings.artifacts.path()).resolve(final.report_uri)
             for name in ("report.json", "report.md", "report.html", "judgments.jsonl"):
@@ -318,63 +318,135 @@ def _run(
             note(f"unusable judgments: {final.unusable_judgments}")
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    report["_demo"] = {
-        "seconds": round(time.monotonic() - started, 1),
-        "readers": len(accepted),
-        "out": str(out),
-    }
+    report["_readers"] = len(accepted)
     return report
 
 
-def _generate(
+def _pairs_training_and_generation(
+    opts: DemoOptions,
+    meta: Path,
+    cohort_id: str,
+    accepted: list[str],
+    profiles: dict[str, profile_pb2.UserProfile],
+    pairgen: PairGenClient,
+    trainer: TrainerClient,
     generator: GeneratorClient,
+    clock: StageClock,
+    watch: Callable[[], None],
+) -> list[judge_pb2.Generation]:
+    """Pairs, training and generation, overlapped: once the cohort's manifest names every reader's held-out
+    books, the prompt-only methods are generated while the adapters train, and each adapter method as soon
+    as its adapter is live in the generator."""
+    catalog = Catalog.open(meta, SkipLog())
+    clock.begin("pairs+training")
+    manifest: DatasetManifest | None = None
+    work: list[Future[judge_pb2.Generation]] = []
+    submitted: set[str] = set()
+    targets: list[tuple[str, Any]] | None = None
+    prompt_methods: list[str] = []
+    deadline = time.monotonic() + opts.timeout_s
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while True:
+            watch()
+            manifest = pairgen.get_manifest(cohort_id) or manifest
+            methods = generator.list_methods()
+            live = {names.method_name(m) for m in methods if m.available and m.requires_adapter}
+            if (
+                targets is None
+                and manifest is not None
+                and all(manifest.complete(d) for d in REQUIRED_ADAPTERS)
+            ):
+                targets = _targets(catalog, profiles, manifest.held_out, opts.books_per_user, clock.note)
+                prompt_methods = [names.method_name(m) for m in methods if not m.requires_adapter]
+                clock.set_units("generation", len(targets) * (len(prompt_methods) + len(REQUIRED_ADAPTERS)))
+                clock.begin("generation")
+            if targets is not None:
+                # method-major: requests in flight together share an adapter (or none)
+                for method in [*prompt_methods, *REQUIRED_ADAPTERS]:
+                    if method not in submitted and (method in prompt_methods or method in live):
+                        submitted.add(method)
+                        work += [
+                            pool.submit(_describe, generator, user, book, method) for user, book in targets
+                        ]
+            all_live = all(a in live for a in REQUIRED_ADAPTERS)
+            if all_live and not clock.finished("pairs+training"):
+                clock.end("pairs+training")
+            done = sum(f.done() for f in work)
+            clock.note(_status(manifest, trainer, live, len(accepted), done, len(work)) + clock.eta_text())
+            if (
+                all_live
+                and targets is not None
+                and len(submitted) == len(prompt_methods) + len(REQUIRED_ADAPTERS)
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise Unavailable(f"timed out after {opts.timeout_s:.0f}s waiting for the adapters")
+            time.sleep(2.0)
+        rows = []
+        for future in work:
+            rows.append(future.result())
+            if len(rows) % 8 == 0 or len(rows) == len(work):
+                clock.note(f"descriptions {len(rows)}/{len(work)}{clock.eta_text()}")
+    clock.end("generation")
+    return rows
+
+
+def _status(
+    manifest: DatasetManifest | None,
+    trainer: TrainerClient,
+    live: set[str],
+    readers: int,
+    described: int,
+    queued: int,
+) -> str:
+    if manifest is None:
+        parts = ["pairs: waiting"]
+    else:
+        rows = {name: d.rows for name, d in manifest.datasets.items()}
+        users_done = max((len(d.shards) for d in manifest.datasets.values()), default=0)
+        parts = [f"pairs for {users_done}/{readers} readers {rows}"]
+    trained = sorted(names.method_name(a) for a in trainer.list_adapters())
+    parts.append(f"adapters trained: {trained or 'none yet'}")
+    parts.append(f"live in generator: {sorted(live) or 'none yet'}")
+    if queued:
+        parts.append(f"descriptions {described}/{queued}")
+    return "; ".join(parts)
+
+
+def _targets(
+    catalog: Catalog,
     profiles: dict[str, profile_pb2.UserProfile],
     held_out: dict[str, list[str]],
-    meta: Path,
-    opts: DemoOptions,
+    books_per_user: int,
     note: Callable[[str], None],
-) -> list[judge_pb2.Generation]:
-    """Every method on each reader's evaluation books: the ones the cohort's manifest holds out of training."""
-    catalog = Catalog.open(meta, SkipLog())
-    methods = [names.method_name(m) for m in generator.list_methods() if m.available]
-    books = catalog.get_many(a for user in profiles for a in held_out.get(user, [])[: opts.books_per_user])
+) -> list[tuple[str, Any]]:
+    """Each reader's evaluation books: the ones the cohort's manifest holds out of training."""
+    books = catalog.get_many(a for user in profiles for a in held_out.get(user, [])[:books_per_user])
     targets = [
         (user, books[asin])
         for user in sorted(profiles)
-        for asin in held_out.get(user, [])[: opts.books_per_user]
+        for asin in held_out.get(user, [])[:books_per_user]
         if asin in books
     ]
     without = sorted(set(profiles) - {user for user, _ in targets})
     if without:
         note(f"{len(without)} reader(s) have no evaluation book in the manifest: {', '.join(without)}")
-    # Method-major order: requests in flight together share a method, so the generator's micro-batches
-    # run one adapter (or none) at a time instead of a slower mixed-adapter batch.
-    jobs = [(user, book, method) for method in methods for user, book in targets]
-    rows: list[judge_pb2.Generation] = []
+    return targets
 
-    def call(job: tuple[str, Any, str]) -> judge_pb2.Generation:
-        user, book, method = job
-        resp = generator.personalize(
-            user_id=user, parent_asin=book.parent_asin, method=method, timeout_s=1800
-        )
-        return judge_pb2.Generation(
-            user_id=user,
-            parent_asin=book.parent_asin,
-            **names.method_fields(method),
-            text=resp.text,
-            book_title=book.title,
-            genre=book.genre,
-            genre_group=book.genre_group,
-            model=resp.model,
-            adapter=resp.adapter,
-            prompt_tokens=resp.prompt_tokens,
-            completion_tokens=resp.completion_tokens,
-            latency_ms=resp.latency_ms,
-        )
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for row in pool.map(call, jobs):
-            rows.append(row)
-            if len(rows) % 5 == 0 or len(rows) == len(jobs):
-                note(f"descriptions {len(rows)}/{len(jobs)} ({len(methods)} methods)")
-    return rows
+def _describe(generator: GeneratorClient, user: str, book: Any, method: str) -> judge_pb2.Generation:
+    resp = generator.personalize(user_id=user, parent_asin=book.parent_asin, method=method, timeout_s=1800)
+    return judge_pb2.Generation(
+        user_id=user,
+        parent_asin=book.parent_asin,
+        **names.method_fields(method),
+        text=resp.text,
+        book_title=book.title,
+        genre=book.genre,
+        genre_group=book.genre_group,
+        model=resp.model,
+        adapter=resp.adapter,
+        prompt_tokens=resp.prompt_tokens,
+        completion_tokens=resp.completion_tokens,
+        latency_ms=resp.latency_ms,
+    )

@@ -326,7 +326,7 @@ class OpenAICompatServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/v1"
 
     def start(self) -> OpenAICompatServer:
         self._thread = threading.Thread(target=self.serve_forever, name="openai-compat", daemon=True)

@@ -34,6 +34,22 @@ def gravity_command(*args: str, config: str | Path | None = None) -> list[str]:
     return [*cmd, *args]
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def thread_env(co_located: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Math-library threads for one of ``co_located`` processes computing at the same time on this machine.
+
+    PyTorch starts one OpenMP thread per core in every process, and OpenMP threads spin while they wait: two
+    processes computing at once on two cores with two threads each run several times slower than with one
+    thread each (pairgen's README measures 10x). Each process gets ``cores // co_located`` threads (at least
+    one); a value the user already set is kept."""
+    if any(v in environ for v in THREAD_VARIABLES):
+        return {}
+    share = max(1, (os.cpu_count() or 1) // max(1, co_located))
+    return dict.fromkeys(THREAD_VARIABLES, str(share))
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -45,12 +61,18 @@ class ServiceProcess:
     starts: int = 0
 
     @classmethod
-    def serve(cls, name: str, config_path: str | Path, log_dir: Path, grpc: GrpcSettings) -> ServiceProcess:
-        """`gravity serve NAME --config FILE`, logging to ``log_dir/NAME.log``, health-checked at its gRPC target."""
+    def serve(
+        cls, name: str, config_path: str | Path, log_dir: Path, grpc: GrpcSettings, co_located: int = 1
+    ) -> ServiceProcess:
+        """`gravity serve NAME --config FILE`, logging to ``log_dir/NAME.log``, health-checked at its gRPC target.
+
+        ``co_located`` services share this machine's cores: each gets its share as its math-library thread
+        count (see ``thread_env``)."""
         return cls(
             name,
             gravity_command("serve", name, config=config_path),
             log_dir / f"{name}.log",
+            env=thread_env(co_located),
             target=grpc.target(name),
         )
 
@@ -101,6 +123,14 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def serving(self, grpc_settings: GrpcSettings | None = None) -> bool:
+        """One health check, now."""
+        channel = make_channel(self.target, grpc_settings)
+        try:
+            return health_status(channel, timeout_s=1.0) == "SERVING"
+        finally:
+            channel.close()
 
     def wait_serving(self, timeout_s: float = 300.0, grpc_settings: GrpcSettings | None = None) -> None:
         """Wait until the health service answers SERVING; fail early (with the log tail) if the process died."""

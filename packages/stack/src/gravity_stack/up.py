@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from gravity_core.config import Settings, check_settings
@@ -18,14 +19,18 @@ from gravity_stack.processes import ServiceProcess, Supervisor
 log = get_logger(__name__)
 
 
-def run_up(settings: Settings, config_path: str, services: list[str], log_dir: Path, echo: callable) -> None:  # type: ignore[valid-type]
+def run_up(
+    settings: Settings, config_path: str, services: list[str], log_dir: Path, echo: Callable[[str], None]
+) -> None:
     check_settings(settings)  # a typo in any section fails here, before anything starts
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Supervisor() as supervisor:
         for name in services:
-            supervisor.add(ServiceProcess.serve(name, config_path, log_dir, settings.grpc)).start()
+            supervisor.add(
+                ServiceProcess.serve(name, config_path, log_dir, settings.grpc, co_located=len(services))
+            ).start()
         echo(f"started {', '.join(services)}; logs in {log_dir}; Ctrl-C to stop")
         backoff = dict.fromkeys(services, 1.0)
         last_status: dict[str, str] = {}

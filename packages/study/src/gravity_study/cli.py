@@ -4,6 +4,7 @@ the database schema up to date (`migrate`)."""
 from __future__ import annotations
 
 import secrets
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ def study() -> None:
     descriptions; the administrator trains and generates for the cohort and downloads the results."""
 
 
-def _settings(cli: CliContext, **overrides: object):  # type: ignore[no-untyped-def]
+def _settings(cli: CliContext, **overrides: object):
     cli.overrides.update({k: v for k, v in overrides.items() if v is not None})
     from gravity_study.settings import study_settings
 
@@ -28,10 +29,25 @@ def _settings(cli: CliContext, **overrides: object):  # type: ignore[no-untyped-
     return settings, study_settings(settings)
 
 
-def _serve(app, host: str, port: int) -> None:  # type: ignore[no-untyped-def]
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before printing any URL: a URL on the screen must already accept connections (port 0 = any free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"the study app cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    return sock
+
+
+def _serve(app, sock: socket.socket) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
 
 
 @study.command()
@@ -55,10 +71,12 @@ def serve(cli: CliContext, host: str | None, port: int | None, data_dir: str | N
 
     db = Database(cfg.resolved_database_url())
     runner = JobRunner(db, settings, cfg)
+    sock = _listen(cfg.host, cfg.port)
+    cfg = cfg.model_copy(update={"port": sock.getsockname()[1]})
     app = create_app(db, cfg, runner, cfg.admin_token.get_secret_value())
     click.echo(f"study app on {cfg.base_url()} (database at revision {db.revision}; pipeline {cfg.pipeline})")
     click.echo(f"administrator: {cfg.base_url()}/admin")
-    _serve(app, cfg.host, cfg.port)
+    _serve(app, sock)
 
 
 @study.command()
@@ -135,6 +153,8 @@ def demo(
         runner.stop()
         return
     token = cfg.admin_token.get_secret_value() if cfg.admin_token else secrets.token_urlsafe(16)
+    sock = _listen(cfg.host, cfg.port)
+    cfg = cfg.model_copy(update={"port": sock.getsockname()[1]})
     app = create_app(db, cfg, runner, token)
     base = cfg.base_url()
     click.echo("")
@@ -143,10 +163,10 @@ def demo(
     click.echo(f"try the flow:   {base}/p/{report.open_link}")
     click.echo("Ctrl-C stops the app; the data directory stays.")
     sys.stdout.flush()
-    _serve(app, cfg.host, cfg.port)
+    _serve(app, sock)
 
 
-def _print_results(results: dict) -> None:  # type: ignore[type-arg]
+def _print_results(results: dict) -> None:
     from gravity_core.cli.common import summary_table
 
     overall = results["overall"]

@@ -312,8 +312,9 @@ class JobRunner:
         made = 0
         with self.db.session() as s:
             for pid, code, profile, targets in plan:
-                p = s.get(Participant, pid)
-                assert p is not None
+                found = s.get(Participant, pid)
+                assert found is not None
+                p = found
                 position = 0
                 for book in targets:
                     outs = [by_key.get((profile.user_id, book.parent_asin, m)) for m in methods]

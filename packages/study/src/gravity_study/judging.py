@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from gravity.v1 import profile_pb2
@@ -90,10 +91,9 @@ class ServiceJudge:
         )
         ratings = {}
         for c in cands:
+            request = judge_pb2.RateRequest(persona=p, candidate=c)
             rate = call_with_retry(
-                lambda t, c=c: self._stub.Rate(
-                    judge_pb2.RateRequest(persona=p, candidate=c), timeout=t, wait_for_ready=True
-                ),
+                partial(self._stub.Rate, request, wait_for_ready=True),
                 600,
             )
             if rate.usable:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,14 +20,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gravity.v1 import profile_pb2, training_pb2
+from gravity_core import names
 from gravity_core.amazon import BookRecord
+from gravity_core.bus import Bus, ConsumerLoop
 from gravity_core.config import Settings
 from gravity_core.errors import GravityError, Unavailable
 from gravity_core.logging import get_logger
 from gravity_study.settings import StudySettings
 
 log = get_logger(__name__)
-GRAVITY = "gravity"
+GRAVITY = names.GRAVITY
 Say = Callable[[str], None]
 
 
@@ -122,13 +123,13 @@ class EmbeddedPipeline:
                 + ")"
             )
         say(
-            f"{rows} GRAVITY pairs ({skipped} skipped); training gravity-dpo for {self.cfg.embedded.max_steps} steps"
+            f"{rows} GRAVITY pairs ({skipped} skipped); training {names.GRAVITY_DPO_RECIPE} for {self.cfg.embedded.max_steps} steps"
         )
         e = self.cfg.embedded
         outcome = train(
             TrainRequest(
                 pairs=work / "pairs",
-                recipe="gravity-dpo",
+                recipe=names.GRAVITY_DPO_RECIPE,
                 out=work / "adapters" / GRAVITY,
                 base_model=self.settings.llm.role("writer").model,
                 settings_overrides={
@@ -239,46 +240,18 @@ class ServicesPipeline:
     kind = "services"
 
     def __init__(self, settings: Settings, cfg: StudySettings) -> None:
-        from gravity_core.bus import Bus
-
         self.settings = settings
         self.cfg = cfg
         self.bus = Bus(settings.kafka, "study")
         self._adapters: dict[str, training_pb2.AdapterRef] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._follower: ConsumerLoop[training_pb2.AdapterRef] | None = None
 
-    # The trainer publishes each adapter on gravity.adapters.v1; a private consumer group reads the topic
-    # from the start on every app start, so an adapter published while the app was down is still seen.
-    def _follow(self) -> None:
-        from gravity_core.bus import decode
-
-        group = f"study-{uuid.uuid4().hex[:12]}"
-        while not self._stop.is_set():
-            if not self.bus.wait_until_ready(self._stop):
-                return
-            try:
-                consumer = self.bus.consumer(self.bus.topics.adapters, group, max_poll_records=100)
-            except Unavailable as exc:
-                log.warning("adapters_topic_unavailable", error=str(exc))
-                self._stop.wait(2.0)
-                continue
-            try:
-                while not self._stop.is_set():
-                    for records in consumer.poll(timeout_ms=500).values():
-                        for record in records:
-                            try:
-                                ref = decode(record.value, training_pb2.AdapterRef, record.headers)
-                            except Exception as exc:
-                                log.warning("adapter_ref_unreadable", offset=record.offset, error=str(exc))
-                                continue
-                            self._remember(ref)
-            except Exception as exc:
-                log.error("adapters_follow_failed", error=f"{type(exc).__name__}: {exc}")
-                self._stop.wait(2.0)
-            finally:
-                consumer.close(autocommit=False)
+    # The trainer publishes each adapter on gravity.adapters.v1; the app replays the whole topic in no
+    # consumer group on every start (as each generator replica does), so an adapter published while the app
+    # was down is still seen and no group per boot piles up on the broker.
+    def _on_adapter(self, ref: training_pb2.AdapterRef, _record: Any) -> None:
+        self._remember(ref)
 
     def _remember(self, ref: training_pb2.AdapterRef) -> None:
         if ref.method != GRAVITY or "/" not in ref.dataset_id:
@@ -290,9 +263,15 @@ class ServicesPipeline:
                 self._adapters[cohort] = ref
 
     def start(self) -> ServicesPipeline:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._follow, name="study-adapters", daemon=True)
-            self._thread.start()
+        if self._follower is None:
+            self._follower = ConsumerLoop(
+                self.bus,
+                self.bus.topics.adapters,
+                None,
+                training_pb2.AdapterRef,
+                self._on_adapter,
+                name="study-adapters",
+            ).start()
         return self
 
     def train(self, cohort: Cohort, say: Say) -> dict[str, Any]:
@@ -373,9 +352,8 @@ class ServicesPipeline:
                 return list(pool.map(one, requests))
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._follower is not None:
+            self._follower.stop(5)
         self.bus.close()
 
 

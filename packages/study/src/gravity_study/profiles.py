@@ -89,11 +89,11 @@ def stances(answers: Answers, bank: dict[str, SeedStatement]) -> list[profile_pb
             statement_id=sid, statement=st.text, framework=st.framework, topic=st.topic
         )
         if sid in answers.value_answers:
-            stance.stance = STANCE_OF[answers.value_answers[sid]]  # type: ignore[assignment]
+            stance.stance = STANCE_OF[answers.value_answers[sid]]
             stance.confidence = 1.0
         elif sid in answers.inferred:
             entry = answers.inferred[sid]
-            stance.stance = STANCE_OF[str(entry["label"])]  # type: ignore[assignment]
+            stance.stance = STANCE_OF[str(entry["label"])]
             if entry.get("confidence") is not None and entry["label"] != UNREADABLE:
                 stance.confidence = float(entry["confidence"])  # type: ignore[arg-type]
         else:
@@ -107,7 +107,7 @@ def strongest(answers: Answers, bank: dict[str, SeedStatement], cap: int) -> tup
     confidence (parsed ones, without a probability, after those with one)."""
     own = [(sid, label, 2.0) for sid, label in answers.value_answers.items()]
     guessed = [
-        (sid, str(e["label"]), float(e["confidence"]) if e.get("confidence") is not None else 0.0)
+        (sid, str(e["label"]), float(str(e["confidence"])) if e.get("confidence") is not None else 0.0)
         for sid, e in answers.inferred.items()
     ]
     ranked = [x for x in own + sorted(guessed, key=lambda x: -x[2]) if x[1] in ("agree", "disagree")][:cap]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from gravity_core import names
 from gravity_core.paths import gravity_home
 
 
@@ -56,7 +57,7 @@ class StudySettings(BaseModel):
     max_new_tokens: int = Field(default=160, ge=8)
     embedded: EmbeddedTraining = Field(default_factory=EmbeddedTraining)
     # Defaults of a new study (each study stores its own).
-    baseline: str = "tri-agent"
+    baseline: str = names.TRI_AGENT
     books_per_participant: int = Field(default=10, ge=1, le=50)
     countries: list[str] = Field(default_factory=lambda: ["USA", "Brazil", "Japan", "India"])
     # Bootstrap resamples and confidence of every interval in the results.

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gravity_core import names
 from gravity_core.errors import InvalidInput
 from gravity_generator.methods import PROMPT_METHODS
 from gravity_judge.methods import ORIGINAL
@@ -18,10 +19,10 @@ from gravity_study.instruments import choose_value_statements
 from gravity_study.models import Job, Participant, Study, now_ms
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-GRAVITY = "gravity"
+GRAVITY = names.GRAVITY
 # Baselines a participant's profile can feed: prompt methods that need no review history (LaMP retrieves
 # the reader's reviews; participants have none) and no adapter of their own.
-BASELINES = tuple(m for m in PROMPT_METHODS if m not in (ORIGINAL, "lamp"))
+BASELINES = tuple(m for m in PROMPT_METHODS if m not in (ORIGINAL, names.LAMP))
 JOB_KINDS = ("infer", "profile", "train", "generate", "judge")
 
 

@@ -62,6 +62,15 @@ from gravity_trainer.recipes import RECIPES, parse_overrides
     help="Store the adapter and publish its AdapterRef (default: only when --out is not given).",
 )
 @click.option(
+    "--report-to",
+    "report_to",
+    default=None,
+    metavar="TRACKERS",
+    help="Experiment tracking: tensorboard, mlflow, wandb (comma-separated) or none (default: [tracking] "
+    "report_to; same as --set report_to=...).",
+)
+@click.option("--run-name", default=None, help="The run's name in the tracker (default: the adapter id).")
+@click.option(
     "--progress-file",
     type=click.Path(dir_okay=False),
     default=None,
@@ -82,9 +91,12 @@ def train(
     manifest_sha256: str,
     adapter_id: str,
     publish: bool | None,
+    report_to: str | None,
+    run_name: str | None,
     progress_file: str | None,
 ) -> None:
     """Train a LoRA adapter with a GRAVITY recipe (gravity-dpo, gravity-sft, user-sft, pref-align)."""
+    from gravity_trainer.request import settings_fields
     from gravity_trainer.settings import TrainerSettings
 
     settings = cli.settings
@@ -92,6 +104,10 @@ def train(
     overrides = parse_overrides(sets)
     if max_steps is not None:
         overrides["max_steps"] = max_steps
+    if report_to is not None:
+        overrides["report_to"] = report_to
+    if run_name is not None:
+        overrides["run_name"] = run_name
     pairs_dir, dataset_name = _resolve(pairs, dataset)
     request_kwargs: dict[str, Any] = {
         "pairs": pairs_dir,
@@ -104,6 +120,7 @@ def train(
         "allow_base_mismatch": allow_base_mismatch or section.allow_base_mismatch,
         "expected_manifest_sha256": manifest_sha256,
         "adapter_id": adapter_id,
+        **settings_fields(settings, section),
     }
     run_training(
         settings, section, request_kwargs, Path(out).expanduser() if out else None, publish, progress_file

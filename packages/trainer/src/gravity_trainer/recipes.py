@@ -22,8 +22,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gravity_core import names
+from gravity_core.config import parse_report_to
 from gravity_core.errors import ConfigError, InvalidInput
 from gravity_core.options import deep_merge, nest_dotted
+
+# Where the run's curves go and under which name; they do not change the adapter, so they are not part of the
+# run's identity (changing them neither retrains nor blocks a resume).
+TRACKING_KEYS = ("report_to", "run_name")
 
 # The attention and MLP projections: what vLLM's LoRA support loads for Llama-family models (no lm_head, no
 # embeddings, no modules_to_save).
@@ -105,6 +110,16 @@ class RecipeConfig(BaseModel):
     group_by_length: bool = False
     dataloader_num_workers: int = Field(0, ge=0)
 
+    # Experiment tracking, as TRL names it: "tensorboard", "mlflow", "wandb", a list, or "none"; None = the
+    # [tracking] section's. run_name: empty = [tracking] run_name, else the adapter id.
+    report_to: list[str] | None = None
+    run_name: str = ""
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value: Any) -> list[str] | None:
+        return None if value is None else parse_report_to(value)
+
     @property
     def metric_for_best_model(self) -> str:
         return "eval_loss"
@@ -114,6 +129,10 @@ class RecipeConfig(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         return {"recipe": self.name, "kind": self.kind, **self.model_dump(mode="json")}
+
+    def identity_dict(self) -> dict[str, Any]:
+        """What makes two runs train the same adapter: everything but the tracking keys."""
+        return {k: v for k, v in self.as_dict().items() if k not in TRACKING_KEYS}
 
 
 class DPORecipe(RecipeConfig):

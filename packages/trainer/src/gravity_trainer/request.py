@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from gravity.v1 import training_pb2
+from gravity_core.config import Settings, TrackingSettings
 from gravity_core.datasets import DatasetManifest, load_manifest, manifest_sha256
 from gravity_core.errors import InvalidInput, NotFound
+from gravity_core.identifiers import check_segment
+from gravity_core.llm.models import looks_like_hub_id
 from gravity_core.skips import SkipLog
 from gravity_trainer.preflight import OutState, RunIdentity, check_base_model, check_output_dir, config_sha256
 from gravity_trainer.recipes import RecipeConfig, build_recipe, read_config_file, recipe_section
+from gravity_trainer.settings import TrainerSettings
 
 
 @dataclass
@@ -36,6 +40,22 @@ class TrainRequest:
     expected_manifest_sha256: str = ""
     adapter_id: str = ""
     uri: str = ""  # the adapter's URI in the ref; default: the output directory's file URI
+    # The [tracking] section (report_to and run_name in the recipe override it) and where TensorBoard runs go.
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    tensorboard_root: Path | None = None
+    # The base model's Hugging Face id for the model card ([trainer] base_model_id); empty: derived from
+    # base_model (gravity_core.llm.models.hub_model_id).
+    base_model_id: str = ""
+    license: str = ""  # the adapter's license for the model card; empty: the base model's when known
+
+
+@dataclass(frozen=True)
+class RunTracking:
+    """Where this run's training curves go: the trackers (TRL's report_to) and the run's name there."""
+
+    report_to: list[str]
+    run_name: str
+    tensorboard_dir: Path | None  # set when report_to has tensorboard
 
 
 @dataclass
@@ -48,6 +68,7 @@ class PreparedRun:
     identity: RunIdentity
     adapter_id: str
     out_state: OutState
+    tracking: RunTracking
 
     @property
     def dataset_id(self) -> str:
@@ -65,6 +86,18 @@ class TrainOutcome:
     eval_history: list[dict[str, float]] = field(default_factory=list)
     wall_s: float = 0.0
     record: dict[str, Any] = field(default_factory=dict)
+
+
+def settings_fields(settings: Settings, section: TrainerSettings) -> dict[str, Any]:
+    """The TrainRequest fields filled from settings: tracking, and what the model card names."""
+    from gravity_core.tracking import tensorboard_root
+
+    return {
+        "tracking": settings.tracking,
+        "tensorboard_root": tensorboard_root(settings),
+        "base_model_id": section.base_model_id,
+        "license": section.license,
+    }
 
 
 def resolve_dataset_arg(pairs: str | None, dataset: str | None) -> tuple[Path, str]:
@@ -116,11 +149,32 @@ def prepare(request: TrainRequest, check_out: bool = True) -> PreparedRun:
         dataset=dataset,
         dataset_manifest_sha256=sha,
         base_model=request.base_model,
-        config_sha256=config_sha256(recipe.as_dict()),
+        config_sha256=config_sha256(recipe.identity_dict()),
     )
     adapter_id = request.adapter_id or default_adapter_id(identity)
+    if request.base_model_id and not looks_like_hub_id(request.base_model_id):
+        raise InvalidInput(
+            "base_model_id", f"{request.base_model_id!r} is not a Hugging Face model id (ORG/NAME)"
+        )
+    tracking = run_tracking(request, recipe, adapter_id)
     out_state = check_output_dir(request.out, identity) if check_out else OutState.FRESH
-    return PreparedRun(request, recipe, dataset, manifest, sha, identity, adapter_id, out_state)
+    return PreparedRun(request, recipe, dataset, manifest, sha, identity, adapter_id, out_state, tracking)
+
+
+def run_tracking(request: TrainRequest, recipe: RecipeConfig, adapter_id: str) -> RunTracking:
+    """The recipe's report_to/run_name over the [tracking] section's; a tracker that cannot be used here
+    fails now, before any model is loaded."""
+    from gravity_core.tracking import check_backends
+
+    report_to = recipe.report_to if recipe.report_to is not None else list(request.tracking.report_to)
+    run_name = check_segment("run_name", recipe.run_name or request.tracking.run_name or adapter_id)
+    check_backends(report_to)
+    tb_dir = None
+    if "tensorboard" in report_to:
+        if request.tensorboard_root is None:
+            raise InvalidInput("report_to", "tensorboard needs a log directory ([tracking] dir)")
+        tb_dir = request.tensorboard_root / run_name
+    return RunTracking(report_to, run_name, tb_dir)
 
 
 def default_adapter_id(identity: RunIdentity) -> str:

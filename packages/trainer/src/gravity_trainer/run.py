@@ -101,7 +101,7 @@ class _Run:
             + (f", {split.beyond_max_steps} beyond max_steps" if split.beyond_max_steps else "")
         )
 
-        from gravity_core.llm.models import resolve_model_path
+        from gravity_core.llm.models import hub_model_id, resolve_model_path
 
         hardware = pick_hardware(recipe.precision, recipe.quantization)
         model = load_model(resolve_model_path(p.request.base_model), hardware)
@@ -110,11 +110,20 @@ class _Run:
         schedule = plan_schedule(recipe, len(split.train), self.state.num_processes)
         train_ds, eval_ds = materialize(self.work, split, recipe.kind, lengths.lengths, self.state)
 
-        from gravity_trainer.trainers import build_trainer, common_arguments
+        from gravity_trainer.trainers import build_trainer, common_arguments, tracking_callbacks
 
+        tracking = p.tracking
         arguments = common_arguments(
-            recipe, str(self.work), schedule, hardware.precision, hardware.device, checkpointing
+            recipe,
+            str(self.work),
+            schedule,
+            hardware.precision,
+            hardware.device,
+            checkpointing,
+            tracking.report_to,
+            tracking.run_name,
         )
+        apply_tracking_environment(p)
         self.reporter.phase(
             f"model: {n_params / 1e6:.0f}M parameters on {hardware.device} in {hardware.precision}"
             f"{' (4-bit QLoRA)' if hardware.quantize_4bit else ''}, gradient checkpointing "
@@ -122,9 +131,16 @@ class _Run:
         )
         if recipe.kind == "dpo" and getattr(recipe, "precompute_ref_log_probs", False):
             self.reporter.phase(f"reference log-probabilities for {len(train_ds) + len(eval_ds)} pairs")
-        trainer = build_trainer(
-            recipe, model, tokenizer, train_ds, eval_ds, arguments, [ProgressCallback(self.reporter)]
-        )
+        callbacks = [ProgressCallback(self.reporter), *tracking_callbacks(tracking.tensorboard_dir)]
+        trainer = build_trainer(recipe, model, tokenizer, train_ds, eval_ds, arguments, callbacks)
+        if tracking.report_to:
+            where = f" ({tracking.tensorboard_dir})" if tracking.tensorboard_dir else ""
+            self.reporter.phase(f"tracking: {', '.join(tracking.report_to)} run {tracking.run_name}{where}")
+        if not hub_model_id(p.request.base_model) and not p.request.base_model_id:
+            self.reporter.phase(
+                f"model card: the Hugging Face id of base model {p.request.base_model} is unknown; set "
+                "[trainer] base_model_id to name it (gravity publish refuses an adapter without one)"
+            )
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)  # our progress lines replace its raw dicts
@@ -150,6 +166,15 @@ class _Run:
                     "started_at_ms": int(time.time() * 1000),
                 },
             )
+
+
+def apply_tracking_environment(prepared: PreparedRun) -> None:
+    """MLflow and W&B read their experiment/project from the environment; variables already set win."""
+    from gravity_core.tracking import trainer_environment
+
+    settings = prepared.request.tracking.model_copy(update={"report_to": prepared.tracking.report_to})
+    for key, value in trainer_environment(settings).items():
+        os.environ.setdefault(key, value)
 
 
 def quiet_libraries() -> None:

@@ -18,7 +18,7 @@ from gravity_core import names
 from gravity_core.adapters import ADAPTER_META, write_adapter_ref
 from gravity_core.artifacts import sha256_dir
 from gravity_core.files import write_json, write_text
-from gravity_trainer.card import render_card
+from gravity_trainer.card import BaseModelFacts, render_card
 from gravity_trainer.data import PairSet, Split
 from gravity_trainer.preflight import RUN_RECORD, Hardware
 from gravity_trainer.progress import Reporter
@@ -106,9 +106,17 @@ def save_adapter(
     }
     state.wait_for_everyone()
     if state.is_main_process:
+        request = prepared.request
+        facts = BaseModelFacts.resolve(request.base_model, request.base_model_id, request.license)
         model = trainer.accelerator.unwrap_model(trainer.model)
         model.save_pretrained(str(out))
-        write_text(out / "README.md", render_card(ref, record["config"], history, record))
+        if facts.hub_id:
+            # adapter_config.json names the Hub id, not the path the base was loaded from; set after saving,
+            # since PEFT would look a Hub id up online while saving
+            config_path = out / "adapter_config.json"
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            write_json(config_path, {**config, "base_model_name_or_path": facts.hub_id})
+        write_text(out / "README.md", render_card(ref, record["config"], history, record, facts))
         write_json(out / RUN_RECORD, record)
         shutil.rmtree(work, ignore_errors=True)
         ref.sha256 = sha256_dir(out, exclude=(ADAPTER_META,))

@@ -89,6 +89,7 @@ class TrainerApp:
     ) -> tuple[RunRecord, bool]:
         """Validate and queue a run; (record, created). An existing run of the same identity is returned as is
         unless it failed, in which case it is queued again."""
+        from gravity_trainer.request import settings_fields
         from gravity_trainer.run import TrainRequest, prepare
 
         if recipe not in RECIPES:
@@ -105,6 +106,7 @@ class TrainerApp:
             allow_base_mismatch=self.section.allow_base_mismatch,
             expected_manifest_sha256=expected_manifest_sha256,
             adapter_id=adapter_id,
+            **settings_fields(self.settings, self.section),
         )
         prepared = prepare(request, check_out=False)
         run_id = run_id_for(prepared.manifest_sha, recipe, prepared.dataset, effective, adapter_id)

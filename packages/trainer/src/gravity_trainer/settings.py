@@ -28,6 +28,12 @@ class TrainerSettings(BaseModel):
     recipe_config: str = ""
     # Base model to train; empty = the writer role's model (llm.writer.model).
     base_model: str = ""
+    # The base model's Hugging Face id, named in adapter model cards when base_model is an alias or a local
+    # directory whose config.json does not say it (e.g. "meta-llama/Llama-3.1-8B-Instruct"); empty: derived.
+    base_model_id: str = ""
+    # The adapters' license in their model cards (a Hub license id, e.g. "apache-2.0", "llama3.1"); empty:
+    # the base model's when known, else "other" with a note that the base model's license applies.
+    license: str = ""
     # Train even when the dataset manifest names another base model.
     allow_base_mismatch: bool = False
     # Where run records and working directories live; empty = <artifacts>/trainer.

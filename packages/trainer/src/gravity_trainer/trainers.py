@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from accelerate.utils import is_peft_model
 from peft import LoraConfig
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, PreTrainedModel, TrainerCallback
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import use_adapter
@@ -35,8 +36,10 @@ class SharedPromptDPOTrainer(DPOTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        if self._length_column and "length" not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, "length"]
+        columns: list[str] = list(self._signature_columns or [])
+        if self._length_column and "length" not in columns:
+            # TRL declares the attribute as None at class level; the instance holds the list
+            vars(self)["_signature_columns"] = [*columns, "length"]
 
     def _reference(self) -> contextlib.AbstractContextManager[Any]:
         """With PEFT and no separate reference model, the reference is the model with its adapter disabled."""
@@ -48,7 +51,10 @@ class SharedPromptDPOTrainer(DPOTrainer):
     def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         with (
             torch.no_grad(),
-            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            disable_gradient_checkpointing(
+                cast(PreTrainedModel, self.model),
+                cast(dict[str, Any] | None, self.args.gradient_checkpointing_kwargs),
+            ),
             self._reference(),
             self.accelerator.autocast(),
         ):
@@ -56,7 +62,7 @@ class SharedPromptDPOTrainer(DPOTrainer):
         return out.chosen, out.rejected
 
     def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if model.training else "eval"
         policy = branch_logps(model, inputs)
         if "ref_chosen_logps" in inputs:
             ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
@@ -104,7 +110,11 @@ def common_arguments(
     precision: str,
     device: str,
     gradient_checkpointing: bool,
+    report_to: list[str] | None = None,
+    run_name: str = "",
 ) -> dict[str, Any]:
+    """TRL config arguments. TensorBoard is left out of ``report_to``: transformers 5 takes its log directory
+    only from an environment variable, so :func:`tracking_callbacks` adds the callback with the run's directory."""
     early = recipe.early_stopping
     return {
         "output_dir": output_dir,
@@ -135,7 +145,8 @@ def common_arguments(
         "greater_is_better": False,
         "logging_strategy": "steps",
         "logging_steps": recipe.logging_steps,
-        "report_to": [],
+        "report_to": [n for n in (report_to or []) if n != "tensorboard"],
+        **({"run_name": run_name} if run_name else {}),
         "disable_tqdm": True,
         "prediction_loss_only": True,
         "bf16": precision == "bf16",
@@ -145,6 +156,19 @@ def common_arguments(
         "train_sampling_strategy": "group_by_length" if recipe.group_by_length else "random",
         "dataloader_num_workers": recipe.dataloader_num_workers,
     }
+
+
+def tracking_callbacks(tensorboard_dir: Path | None) -> list[TrainerCallback]:
+    """The TensorBoard callback writing the run's scalars (loss, learning rate, held-out metrics) to
+    ``tensorboard_dir``; none without one."""
+    if tensorboard_dir is None:
+        return []
+    from transformers.integrations import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    # read again whenever the writer is (re)opened, e.g. for the evaluation after training
+    callback.logging_dir = str(tensorboard_dir)
+    return [callback]
 
 
 def build_trainer(
@@ -198,10 +222,10 @@ def build_trainer(
             callbacks=callbacks,
         )
     assert isinstance(recipe, SFTRecipe)
-    config = SFTConfig(**arguments, completion_only_loss=recipe.completion_only_loss, packing=False)
+    sft_config = SFTConfig(**arguments, completion_only_loss=recipe.completion_only_loss, packing=False)
     return SFTTrainer(
         model=model,
-        args=config,
+        args=sft_config,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,

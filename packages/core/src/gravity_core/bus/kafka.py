@@ -331,7 +331,7 @@ class ConsumerLoop(Generic[M]):
         topic: str,
         group: str | None,
         message_type: type[M],
-        handler: Callable[[M, Any], None],
+        handler: Callable[[M, Any], object],
         name: str | None = None,
         on_rejected: Callable[[Any, str], None] | None = None,
     ) -> None:

@@ -21,8 +21,9 @@ COHORT_HEADER = "cohort-id"
 
 def encode(message: Message) -> tuple[bytes, list[tuple[str, bytes]]]:
     headers = [("content-type", CONTENT_TYPE), ("message-type", message.DESCRIPTOR.full_name.encode())]
-    if "cohort_id" in message.DESCRIPTOR.fields_by_name and message.cohort_id:
-        headers.append((COHORT_HEADER, str(message.cohort_id).encode()))
+    cohort_id = getattr(message, "cohort_id", "") if "cohort_id" in message.DESCRIPTOR.fields_by_name else ""
+    if cohort_id:
+        headers.append((COHORT_HEADER, str(cohort_id).encode()))
     return message.SerializeToString(deterministic=True), headers
 
 

@@ -56,7 +56,8 @@ def check_deadline(context: grpc.ServicerContext, needed_s: float = 0.0) -> None
         raise DeadlineExceeded(f"deadline leaves {remaining:.1f}s, this call needs about {needed_s:.1f}s")
 
 
-def _status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and client-facing message of an exception (also used by the HTTP surfaces)."""
     if isinstance(exc, grpc.RpcError) and isinstance(exc, grpc.Call):  # a downstream call failed: pass it on
         return exc.code(), f"downstream: {exc.details()}"
     if isinstance(exc, InvalidInput):
@@ -87,7 +88,7 @@ class _ErrorInterceptor(grpc.ServerInterceptor):
         method = details.method
 
         def fail(exc: BaseException, context: grpc.ServicerContext) -> None:
-            code, message = _status_for(exc)
+            code, message = status_for(exc)
             if code == grpc.StatusCode.INTERNAL:
                 log.exception("rpc_internal_error", method=method)
             context.abort(code, message)

@@ -7,6 +7,9 @@ neither be saved as is nor trained, so it is converted once into a plain safeten
 
 Anything else is a local model directory, or a Hugging Face id already present in the local cache.
 Downloading from the hub is off unless ``GRAVITY_ALLOW_HUB_DOWNLOAD=1``.
+
+Artifacts meant for the Hub (adapter model cards) name the base model by its Hugging Face id, never by an
+alias or a local path: :func:`hub_model_id` finds it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +31,11 @@ SMOLLM2_ALIASES = frozenset({"smollm2-135m", "smollm2-135m-instruct", "smollm2"}
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_DIRNAME = "smollm2-135m-instruct"
 _MARKER = "gravity-conversion.json"
+# What the bundled GGUF is a quantization of, and its license (the model card of that repository).
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+KNOWN_LICENSES = {SMOLLM2_HUB_ID: "apache-2.0"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_CACHE_DIR = re.compile(r"(?:^|/)models--([^/]+?)--([^/]+)/snapshots/[^/]+/?$")
 
 log = get_logger(__name__)
 
@@ -95,10 +104,10 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         # The GGUF quantizer marks the model as quantized, which blocks saving and training; the weights
         # are already dequantized to fp32, so drop the marks.
         if getattr(model, "hf_quantizer", None) is not None:
-            model.hf_quantizer = None
+            setattr(model, "hf_quantizer", None)  # noqa: B010 (an attribute transformers declares on loading only)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        model.is_quantized = False
+        setattr(model, "is_quantized", False)  # noqa: B010
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tmp = root / f".{SMOLLM2_DIRNAME}.tmp-{os.getpid()}"
@@ -110,3 +119,40 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         os.replace(tmp, target)
         log.info("converted_gguf", target=str(target))
     return target
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """``ORG/NAME`` that is not a path on this machine."""
+    text = name.strip()
+    return bool(_HUB_ID.match(text)) and not Path(text).expanduser().exists()
+
+
+def hub_model_id(model: str) -> str:
+    """The Hugging Face id of a configured model, or "" when it cannot be known.
+
+    An alias of the bundled model and the directory it is converted into name SmolLM2-135M-Instruct; a
+    snapshot in the Hugging Face cache names its repository; another local directory names what its
+    config.json says it was loaded from, when that is a hub id; ``ORG/NAME`` is itself.
+    """
+    text = model.strip()
+    if text.lower() in SMOLLM2_ALIASES:
+        return SMOLLM2_HUB_ID
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if (path / _MARKER).is_file():
+            return SMOLLM2_HUB_ID
+        cached = _CACHE_DIR.search(path.resolve().as_posix())
+        if cached:
+            return f"{cached.group(1)}/{cached.group(2)}"
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        named = str(config.get("_name_or_path", "")) if isinstance(config, dict) else ""
+        return named if looks_like_hub_id(named) else ""
+    return text if looks_like_hub_id(text) else ""
+
+
+def hub_model_license(hub_id: str) -> str:
+    """The license id of a hub model when known here (bundled models), else ""."""
+    return KNOWN_LICENSES.get(hub_id, "")

@@ -18,10 +18,10 @@ def summary_text(report: dict[str, Any]) -> str:
         entries = [by[p]["overall"].get(method) for p in protocols]
         if any(e is None for e in entries):
             continue
-        row: list[str] = [entries[0]["display"]]  # type: ignore[index]
+        row: list[str] = [entries[0]["display"]]
         for metric, digits in (("top1_win_rate", 1), ("preference_gain", 1), ("interestingness", 2)):
-            row += [fmt(e[metric], digits, ci=False) for e in entries]  # type: ignore[index]
-        row.append(fmt(entries[0]["similarity"], ci=False))  # type: ignore[index]
+            row += [fmt(e[metric], digits, ci=False) for e in entries]
+        row.append(fmt(entries[0]["similarity"], ci=False))
         rows.append(tuple(row))
     headers = ["method"]
     for name in ("top-1 %", "gain %", "int."):

@@ -199,7 +199,8 @@ class Generator:
         )
         prompt_tokens = int(enc["input_ids"].shape[1])
         self.usage.add(prompt_tokens, completion_tokens)
-        final_text, _ = apply_stop(text, params.stop)
+        final_text, stopped = apply_stop(text, params.stop)
+        ended = stopped or any(t in self.loaded.eos_ids for t in new_ids)
         yield StreamEvent(
             final=Completion(
                 final_text.strip(),
@@ -207,6 +208,7 @@ class Generator:
                 completion_tokens,
                 self.loaded.name,
                 adapter,
+                "stop" if ended else "length",
                 truncated_prompt=truncated,
             )
         )

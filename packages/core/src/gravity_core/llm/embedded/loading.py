@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from gravity_core.config import LLMEndpoint
 from gravity_core.llm.embedded.device import pick_device, pick_dtype
 from gravity_core.llm.models import resolve_model_path
@@ -36,7 +38,8 @@ def load(endpoint: LLMEndpoint) -> LoadedModel:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    torch.nn.Module.to(model, torch.device(device))  # transformers types its own .to() wrapper wrongly
     model.eval()
     context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
     log.info(

@@ -1,0 +1,160 @@
+"""Where the demo's time goes: stage intervals, an estimate of the time left, and the table printed at the end.
+
+Stages may overlap (prompt-only methods are generated while the adapters train), so each stage records its own
+start and end on the run's clock; the table shows both, and the total is the wall time, not the sum.
+
+The estimate scales a reference run (``REFERENCE_S``: the root README's measured `gravity demo` on the bundled
+sample, 8 readers, quiet 2-core machine, stages then run one after another) by how fast this run has been so far: after the stages done
+in ``d`` seconds against ``r`` in the reference, the stages left are expected to take ``d / r`` times their
+reference. Units of work scale it too (more readers, more descriptions). It is an estimate and printed as one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
+REFERENCE_S: dict[str, float] = {
+    "broker": 2.0,
+    "services": 66.0,
+    "ingest": 1.0,
+    "profiling": 20.0,  # per reader (162 s for 8)
+    "pairs+training": 67.0,  # per reader (534 s for 8; three adapters trained on the cohort)
+    "generation": 6.0,  # per description (432 s for 72)
+    "judging": 20.0,  # per (reader, book) (162 s for 8)
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    units: float = 1.0
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended if self.ended is not None else time.monotonic()) - self.started
+
+
+@dataclass
+class StageClock:
+    """Stages in the order they start; ``units`` says how much work each holds (readers, descriptions, ...)."""
+
+    echo: Callable[[str], None]
+    stages: list[Stage] = field(default_factory=list)
+    started: float = field(default_factory=lambda: time.monotonic())
+    _last_note: str = ""
+
+    def plan(self, name: str, title: str, units: float = 1.0) -> None:
+        self.stages.append(Stage(name, title, units))
+
+    def set_units(self, name: str, units: float) -> None:
+        self._stage(name).units = units
+
+    def finished(self, name: str) -> bool:
+        return self._stage(name).ended is not None
+
+    def _stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Callable[[str], None]]:
+        self.begin(name)
+        yield self.note
+        self.end(name)
+
+    def begin(self, name: str) -> None:
+        stage = self._stage(name)
+        stage.started = time.monotonic()
+        number = self.stages.index(stage) + 1
+        self.echo(f"[{number}/{len(self.stages)}] {stage.title}{self.eta_text()}")
+
+    def end(self, name: str) -> None:
+        stage = self._stage(name)
+        stage.ended = time.monotonic()
+        self.echo(f"      done in {stage.seconds:.0f}s (total {self.elapsed:.0f}s)")
+
+    def note(self, message: str) -> None:
+        if message != self._last_note:
+            self.echo(f"      {message}")
+            self._last_note = message
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def remaining_s(self) -> float | None:
+        """Expected seconds left, or None before any stage finished (nothing to scale by yet)."""
+        done = [s for s in self.stages if s.ended is not None]
+        reference_done = sum(REFERENCE_S[s.name] * s.units for s in done)
+        if not done or reference_done <= 0:
+            return None
+        speed = sum(s.seconds for s in done) / reference_done
+        left = 0.0
+        for s in self.stages:
+            if s.ended is not None:
+                continue
+            expected = REFERENCE_S[s.name] * s.units * speed
+            left += max(0.0, expected - s.seconds)
+        return left
+
+    def eta_text(self) -> str:
+        left = self.remaining_s()
+        if left is None:
+            return ""
+        return f"  (about {_minutes(left)} left, estimated)"
+
+    def table(self) -> str:
+        rows = [("stage", "from", "to", "seconds", "share")]
+        total = self.elapsed
+        for s in self.stages:
+            if s.started is None:
+                continue
+            start = s.started - self.started
+            end = (s.ended if s.ended is not None else time.monotonic()) - self.started
+            rows.append(
+                (
+                    s.name,
+                    f"{start:.0f}s",
+                    f"{end:.0f}s",
+                    f"{s.seconds:.0f}",
+                    f"{100 * s.seconds / total:.0f}%",
+                )
+            )
+        rows.append(("total (wall)", "", "", f"{total:.0f}", "100%"))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = [
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        overlap = sum(s.seconds for s in self.stages) - total
+        if overlap > 1:
+            lines.append(f"(stages overlapped for {overlap:.0f}s: the shares add up to more than 100%)")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {
+            s.name: {
+                "start_s": round(s.started - self.started, 1),
+                "seconds": round(s.seconds, 1),
+                "units": s.units,
+            }
+            for s in self.stages
+            if s.started is not None
+        }
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f} min"

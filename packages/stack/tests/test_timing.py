@@ -1,0 +1,48 @@
+"""The demo's stage clock: overlapping stages, the estimate of the time left and the table (no processes)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gravity_stack.processes import THREAD_VARIABLES, thread_env
+from gravity_stack.timing import REFERENCE_S, StageClock
+
+
+def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_overlap(monkeypatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    lines: list[str] = []
+    clock = StageClock(lines.append)
+    clock.plan("broker", "broker")
+    clock.plan("profiling", "profiling", units=4)
+    clock.plan("generation", "generation", units=10)
+    clock.plan("judging", "judging", units=2)
+    assert clock.remaining_s() is None  # nothing finished: nothing to scale by
+    with clock.step("broker"):
+        now[0] += 2 * REFERENCE_S["broker"]  # this machine runs at half the reference speed
+    expected_left = 2 * (
+        4 * REFERENCE_S["profiling"] + 10 * REFERENCE_S["generation"] + 2 * REFERENCE_S["judging"]
+    )
+    assert clock.remaining_s() == pytest.approx(expected_left)
+    clock.begin("profiling")
+    now[0] += 10
+    clock.begin("generation")  # overlaps profiling
+    now[0] += 5
+    clock.end("profiling")
+    now[0] += 20
+    clock.end("generation")
+    assert any(line.endswith("left, estimated)") for line in lines)  # printed as each later stage began
+    table = clock.table()
+    assert table.splitlines()[0].split() == ["stage", "from", "to", "seconds", "share"]
+    assert "generation" in table and "judging" not in table  # a stage that never began is not listed
+    assert "overlapped for 5s" in table
+    assert clock.as_dict()["generation"] == {"start_s": 14.0, "seconds": 25.0, "units": 10}
+
+
+def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert thread_env(5, environ={}) == dict.fromkeys(THREAD_VARIABLES, "1")
+    assert thread_env(2, environ={}) == dict.fromkeys(THREAD_VARIABLES, "4")
+    assert thread_env(5, environ={"OMP_NUM_THREADS": "3"}) == {}
