@@ -222,7 +222,6 @@ def run_profiler(
     config = profiler_config(settings, summary_tokens)
     builder = ProfileBuilder(settings, config)
     started = time.perf_counter()
-    kwargs = {"progress": progress} if progress is not None else {}
     report = build_profiles(
         builder,
         truth_dir / REVIEWS_FILE,
@@ -231,7 +230,7 @@ def run_profiler(
         truth_dir / DEMOGRAPHICS_FILE,
         min_reviews=config.min_reviews,
         cohort_id=f"fidelity-{read_manifest(truth_dir).seed}",
-        **kwargs,
+        progress=progress or (lambda items, _total, _desc: items),
     )
     seconds = time.perf_counter() - started
     profiles = [p for _, p in read_jsonl(out, profile_pb2.UserProfile, SkipLog())]

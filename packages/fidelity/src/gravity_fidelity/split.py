@@ -81,7 +81,8 @@ def choose_hold_out(pairs: Sequence[Pair], fraction: float, seed: int) -> HoldOu
 
 def split_pairs(pairs: Sequence[Pair], hold_out: HoldOut) -> tuple[list[Pair], list[Pair]]:
     """(train, test): a pair touching a held-out unit is a test pair."""
-    train, test = [], []
+    train: list[Pair] = []
+    test: list[Pair] = []
     for pair in pairs:
         (test if hold_out.holds(pair) else train).append(pair)
     return train, test
