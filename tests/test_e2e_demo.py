@@ -4,6 +4,7 @@ them, gRPC generation and judging, the report, and nothing left running afterwar
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
         "--judge-orders", "1",
         "--pref-align-books", "1",
         "--items-per-trait", "3",
+        "--recovery-readers", "1",
     )  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=2300)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
@@ -58,8 +60,11 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
     # the time table at the end, and estimates of the time left once a stage has finished
     stages = json.loads((out / "timing.json").read_text(encoding="utf-8"))["stages"]
     assert list(stages) == [
-        "broker", "services", "ingest", "profiling", "pairs+training", "generation", "judging"
+        "broker", "services", "ingest", "profiling", "pairs+training", "generation", "judging", "recovery"
     ]  # fmt: skip
+    # the closing recovery line: a planted reader's profile scored against its truth, beside the baselines
+    assert re.search(r"recovery on 1 planted readers \(.+\): stance macro-F1 \S+ \(majority", proc.stdout)
+    assert (out / "fidelity" / "recovery.json").is_file()
     assert "where the time went:" in proc.stdout and all(f"\n{name} " in proc.stdout for name in stages)
     assert "left, estimated)" in proc.stdout
     assert not processes_mentioning(str(out)), "processes outlived the demo"

@@ -100,6 +100,7 @@ def test_response_cache_makes_reruns_free(embedded_llm, tmp_path: Path) -> None:
     s1 = cached.score_choices(msgs, ["yes", "no"])
     s2 = cached.score_choices(msgs, ["yes", "no"])
     assert s1.probabilities == s2.probabilities
+    assert s1.logprobs and s2.logprobs == s1.logprobs  # the log-probabilities survive the cache
 
 
 def test_adapters_per_request_and_mixed_batches(tiny_adapter: Path) -> None:
@@ -200,3 +201,5 @@ def test_choice_scores_match_a_plain_forward_pass(embedded_llm) -> None:
         reference = torch.softmax(torch.tensor(totals), dim=0).tolist()
         assert got.probabilities == pytest.approx(reference, abs=2e-3)
         assert other.probabilities == pytest.approx(reference, abs=2e-3)
+        # the unnormalised sums are the choices' own log-probabilities
+        assert got.logprobs == pytest.approx(totals, abs=2e-2)

@@ -82,6 +82,13 @@ from gravity_core.options import split_list
     "--min-reviews", type=int, default=20, show_default=True, help="Reviews a reader needs (paper: 50)."
 )
 @click.option(
+    "--recovery-readers",
+    type=click.IntRange(0, 64),
+    default=2,
+    show_default=True,
+    help="Planted readers for the closing profiler-recovery line (gravity fidelity); 0 skips it.",
+)
+@click.option(
     "--timeout",
     "timeout_s",
     type=float,
@@ -102,6 +109,7 @@ def demo(
     meta: Path | None,
     demographics: Path | None,
     min_reviews: int,
+    recovery_readers: int,
     timeout_s: float,
 ) -> None:
     """Run the whole system end to end on the embedded defaults and write the evaluation report.
@@ -130,12 +138,15 @@ def demo(
         judge_orders=judge_orders,
         pref_align_books=pref_align_books,
         items_per_trait=items_per_trait,
+        recovery_readers=recovery_readers,
         timeout_s=timeout_s,
     )
     report = run_demo(opts, click.echo)
     click.echo("")
     click.echo(summary_text(report))
     meta_info = report.get("_demo", {})
+    if report.get("_recovery"):
+        click.echo(f"\n{report['_recovery']}")
     click.echo(f"\nwhere the time went:\n{meta_info.get('time_table', '')}")
     click.echo(
         f"\n{meta_info.get('readers', '?')} readers in {meta_info.get('seconds', '?')}s; "

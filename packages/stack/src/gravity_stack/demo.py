@@ -59,6 +59,9 @@ class DemoOptions:
     judge_orders: int = 2
     pref_align_books: int = 2
     items_per_trait: int = 12
+    # Planted readers whose profiles are scored against their known truth at the end (gravity fidelity's
+    # recovery check, one line); 0 skips it.
+    recovery_readers: int = 2
     timeout_s: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -182,6 +185,12 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
         "interestingness, similarity)",
         readers * opts.books_per_user,
     )
+    if opts.recovery_readers:
+        clock.plan(
+            "recovery",
+            "profiler recovery on planted readers with a known truth (gravity fidelity)",
+            float(opts.recovery_readers),
+        )
     with clock.step("broker") as note:
         broker = EmbeddedBroker(log_path=out / "logs" / "broker.log").start()
         note(f"broker at {broker.bootstrap}")
@@ -318,7 +327,20 @@ def _run(
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     report["_readers"] = len(accepted)
+    if opts.recovery_readers:
+        with clock.step("recovery") as note:
+            report["_recovery"] = _recovery_line(settings, out / "fidelity", opts.recovery_readers)
+            note(report["_recovery"])
     return report
+
+
+def _recovery_line(settings: Any, out: Path, readers: int) -> str:
+    """The real profiler library on small planted readers, scored against their truth (not the demo's readers,
+    whose true profiles nobody knows)."""
+    from gravity_fidelity.report import recovery_line
+    from gravity_fidelity.steps import quick_recovery
+
+    return recovery_line(quick_recovery(settings, out, readers=readers))
 
 
 def _pairs_training_and_generation(

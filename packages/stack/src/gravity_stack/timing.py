@@ -25,6 +25,7 @@ REFERENCE_S: dict[str, float] = {
     "pairs+training": 67.0,  # per reader (534 s for 8; three adapters trained on the cohort)
     "generation": 6.0,  # per description (432 s for 72)
     "judging": 20.0,  # per (reader, book) (162 s for 8)
+    "recovery": 15.0,  # per planted reader (not in that run: the fidelity bench profiled 8 in 101 s)
 }
 
 

@@ -183,7 +183,13 @@ class CachedLLM(LLMClient):
             return None
         self.usage.add(0, 0, cached=True)
         return ChoiceScores(
-            **{**hit, "choices": tuple(hit["choices"]), "probabilities": tuple(hit["probabilities"])}
+            **{
+                **hit,
+                "choices": tuple(hit["choices"]),
+                "probabilities": tuple(hit["probabilities"]),
+                # entries cached before ChoiceScores carried log-probabilities have none
+                "logprobs": tuple(hit.get("logprobs", ())),
+            }
         )
 
     def score_choices(

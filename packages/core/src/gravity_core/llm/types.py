@@ -60,6 +60,10 @@ class ChoiceScores:
     prompt_tokens: int = 0
     usable: bool = True
     raw_text: str | None = None
+    # Each choice's summed token log-probability, before normalising over the choices, when the backend has
+    # them for whole choices (the embedded scorer); empty otherwise. A ratio of two such sums survives where
+    # the normalised probabilities underflow (long multi-token choices, as preference pairs are).
+    logprobs: tuple[float, ...] = ()
 
     @property
     def best(self) -> str | None:

@@ -295,7 +295,7 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
 def _normalize(choices: Sequence[str], logprobs: list[float], prompt_tokens: int) -> ChoiceScores:
     t = torch.tensor(logprobs)
     probs = torch.softmax(t, dim=0).tolist()
-    return ChoiceScores(tuple(choices), tuple(probs), "logprobs", prompt_tokens)
+    return ChoiceScores(tuple(choices), tuple(probs), "logprobs", prompt_tokens, logprobs=tuple(logprobs))
 
 
 def _shared_prefix(texts: Sequence[str]) -> str:

@@ -1,0 +1,1 @@
+"""GRAVITY fidelity: planted readers with a known truth (see README.md)."""
