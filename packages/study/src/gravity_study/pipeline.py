@@ -254,7 +254,7 @@ class ServicesPipeline:
         self._remember(ref)
 
     def _remember(self, ref: training_pb2.AdapterRef) -> None:
-        if ref.method != GRAVITY or "/" not in ref.dataset_id:
+        if names.method_name(ref, required=False) != GRAVITY or "/" not in ref.dataset_id:
             return
         cohort = ref.dataset_id.rsplit("/", 1)[0]
         with self._lock:
