@@ -174,7 +174,7 @@ def test_submit_takes_report_to_and_run_name_as_overrides_and_passes_them_to_the
     make_pairs: Callable[..., Path], make_settings: Callable[..., object], tmp_path: Path
 ) -> None:
     from gravity_core.errors import InvalidInput
-    from gravity_trainer.service import TrainerApp
+    from gravity_trainer.app import TrainerApp
     from gravity_trainer.worker import RunWorker
 
     app = TrainerApp(make_settings())  # type: ignore[arg-type]

@@ -1,60 +1,55 @@
-"""gravity.v1.JudgeService: Rank, Compare, Rate and a streaming Evaluate, hosted by gravity_core.service.
+"""gravity.v1.JudgeService: Rank, Compare, Rate and a streaming Evaluate (paper §4.1, App. D.3), hosted by
+gravity_core.service.
 
-Personas come from the request, else from this replica's ProfileStore, which can load ``judge.profiles_file``
-at start and/or replay gravity.profiles.v1 in no consumer group (every replica must see every
-profile). The judge model loads in the background; health is SERVING once it is loaded (and, when
-following profiles, once the replay consumer is assigned its partitions). With ``[tracking] report_to`` set,
-every Evaluate also logs its report to the tracker (gravity_judge.tracked).
+The servicer routes each call to :class:`gravity_judge.app.JudgeApp`, which holds the logic. Personas come
+from the request, else from this replica's ProfileStore, which can load ``judge.profiles_file`` at start
+and/or replay gravity.profiles.v1 in no consumer group (every replica must see every profile). The judge
+model loads in the background; health is SERVING once it is loaded (and, when following profiles, once the
+replay consumer is assigned its partitions).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import queue
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from gravity.v1 import judge_pb2, judge_pb2_grpc
-from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus
-from gravity_core.bus.kafka import dead_letter
 from gravity_core.config import Settings
-from gravity_core.errors import ConfigError, Unavailable
-from gravity_core.grpc import check_deadline, require
 from gravity_core.grpc.server import ServiceHost
-from gravity_core.identifiers import check_segment
 from gravity_core.llm import LLMClient
-from gravity_core.logging import get_logger
 from gravity_core.profiles import ProfileStore
-from gravity_core.skips import Skip, SkipLog
-from gravity_core.tracking import check_backends, open_tracker
-from gravity_judge.evaluate import EvaluationRun
-from gravity_judge.inputs import assemble, rows_from_request
-from gravity_judge.judging import Candidate, Judge
-from gravity_judge.persona import Persona
-from gravity_judge.pipeline import evaluate, judge_llm
-from gravity_judge.questions import MAX_CANDIDATES
-from gravity_judge.report import report_files
+from gravity_core.tracking import check_backends
+from gravity_judge.app import JudgeApp
 from gravity_judge.settings import JudgeSettings
-from gravity_judge.tracked import log_report, run_name_for
 
-log = get_logger(__name__)
 SERVICE_NAME = "gravity.v1.JudgeService"
-_PROTOCOLS = {
-    judge_pb2.JUDGE_PROTOCOL_PAPER: "paper",
-    judge_pb2.JUDGE_PROTOCOL_DEBIASED: "debiased",
-    judge_pb2.JUDGE_PROTOCOL_BOTH: "both",
-}
 
 
-class _Cancelled(Exception):
-    pass
+class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
+    """gRPC's router: protobuf in and out, the work in :class:`JudgeApp`."""
+
+    def __init__(self, app: JudgeApp) -> None:
+        self.app = app
+
+    def Rank(self, request: judge_pb2.RankRequest, context: grpc.ServicerContext) -> judge_pb2.RankResponse:
+        return self.app.rank(request, context)
+
+    def Compare(
+        self, request: judge_pb2.CompareRequest, context: grpc.ServicerContext
+    ) -> judge_pb2.CompareResponse:
+        return self.app.compare(request, context)
+
+    def Rate(self, request: judge_pb2.RateRequest, context: grpc.ServicerContext) -> judge_pb2.RateResponse:
+        return self.app.rate(request, context)
+
+    def Evaluate(
+        self, request: judge_pb2.EvaluateRequest, context: grpc.ServicerContext
+    ) -> Iterator[judge_pb2.EvaluateResponse]:
+        return self.app.evaluate_stream(request, context)
 
 
 class JudgeService:
@@ -62,297 +57,39 @@ class JudgeService:
 
     def __init__(self, settings: Settings, llm: LLMClient | None = None) -> None:
         self.settings = settings
-        self.cfg = settings.section("judge", JudgeSettings)
-        self.store = ProfileStore()
-        self._llm = llm
-        self._llm_loaded = threading.Event()
-        self._llm_error: str | None = None
-        if llm is not None:
-            self._llm_loaded.set()
-        self.bus: Bus | None = None
+        self.app = JudgeApp(settings, llm)
         self._follower: Any = None
 
-    # ------------------------------------------------------------ lifecycle
+    @property
+    def cfg(self) -> JudgeSettings:
+        return self.app.cfg
+
+    @property
+    def store(self) -> ProfileStore:
+        return self.app.store
+
     def register(self, host: ServiceHost) -> None:
-        host.add(judge_pb2_grpc.add_JudgeServiceServicer_to_server, JudgeServicer(self), SERVICE_NAME)
+        host.add(judge_pb2_grpc.add_JudgeServiceServicer_to_server, JudgeServicer(self.app), SERVICE_NAME)
 
     def start(self) -> None:
         check_backends(self.settings.tracking.report_to)  # an unusable tracker is a configuration error
-        if self.cfg.profiles_file:
-            if not Path(self.cfg.profiles_file).expanduser().is_file():
-                raise ConfigError(f"judge.profiles_file {self.cfg.profiles_file} does not exist")
-            skips = SkipLog()
-            loaded = ProfileStore.from_jsonl(Path(self.cfg.profiles_file).expanduser(), skips)
-            for profile in loaded:
-                self.store.put(profile)
-            log.info("profiles_loaded", count=len(loaded), skipped=skips.total, file=self.cfg.profiles_file)
-        if self.cfg.follow_profiles:
-            self.bus = Bus(self.settings.kafka, "judge")
-            self._follower = self.store.follow(self.bus)
-        if not self._llm_loaded.is_set():
-            threading.Thread(target=self._load_llm, name="judge-model", daemon=True).start()
-
-    def _load_llm(self) -> None:
-        try:
-            self._llm = judge_llm(self.settings)
-        except Exception as exc:  # reported by ready() and every RPC, never a dead thread
-            self._llm_error = f"{type(exc).__name__}: {exc}"
-            log.error("judge_model_failed", error=self._llm_error)
-        finally:
-            self._llm_loaded.set()
+        self.app.load_profiles_file()
+        if self.app.cfg.follow_profiles:
+            self.app.bus = Bus(self.settings.kafka, "judge")
+            self._follower = self.app.store.follow(self.app.bus)
+        if not self.app.llm_loaded.is_set():
+            threading.Thread(target=self.app.load_llm, name="judge-model", daemon=True).start()
 
     def ready(self) -> bool:
-        if not self._llm_loaded.is_set() or self._llm is None:
+        if not self.app.model_ready():
             return False
         return self._follower is None or self._follower.ready.is_set()
 
     def stop(self) -> None:
         if self._follower is not None:
             self._follower.stop()
-        if self.bus is not None:
-            self.bus.close()
-
-    # -------------------------------------------------------------- helpers
-    def llm(self, context: grpc.ServicerContext | None = None) -> LLMClient:
-        wait = self.cfg.model_wait_s
-        if context is not None and context.time_remaining() is not None:
-            wait = min(wait, max(0.0, context.time_remaining()))
-        if not self._llm_loaded.wait(wait):
-            raise Unavailable("the judge model is still loading; retry shortly")
-        if self._llm is None:
-            raise Unavailable(f"the judge model failed to load: {self._llm_error}")
-        return self._llm
-
-    def judge(self, context: grpc.ServicerContext | None = None) -> Judge:
-        return Judge(self.llm(context), self.cfg)
-
-    def persona(self, message: judge_pb2.JudgePersona, field: str = "persona") -> Persona:
-        persona = Persona.from_proto(message)
-        if persona.described:
-            return persona
-        require(
-            bool(persona.user_id), field, "is required: give demographics/user_summary or a known user_id"
-        )
-        return Persona.from_profile(self.store.get(persona.user_id))
-
-    def lookup(self, user_id: str) -> Persona | None:
-        return Persona.from_profile(self.store.get(user_id)) if user_id in self.store else None
-
-
-def _candidates(items: Sequence[judge_pb2.Candidate], field: str) -> list[Candidate]:
-    seen: set[str] = set()
-    out = []
-    for i, c in enumerate(items):
-        require(bool(c.id.strip()), f"{field}[{i}].id", "is required")
-        require(c.id not in seen, f"{field}[{i}].id", f"duplicate candidate id {c.id!r}")
-        require(bool(c.text.strip()), f"{field}[{i}].text", "is required")
-        seen.add(c.id)
-        out.append(Candidate(c.id, c.text))
-    return out
-
-
-def _candidate(message: judge_pb2.Candidate, field: str) -> Candidate:
-    require(bool(message.id.strip()), f"{field}.id", "is required")
-    require(bool(message.text.strip()), f"{field}.text", "is required")
-    return Candidate(message.id, message.text)
-
-
-class JudgeServicer(judge_pb2_grpc.JudgeServiceServicer):
-    def __init__(self, service: JudgeService) -> None:
-        self.service = service
-
-    def Rank(self, request: judge_pb2.RankRequest, context: grpc.ServicerContext) -> judge_pb2.RankResponse:
-        persona = self.service.persona(request.persona)
-        candidates = _candidates(request.candidates, "candidates")
-        require(
-            2 <= len(candidates) <= MAX_CANDIDATES,
-            "candidates",
-            f"needs 2 to {MAX_CANDIDATES} candidates, got {len(candidates)}",
-        )
-        require(0 <= request.orders <= MAX_CANDIDATES, "orders", f"must be between 0 and {MAX_CANDIDATES}")
-        judge = self.service.judge(context)
-        check_deadline(context)
-        result = judge.rank(
-            persona,
-            candidates,
-            orders=request.orders or None,
-            seed=request.seed if request.HasField("seed") else None,
-        )
-        return judge_pb2.RankResponse(
-            ranking=result.ranking,
-            first_place_probability=result.first_place,
-            order_agreement=result.order_agreement,
-            usable=result.usable,
-        )
-
-    def Compare(
-        self, request: judge_pb2.CompareRequest, context: grpc.ServicerContext
-    ) -> judge_pb2.CompareResponse:
-        persona = self.service.persona(request.persona)
-        a = _candidate(request.a, "a")
-        b = _candidate(request.b, "b")
-        require(a.id != b.id, "b.id", "must differ from a.id")
-        judge = self.service.judge(context)
-        check_deadline(context)
-        pair = judge.compare(persona, a, [b])[0]
-        return judge_pb2.CompareResponse(
-            preferred=pair.preferred if pair.usable else "",
-            probability_a=pair.probability_a,
-            orders_agree=pair.orders_agree,
-            position_biased=pair.position_biased,
-            usable=pair.usable,
-        )
-
-    def Rate(self, request: judge_pb2.RateRequest, context: grpc.ServicerContext) -> judge_pb2.RateResponse:
-        persona = self.service.persona(request.persona)
-        candidate = _candidate(request.candidate, "candidate")
-        judge = self.service.judge(context)
-        check_deadline(context)
-        rating = judge.rate(persona, [candidate])[0]
-        return judge_pb2.RateResponse(
-            score=0.0 if math.isnan(rating.score) else rating.score,
-            distribution=list(rating.distribution),
-            usable=rating.usable,
-        )
-
-    def Evaluate(
-        self, request: judge_pb2.EvaluateRequest, context: grpc.ServicerContext
-    ) -> Iterator[judge_pb2.EvaluateResponse]:
-        service = self.service
-        require(len(request.generations) > 0, "generations", "is required")
-        require(
-            request.protocol == judge_pb2.JUDGE_PROTOCOL_UNSPECIFIED or request.protocol in _PROTOCOLS,
-            "protocol",
-            f"unknown protocol {request.protocol}",
-        )
-        cfg = service.cfg
-        if request.protocol in _PROTOCOLS:
-            cfg = cfg.model_copy(update={"protocol": _PROTOCOLS[request.protocol]})
-        name = request.report_name.strip()
-        if name:
-            check_segment("report_name", name)
-        given: dict[str, Persona] = {}
-        for i, message in enumerate(request.personas):
-            require(bool(message.user_id), f"personas[{i}].user_id", "is required")
-            given[message.user_id] = service.persona(message, f"personas[{i}]")
-
-        def persona_for(user_id: str) -> Persona | None:
-            return given.get(user_id) or service.lookup(user_id)
-
-        skips = SkipLog(keep=max(200, len(request.generations)))
-        if service.bus is not None:
-            skips.on_skip = service.bus.skip_to_dlq
-        evalset = assemble(rows_from_request(request.generations), persona_for, skips, (), cfg.extra_methods)
-
-        events: queue.Queue[Any] = queue.Queue()
-        cancelled = threading.Event()
-
-        def track(items: Iterable[Any], stage: str, total: int) -> Iterator[Any]:
-            events.put(judge_pb2.EvaluateProgress(done=0, total=total, stage=stage))
-            for done, item in enumerate(items, start=1):
-                if cancelled.is_set():
-                    raise _Cancelled()
-                yield item
-                events.put(judge_pb2.EvaluateProgress(done=done, total=total, stage=stage))
-
-        def work() -> None:
-            try:
-                run, report = evaluate(
-                    evalset,
-                    lambda: service.llm(None),
-                    service.settings,
-                    cfg,
-                    track,
-                    sources={"generations": "request"},
-                )
-                events.put(("done", (run, report)))
-            except _Cancelled:
-                events.put(("cancelled", None))
-            except BaseException as exc:
-                events.put(("error", exc))
-
-        if evalset.units:
-            service.llm(context)  # fail fast (UNAVAILABLE) while the model is loading
-        worker = threading.Thread(target=work, name="judge-evaluate", daemon=True)
-        worker.start()
-        try:
-            while True:
-                try:
-                    event = events.get(timeout=0.5)
-                except queue.Empty:
-                    if not context.is_active():
-                        cancelled.set()
-                        return
-                    continue
-                if isinstance(event, judge_pb2.EvaluateProgress):
-                    yield judge_pb2.EvaluateResponse(progress=event)
-                    continue
-                kind, payload = event
-                if kind == "error":
-                    raise payload
-                if kind == "cancelled":
-                    return
-                run, report = payload
-                yield judge_pb2.EvaluateResponse(result=self._result(report, run, name, skips))
-                return
-        finally:
-            cancelled.set()
-
-    def _result(
-        self, report: dict[str, Any], run: EvaluationRun, name: str, skips: SkipLog
-    ) -> judge_pb2.EvaluateResult:
-        uri = ""
-        settings = self.service.settings
-        files = report_files(report, self.service.cfg.focus_method, run)
-        if name:
-            store = ArtifactStore.from_settings(settings)
-            with store.staged_dir(f"reports/{name}") as stage:
-                for filename, data in files.items():
-                    (stage / filename).write_bytes(data)
-            uri = store.uri(store.path(f"reports/{name}"))
-            track_report(settings, report, store.path(f"reports/{name}"), list(files), name)
-        elif settings.tracking.report_to:
-            with tempfile.TemporaryDirectory(prefix="gravity-report-") as folder:
-                for filename, data in files.items():
-                    (Path(folder) / filename).write_bytes(data)
-                track_report(settings, report, Path(folder), list(files), f"evaluate-{report['created_at']}")
-        return judge_pb2.EvaluateResult(
-            report_json=json.dumps(report, ensure_ascii=False, allow_nan=False),
-            report_uri=uri,
-            unusable_judgments=report["unusable"]["total"],
-            skipped=[_dead_letter(s) for s in skips.examples],
-        )
-
-
-def track_report(
-    settings: Settings, report: dict[str, Any], folder: Path, filenames: list[str], name: str
-) -> None:
-    """Log the evaluation to the configured trackers (run ``judge-<report name>`` unless [tracking] run_name
-    is set). A tracker failing (a server down) is logged as an error; the evaluation's answer stands."""
-    if not settings.tracking.report_to:
-        return
-    try:
-        tracker = open_tracker(settings, run_name_for(settings, None, name))
-        if tracker is None:
-            return
-        try:
-            log_report(tracker, report, {n: folder / n for n in filenames})
-        finally:
-            tracker.close()
-        log.info("evaluation_tracked", tracked=tracker.describe())
-    except Exception as exc:
-        log.error("evaluation_tracking_failed", report=name, error=f"{type(exc).__name__}: {exc}")
-
-
-def _dead_letter(skip: Skip) -> Any:
-    return dead_letter(
-        "judge",
-        skip.reason,
-        skip.detail,
-        source_file=skip.source,
-        source_line=skip.line,
-        key=skip.record_id.encode() or None,
-    )
+        if self.app.bus is not None:
+            self.app.bus.close()
 
 
 def run_service(settings: Settings, port: int | None = None) -> None:
