@@ -302,7 +302,7 @@ class ServicesPipeline:
         target = self.settings.grpc.target("generator")
         try:
             with GeneratorClient(target, self.settings.grpc, timeout_s=10, wait_for_ready=False) as client:
-                methods = {m.name: m for m in client.list_methods(timeout_s=10)}
+                methods = {names.method_name(m): m for m in client.list_methods(timeout_s=10)}
         except GeneratorCallError as exc:
             return Readiness(
                 False,
