@@ -127,7 +127,8 @@ def test_adapters_by_model_name_runtime_loading_and_outage_recovery(
         # the backend goes down: UNAVAILABLE, the generator itself stays up
         llm_server.stop()
         with pytest.raises(GeneratorCallError) as err:
-            client.personalize(user_id=user, method="base-rewrite", **book)
+            # the client retries UNAVAILABLE until its deadline (a restarting server); 10 s, not the 300 s default
+            client.personalize(user_id=user, method="base-rewrite", timeout_s=10, **book)
         assert err.value.code == grpc.StatusCode.UNAVAILABLE
         assert health_status(channel) == "SERVING"
         assert client.personalize(user_id=user, method="original", **book).text == book["description"]
