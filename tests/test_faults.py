@@ -123,6 +123,7 @@ def test_pairgen_killed_mid_stream_writes_every_pair_exactly_once(
     assert {s["user_id"] for s in manifest["datasets"]["gravity"]["shards"]} == {p.user_id for p in profiles}
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_two_pairgen_replicas_one_killed_mid_stream_write_every_pair_exactly_once(
     broker, make_stack, sample_profiles, tmp_path: Path
 ) -> None:
@@ -185,6 +186,7 @@ def _with_cohort(profile: profile_pb2.UserProfile, cohort: str) -> profile_pb2.U
     return out
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_malformed_review_is_dead_lettered_and_counted_while_others_flow(
     broker, make_stack, sample_files, tmp_path: Path
 ) -> None:
@@ -276,6 +278,7 @@ def test_generator_restarted_while_clients_retry_answers_every_request(
     assert len(answers) == len(jobs) and all(text.strip() for text in answers.values())
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_gravity_up_waits_for_a_late_broker_and_stops_cleanly(make_stack, tmp_path: Path) -> None:
     """`gravity up` against a bootstrap address with no broker behind it yet (the external-Kafka shape)."""
     port = free_port()

@@ -72,6 +72,7 @@ def test_shared_prefix_equals_independent_scoring(embedded_llm) -> None:
         assert a.probabilities == pytest.approx(b.probabilities, abs=2e-3)
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_long_prompt_is_truncated_not_rejected(embedded_llm) -> None:
     long_text = "The reader loved long sagas. " * 3000
     c = embedded_llm.chat(

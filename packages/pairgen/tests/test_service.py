@@ -167,6 +167,7 @@ def test_grpc_build_pairs_and_get_manifest(service, sample_profiles) -> None:
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_cohorts_complete_despite_unusable_records_and_cannot_be_inflated(service, sample_profiles) -> None:
     """A record the consumer gives up on still counts in its cohort (as rejected), so the cohort completes;
     a later message naming a bigger cohort size does not keep it from completing."""

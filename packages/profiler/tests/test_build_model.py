@@ -32,6 +32,7 @@ from gravity_stack.llm_server import OpenAICompatServer
 pytestmark = pytest.mark.model
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_profile_build_command_on_the_sample(tmp_path: Path, sample_files) -> None:
     """`gravity profile build` on the exported sample for a reader with missing age and country (the other
     qualifying readers are left out to keep the suite's time budget; gender estimation is covered by
@@ -185,6 +186,7 @@ def test_remote_endpoint_batches_statements_and_falls_back_per_statement(embedde
         server.stop()
 
 
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_a_sixty_review_reader_read_in_several_chunks_on_the_real_model(
     embedded_llm, sample_inputs, make_settings
 ) -> None:

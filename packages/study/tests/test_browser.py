@@ -132,7 +132,8 @@ def test_participant_completes_every_step_resuming_after_reloads(
     page.check('input[name="like_1"][value="0"]')
     page.fill("#comment", "The first one felt written for me.")
     page.click("button[type=submit]")
-    assert page.url.endswith("/rank/2")
+    page.wait_for_url("**/rank/2")
+    page.wait_for_load_state("load")  # a reload racing the navigation finds no attached page
     page.reload()
     assert page.url.endswith("/rank/2")
     for slot, (rank, rating) in enumerate(((3, 1), (1, 5), (2, 3)), start=1):

@@ -81,6 +81,7 @@ def test_the_printed_address_accepts_connections_at_once_even_for_port_0(tmp_pat
 @pytest.mark.timeout(
     2400
 )  # every real stage: ~1 min per stage on a quiet 2-core CPU, much more on a busy one
+@pytest.mark.slow  # over a minute on 2 cores; a smaller real test of the same kind stays in the default suite
 def test_study_demo_serves_table4_and_the_judge_agreement(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -499,7 +499,7 @@ def _install_adapter(source: str | None, target: Path) -> None:
     ref = training_pb2.AdapterRef(
         adapter_id=BENCH_ADAPTER,
         **names.method_fields(names.GRAVITY),
-        recipe="gravity-dpo",
+        recipe=names.GRAVITY_DPO_RECIPE,
         uri=target.resolve().as_uri(),
         sha256=sha256_dir(target, exclude=(ADAPTER_META,)),
         base_model="smollm2-135m",
