@@ -204,3 +204,24 @@ def test_choice_scores_match_a_plain_forward_pass(embedded_llm) -> None:
         assert other.probabilities == pytest.approx(reference, abs=2e-3)
         # the unnormalised sums are the choices' own log-probabilities
         assert got.logprobs == pytest.approx(totals, abs=2e-2)
+
+
+@pytest.mark.model
+def test_threads_0_keeps_the_processes_own_thread_count() -> None:
+    """`gravity demo` gives each service its share of the cores through OMP_NUM_THREADS; loading a model with
+    the default `threads = 0` must keep it (a fixed half of the cores starved services computing alone)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from gravity_core.config import LLMEndpoint\n"
+        "from gravity_core.llm.embedded.loading import load\n"
+        "load(LLMEndpoint(backend='embedded', model='smollm2-135m'))\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "GRAVITY_LOGGING__LEVEL": "WARNING"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "2"  # the old default, half of 2 cores, gave 1

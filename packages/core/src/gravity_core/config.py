@@ -56,8 +56,8 @@ class LLMEndpoint(_Section):
     dtype: str = "auto"
     max_batch_size: int = 8
     # CPU threads for the model's kernels (torch intra-op, process-wide, set by the first embedded model
-    # loaded); 0 = half the cores, at least 1. Two spinning OpenMP threads on a 2-core machine shared with
-    # other work measured 5x slower than one thread in the generator service.
+    # loaded); 0 = PyTorch's default (OMP_NUM_THREADS when set, else every core). Two spinning OpenMP
+    # threads on a 2-core machine shared with other work measured 5x slower than one thread in the generator.
     threads: int = Field(default=0, ge=0)
     # Encoded prompt prefixes kept for reuse by later prompts that start the same way (0 = off).
     prefix_cache_mb: int = Field(default=256, ge=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +33,11 @@ class LoadedModel:
 def load(endpoint: LLMEndpoint) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    threads = endpoint.threads or max(1, (os.cpu_count() or 2) // 2)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    # 0 keeps PyTorch's own choice (OMP_NUM_THREADS when set — `gravity demo` gives each co-located service its
+    # share that way — else every core): a fixed fraction here starved services that compute alone.
+    if endpoint.threads and torch.get_num_threads() != endpoint.threads:
+        torch.set_num_threads(endpoint.threads)
+    threads = torch.get_num_threads()
     path = resolve_model_path(endpoint.model)
     device = pick_device(endpoint.device)
     dtype = pick_dtype(endpoint.dtype, device)
