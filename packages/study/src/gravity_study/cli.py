@@ -30,15 +30,11 @@ def _settings(cli: CliContext, **overrides: object):
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """Bind before printing any URL: a URL on the screen must already accept connections (port 0 = any free)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"the study app cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    """Listen before printing any URL: a URL on the screen must already accept connections (port 0 = any free).
+    The socket is core's ``bind``; listening now (not when uvicorn starts) is what closes the race."""
+    from gravity_core.web.server import bind
+
+    sock = bind(host, port)
     sock.listen(128)
     return sock
 
