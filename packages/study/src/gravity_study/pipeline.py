@@ -251,9 +251,6 @@ class ServicesPipeline:
     # consumer group on every start (as each generator replica does), so an adapter published while the app
     # was down is still seen and no group per boot piles up on the broker.
     def _on_adapter(self, ref: training_pb2.AdapterRef, _record: Any) -> None:
-        self._remember(ref)
-
-    def _remember(self, ref: training_pb2.AdapterRef) -> None:
         if names.method_name(ref, required=False) != GRAVITY or "/" not in ref.dataset_id:
             return
         cohort = ref.dataset_id.rsplit("/", 1)[0]
