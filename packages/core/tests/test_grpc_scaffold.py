@@ -260,3 +260,25 @@ def test_call_with_retry_waits_out_unavailable_but_not_other_errors() -> None:
 
     with pytest.raises(grpc.RpcError):  # gives up once the deadline is spent
         call_with_retry(down, timeout_s=0.5)
+
+
+def test_a_deadline_spent_on_a_refusing_server_reports_the_refusal() -> None:
+    """The last attempt's budget can end inside the channel's own retry backoff (DEADLINE_EXCEEDED); the
+    caller should still learn why it never got an answer."""
+    from gravity_core.grpc import call_with_retry
+
+    outcomes = [_Status(grpc.StatusCode.UNAVAILABLE), _Status(grpc.StatusCode.DEADLINE_EXCEEDED)]
+
+    def down_then_out_of_time(remaining: float) -> str:
+        raise outcomes.pop(0)
+
+    with pytest.raises(grpc.RpcError) as err:
+        call_with_retry(down_then_out_of_time, timeout_s=30)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and not outcomes
+
+    def slow(remaining: float) -> str:  # a server that was reachable and merely slow stays DEADLINE_EXCEEDED
+        raise _Status(grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    with pytest.raises(grpc.RpcError) as err:
+        call_with_retry(slow, timeout_s=30)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -148,16 +148,26 @@ def call_with_retry(
     The channel's retry policy covers blips (gRPC caps it at 5 attempts); this covers a server that is
     restarting — down, then up but still loading its model (UNAVAILABLE) — for as long as the caller is
     willing to wait. Use it for idempotent calls only.
+
+    A deadline that runs out while the server keeps answering a retryable code is reported as that code (the
+    cause), not as DEADLINE_EXCEEDED: the last attempt's budget often ends inside the channel's own retry
+    backoff, which would otherwise turn "the backend is down" into "the server is slow" at random.
     """
     deadline = time.monotonic() + timeout_s
     backoff = 0.2
+    refused: grpc.RpcError | None = None
     while True:
         remaining = deadline - time.monotonic()
         try:
             return call(max(remaining, 0.001))
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else None
-            if code not in retry_on or deadline - time.monotonic() <= backoff:
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED and refused is not None:
+                raise refused from None
+            if code not in retry_on:
+                raise
+            refused = exc
+            if deadline - time.monotonic() <= backoff:
                 raise
         time.sleep(backoff)
         backoff = min(backoff * 2, max_backoff_s)
