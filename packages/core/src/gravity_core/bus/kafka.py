@@ -98,7 +98,8 @@ class Bus:
         }
 
     # ------------------------------------------------------------ producer
-    def producer(self) -> Any:
+    def producer(self, timeout_s: float | None = None) -> Any:
+        """The shared producer, connecting it first (within ``timeout_s``, else request_timeout_ms)."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -111,6 +112,12 @@ class Bus:
                         max_in_flight_requests_per_connection=1,
                         linger_ms=5,
                         max_request_size=16 * 1024 * 1024,
+                        # kafka-python waits 30 s to bootstrap and 60 s in send() for metadata by default,
+                        # whatever deadline the caller gave: bound both by ours.
+                        bootstrap_timeout_ms=int(
+                            (timeout_s or self.settings.request_timeout_ms / 1000) * 1000
+                        ),
+                        max_block_ms=self.settings.request_timeout_ms,
                         **self._common(),
                     )
                 except KafkaError as exc:
@@ -126,7 +133,7 @@ class Bus:
         value, headers = encode(message)
         try:
             meta = (
-                self.producer()
+                self.producer(timeout_s)
                 .send(topic, key=key.encode("utf-8"), value=value, headers=headers)
                 .get(timeout=timeout_s)
             )
@@ -223,7 +230,10 @@ class Bus:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(**{**self._common(), "request_timeout_ms": int(timeout_s * 1000)})
+            ms = int(timeout_s * 1000)
+            admin = KafkaAdminClient(
+                **{**self._common(), "request_timeout_ms": ms, "bootstrap_timeout_ms": ms}
+            )
         except (KafkaError, OSError):
             return False
         try:
