@@ -41,8 +41,35 @@ def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_ov
     assert clock.as_dict()["generation"] == {"start_s": 14.0, "seconds": 25.0, "units": 10}
 
 
+def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_from_its_pace(
+    monkeypatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    clock = StageClock(lambda _: None)
+    clock.plan("broker", "broker")
+    clock.plan("pairs+training", "training", units=1)
+    clock.plan("generation", "generation", units=10)
+    clock.plan("judging", "judging", units=1)
+    with clock.step("broker"):
+        now[0] += REFERENCE_S["broker"]  # the reference speed
+    clock.begin("pairs+training")
+    clock.begin("generation")
+    now[0] += 10 * REFERENCE_S["pairs+training"]  # training overran its reference tenfold
+    clock.set_progress("pairs+training", 2, 3)  # ... and is two thirds done
+    clock.set_progress("generation", 10, 10)
+    # half again what training took so far, plus judging, not the sum of the running stages' references
+    assert clock.remaining_s() == pytest.approx(5 * REFERENCE_S["pairs+training"] + REFERENCE_S["judging"])
+
+
 def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert thread_env(5, environ={}) == dict.fromkeys(THREAD_VARIABLES, "1")
     assert thread_env(2, environ={}) == dict.fromkeys(THREAD_VARIABLES, "4")
     assert thread_env(5, environ={"OMP_NUM_THREADS": "3"}) == {}
+    # a long job beside a part-time one takes every core and sleeps, not spins, at its barriers
+    assert thread_env(2, environ={}, yielding=True) == {
+        **dict.fromkeys(THREAD_VARIABLES, "8"),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+    assert thread_env(2, environ={"OMP_NUM_THREADS": "3"}, yielding=True) == {}

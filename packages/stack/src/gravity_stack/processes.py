@@ -37,15 +37,24 @@ def gravity_command(*args: str, config: str | Path | None = None) -> list[str]:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def thread_env(co_located: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def thread_env(
+    co_located: int, environ: Mapping[str, str] = os.environ, yielding: bool = False
+) -> dict[str, str]:
     """Math-library threads for one of ``co_located`` processes computing at the same time on this machine.
 
     PyTorch starts one OpenMP thread per core in every process, and OpenMP threads spin while they wait: two
     processes computing at once on two cores with two threads each run several times slower than with one
     thread each (pairgen's README measures 10x). Each process gets ``cores // co_located`` threads (at least
-    one); a value the user already set is kept."""
+    one); a value the user already set is kept.
+
+    A ``yielding`` process instead takes every core but sleeps at its barriers (OMP_WAIT_POLICY=PASSIVE): for
+    a long job beside a service that computes only part of the time. Measured on 2 cores (SmolLM2-135M,
+    fwd+bwd of 8x300 tokens): alone 23.0 s/step with 2 passive threads against 36.9 with 1; beside a
+    1-thread decoding process 35.9 against 39.6 — never slower than its share, 1.6x faster once alone."""
     if any(v in environ for v in THREAD_VARIABLES):
         return {}
+    if yielding:
+        return {**dict.fromkeys(THREAD_VARIABLES, str(os.cpu_count() or 1)), "OMP_WAIT_POLICY": "PASSIVE"}
     share = max(1, (os.cpu_count() or 1) // max(1, co_located))
     return dict.fromkeys(THREAD_VARIABLES, str(share))
 
@@ -62,17 +71,23 @@ class ServiceProcess:
 
     @classmethod
     def serve(
-        cls, name: str, config_path: str | Path, log_dir: Path, grpc: GrpcSettings, co_located: int = 1
+        cls,
+        name: str,
+        config_path: str | Path,
+        log_dir: Path,
+        grpc: GrpcSettings,
+        co_located: int = 1,
+        yielding: bool = False,
     ) -> ServiceProcess:
         """`gravity serve NAME --config FILE`, logging to ``log_dir/NAME.log``, health-checked at its gRPC target.
 
         ``co_located`` services share this machine's cores: each gets its share as its math-library thread
-        count (see ``thread_env``)."""
+        count; a ``yielding`` one takes every core and yields them at its barriers (see ``thread_env``)."""
         return cls(
             name,
             gravity_command("serve", name, config=config_path),
             log_dir / f"{name}.log",
-            env=thread_env(co_located),
+            env=thread_env(co_located, yielding=yielding),
             target=grpc.target(name),
         )
 

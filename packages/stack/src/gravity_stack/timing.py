@@ -36,6 +36,8 @@ class Stage:
     units: float = 1.0
     started: float | None = None
     ended: float | None = None
+    # Fraction of this stage's work done, when the stage can tell (descriptions written, adapters trained).
+    progress: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -58,6 +60,14 @@ class StageClock:
 
     def set_units(self, name: str, units: float) -> None:
         self._stage(name).units = units
+
+    def units(self, name: str) -> float:
+        return self._stage(name).units
+
+    def set_progress(self, name: str, done: float, total: float) -> None:
+        """How far a running stage is: its time left is then extrapolated from its own pace."""
+        if total > 0:
+            self._stage(name).progress = min(1.0, max(0.0, done / total))
 
     def finished(self, name: str) -> bool:
         return self._stage(name).ended is not None
@@ -92,19 +102,30 @@ class StageClock:
         return time.monotonic() - self.started
 
     def remaining_s(self) -> float | None:
-        """Expected seconds left, or None before any stage finished (nothing to scale by yet)."""
+        """Expected seconds left, or None before any stage finished (nothing to scale by yet).
+
+        Stages running now overlap, so the longest of their remainders counts, plus every stage not begun.
+        A running stage that reports its progress is extrapolated from its own pace; one that does not is
+        expected to take its scaled reference time (and, once past it, nothing more: the estimate then
+        understates, which is why stages report progress)."""
         done = [s for s in self.stages if s.ended is not None]
         reference_done = sum(REFERENCE_S[s.name] * s.units for s in done)
         if not done or reference_done <= 0:
             return None
         speed = sum(s.seconds for s in done) / reference_done
-        left = 0.0
+        running: list[float] = []
+        later = 0.0
         for s in self.stages:
             if s.ended is not None:
                 continue
             expected = REFERENCE_S[s.name] * s.units * speed
-            left += max(0.0, expected - s.seconds)
-        return left
+            if s.started is None:
+                later += expected
+            elif s.progress:
+                running.append(s.seconds * (1.0 - s.progress) / s.progress)
+            else:
+                running.append(max(0.0, expected - s.seconds))
+        return max(running, default=0.0) + later
 
     def eta_text(self) -> str:
         left = self.remaining_s()
