@@ -160,6 +160,61 @@ def test_shard_ref_to_adapter_ref_and_grpc(
         running.stop()
 
 
+def _processes_awaiting_runs() -> list[int]:
+    from gravity_trainer.warm import AWAIT_RUN
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if AWAIT_RUN.encode() in argv and b"gravity_trainer.launch" in argv:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.broker
+@pytest.mark.model
+def test_a_run_waiting_in_the_queue_gets_a_process_that_has_already_imported(
+    broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path]
+) -> None:
+    """gravity_trainer.warm: while one run works, the next queued one's process imports the training stack;
+    it then writes to its own run's log, and no spare outlives the service."""
+    settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
+    store = ArtifactStore.from_settings(settings)
+    pairs = _dataset_in_store(make_pairs, store)
+    datasets = []
+    for n in (1, 2):  # two datasets whose shards do not match their manifests: each run fails fast
+        broken = store.path(f"datasets/broken-{n}")
+        shutil.copytree(pairs, broken)
+        manifest = json.loads((broken / "manifest.json").read_text())
+        manifest["created_at_ms"] = n
+        (broken / "manifest.json").write_text(json.dumps(manifest))
+        (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
+        datasets.append(str(broken))
+    running = start_trainer(settings)
+    channel = make_channel(running.target)
+    stub = training_pb2_grpc.TrainerServiceStub(channel)
+    worker = running.service.worker  # type: ignore[attr-defined]
+    try:
+        wait_for_serving(channel, timeout_s=120)
+        runs = [stub.Submit(training_pb2.SubmitRequest(dataset=d, recipe="gravity-dpo")) for d in datasets]
+        first = list(stub.Status(training_pb2.StatusRequest(run_id=runs[0].run_id), timeout=300))[-1]
+        assert first.state == training_pb2.RUN_STATE_FAILED
+        first_child = worker.last_child
+        second = list(stub.Status(training_pb2.StatusRequest(run_id=runs[1].run_id), timeout=300))[-1]
+        # the reason comes from the run's log: the warm process wrote there, not to the spare's /dev/null
+        assert second.state == training_pb2.RUN_STATE_FAILED
+        assert "does not match its manifest checksum" in second.message
+        assert first_child is not None and not first_child[1]  # nothing was waiting before the first run
+        assert worker.last_child[1] and worker.last_child[0] != first_child[0]
+    finally:
+        channel.close()
+        running.stop()
+    assert worker._spare is None and not _processes_awaiting_runs()
+
+
 def test_runs_survive_a_restart(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.put(

@@ -11,10 +11,17 @@ from __future__ import annotations
 import sys
 
 from gravity_core.cli.main import main as gravity_main
+from gravity_trainer.warm import AWAIT_RUN, await_run
 
 
 def main(argv: list[str] | None = None) -> None:
-    gravity_main(["train", *(sys.argv[1:] if argv is None else argv)])
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [AWAIT_RUN]:  # the trainer service's spare process (see gravity_trainer.warm)
+        handed = await_run()
+        if handed is None:
+            return
+        args = handed
+    gravity_main(["train", *args])
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ class TrainerSettings(BaseModel):
     # On a GPU node: ["accelerate", "launch", "--config_file", "/app/configs/accelerate-zero2.yaml",
     # "-m", "gravity_trainer.launch"].
     launcher: list[str] = Field(default_factory=list)
+    # With the default launcher, keep one process that has already imported the training stack waiting for
+    # the next run (gravity_trainer.warm): a run starts ~20 s sooner on 2 cores, for ~1 GB of idle memory.
+    warm_start: bool = True
     # Seconds between progress updates on Trainer.Status streams.
     status_poll_s: float = Field(1.0, gt=0)
     # Keep the working directory (checkpoints) of a run after its adapter was published.

@@ -31,6 +31,7 @@ from gravity_trainer.progress import ProgressEvent
 from gravity_trainer.publishing import publish_ref, store_adapter
 from gravity_trainer.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunRecord, RunStore
 from gravity_trainer.settings import TrainerSettings
+from gravity_trainer.warm import dismiss, hand_over, spawn_spare
 
 log = get_logger(__name__)
 
@@ -58,7 +59,10 @@ class RunWorker:
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._child_lock = threading.Lock()
+        self._spare: subprocess.Popen[bytes] | None = None
         self.current: str | None = None
+        # pid of the last run's process and whether it was the warm spare (tests, logs)
+        self.last_child: tuple[int, bool] | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> RunWorker:
@@ -79,6 +83,10 @@ class RunWorker:
             _terminate(child, timeout_s)
         if self._thread is not None:
             self._thread.join(timeout_s)
+        with self._child_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            dismiss(spare)
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -165,10 +173,12 @@ class RunWorker:
             )
 
     # ---------------------------------------------------------------- child
+    def command_prefix(self) -> list[str]:
+        return list(self.section.launcher) or [sys.executable, "-m", "gravity_trainer.launch"]
+
     def command(self, record: RunRecord, out: Path, progress_file: Path) -> list[str]:
-        prefix = list(self.section.launcher) or [sys.executable, "-m", "gravity_trainer.launch"]
         cmd = [
-            *prefix,
+            *self.command_prefix(),
             "--pairs",
             record.pairs_dir,
             "--dataset",
@@ -195,23 +205,58 @@ class RunWorker:
             cmd += ["--set", f"{key}={_literal(value)}"]
         return cmd
 
+    def _environment(self) -> dict[str, str]:
+        return dict(self.env if self.env is not None else os.environ)
+
+    def _renew_spare(self) -> None:
+        """While a run trains and another waits in the queue, start the waiting run's process (default
+        launcher, ``warm_start``): its imports overlap this run, and a service with nothing queued pays nothing."""
+        if self.section.launcher or not self.section.warm_start or self._stop.is_set():
+            return
+        with self._child_lock:
+            if self._spare is not None and self._spare.poll() is None:
+                return
+        if self.runs.next_queued() is None:
+            return
+        with self._child_lock:
+            self._spare = spawn_spare(self._environment())
+
+    def _start_child(self, cmd: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+        with self._child_lock:
+            spare, self._spare = self._spare, None
+        prefix = len(self.command_prefix())
+        if spare is not None and hand_over(spare, cmd[prefix:], log_file):
+            self.last_child = (spare.pid, True)
+            child = spare
+        else:
+            with open(log_file, "ab") as log_out:
+                child = subprocess.Popen(
+                    cmd,
+                    stdout=log_out,
+                    stderr=subprocess.STDOUT,
+                    env=self._environment(),
+                    start_new_session=True,
+                )
+            self.last_child = (child.pid, False)
+        return child
+
     def _run_child(
         self, record: RunRecord, out: Path, progress_file: Path, log_file: Path
     ) -> tuple[int, str]:
         cmd = self.command(record, out, progress_file)
-        env = dict(self.env if self.env is not None else os.environ)
-        with open(log_file, "ab") as log_out:
-            child = subprocess.Popen(
-                cmd, stdout=log_out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-            with self._child_lock:
-                self._child = child
-            tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
-            while child.poll() is None:
-                if self._stop.wait(0.5):
-                    break
-                tail.poll()
+        child = self._start_child(cmd, log_file)
+        with self._child_lock:
+            self._child = child
+        tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
+        polls = 0
+        while child.poll() is None:
+            if self._stop.wait(0.5):
+                break
             tail.poll()
+            if polls % 4 == 0:
+                self._renew_spare()
+            polls += 1
+        tail.poll()
         with self._child_lock:
             self._child = None
         code = child.poll()
