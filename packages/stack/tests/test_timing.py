@@ -38,7 +38,11 @@ def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_ov
     assert table.splitlines()[0].split() == ["stage", "from", "to", "seconds", "share"]
     assert "generation" in table and "judging" not in table  # a stage that never began is not listed
     assert "overlapped for 5s" in table
-    assert clock.as_dict()["generation"] == {"start_s": 14.0, "seconds": 25.0, "units": 10}
+    assert clock.as_dict()["generation"] == {
+        "start_s": 2 * REFERENCE_S["broker"] + 10,
+        "seconds": 25.0,
+        "units": 10,
+    }
 
 
 def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_from_its_pace(

@@ -4,9 +4,10 @@ Stages may overlap (prompt-only methods are generated while the adapters train),
 start and end on the run's clock; the table shows both, and the total is the wall time, not the sum.
 
 The estimate scales a reference run (``REFERENCE_S``: the root README's measured `gravity demo` on the bundled
-sample, 8 readers, quiet 2-core machine, stages then run one after another) by how fast this run has been so far: after the stages done
-in ``d`` seconds against ``r`` in the reference, the stages left are expected to take ``d / r`` times their
-reference. Units of work scale it too (more readers, more descriptions). It is an estimate and printed as one.
+sample, 8 readers, quiet 2-core machine, overlapped schedule) by how fast this run has been so far: after the
+stages done in ``d`` seconds against ``r`` in the reference, the stages not begun are expected to take ``d / r``
+times their reference; running stages that report progress are extrapolated from their own pace. Units of work
+scale it too (more readers, more descriptions). It is an estimate and printed as one.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
-    "broker": 2.0,
-    "services": 66.0,
+    "broker": 1.0,
+    "services": 10.0,
     "ingest": 1.0,
-    "profiling": 20.0,  # per reader (162 s for 8)
-    "pairs+training": 67.0,  # per reader (534 s for 8; three adapters trained on the cohort)
-    "generation": 6.0,  # per description (432 s for 72)
-    "judging": 20.0,  # per (reader, book) (162 s for 8)
-    "recovery": 15.0,  # per planted reader (not in that run: the fidelity bench profiled 8 in 101 s)
+    "profiling": 9.0,  # per reader (70 s for 8)
+    "pairs+training": 65.0,  # per reader (519 s for 8; three adapters trained on the cohort)
+    "generation": 8.0,  # per description (572 s for 72, overlapping training)
+    "judging": 2.0,  # per (reader, book) (17 s for 8)
+    "recovery": 12.0,  # per planted reader (24 s for 2)
 }
 
 
