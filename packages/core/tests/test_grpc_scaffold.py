@@ -150,6 +150,31 @@ def _wait_http(url: str, want: int, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
+def test_a_service_is_live_only_once_its_start_returned(make_settings) -> None:
+    """Liveness (gRPC `liveness` and /livez) means every listener the service opens in start() — e.g. the
+    generator's HTTP port — accepts connections: a client that waits for liveness must not be refused."""
+    from gravity_core.broker import free_port
+    from gravity_core.grpc.server import LIVENESS_SERVICE
+
+    port, ops_port = free_port(), free_port()
+
+    class _SlowStart(_Service):
+        def start(self) -> None:
+            self.seen = (
+                health_status(grpc.insecure_channel(f"127.0.0.1:{port}"), LIVENESS_SERVICE),
+                _http_status(f"http://127.0.0.1:{ops_port}/livez"),
+            )
+
+    service = _SlowStart()
+    run = start_in_thread(service, make_settings(**{"grpc.health_port": ops_port}), port=port, poll_s=0.1)
+    try:
+        assert service.seen == ("NOT_SERVING", 503)  # during start(): not live yet
+        assert health_status(grpc.insecure_channel(f"127.0.0.1:{port}"), LIVENESS_SERVICE) == "SERVING"
+        assert _http_status(f"http://127.0.0.1:{ops_port}/livez") == 200
+    finally:
+        run.stop(0.5)
+
+
 def test_liveness_readiness_and_metrics_on_the_plaintext_ops_port(make_settings) -> None:
     service = _Service()
     service.is_ready = False

@@ -85,7 +85,9 @@ def start_in_thread(
         log.warning("artifact_store_repaired", service=service.name, action=action)
     host = ServiceHost(service.name, settings.grpc, port=port)
     service.register(host)
-    bound = host.start(ready=False)
+    # Live only once start() returned: a client that waits for liveness finds every listener (the
+    # generator's HTTP port too) accepting.
+    bound = host.start(ready=False, live=False)
     running = RunningService(service, host, bound)
     try:
         service.start()
@@ -93,6 +95,7 @@ def start_in_thread(
         # e.g. a second listener (HTTP) whose port is taken: do not leave the gRPC port serving behind
         host.stop(0)
         raise
+    host.mark_live()
     running._monitor = threading.Thread(
         target=_monitor_health, args=(running, poll_s), name=f"health-{service.name}", daemon=True
     )

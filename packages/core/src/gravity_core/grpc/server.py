@@ -217,6 +217,7 @@ class ServiceHost:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
         self._stopped = threading.Event()
+        self._live = threading.Event()
         self.bound_port = 0
         self.ops: OpsServer | None = None
         self.health_bound_port = 0
@@ -227,6 +228,10 @@ class ServiceHost:
         register(servicer, self.server)
         self._service_names.append(full_name)
 
+    def mark_live(self) -> None:
+        self._live.set()
+        self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
     def set_serving(self, serving: bool) -> None:
         self.serving = serving
         status = (
@@ -235,7 +240,9 @@ class ServiceHost:
         for name in ["", *self._service_names]:
             self.health.set(name, status)
 
-    def start(self, ready: bool = True) -> int:
+    def start(self, ready: bool = True, live: bool = True) -> int:
+        """Listen; ``live`` False keeps liveness NOT_SERVING (gRPC and /livez) until :meth:`mark_live`, for a
+        service that still opens its other listeners after the gRPC port."""
         reflection.enable_server_reflection(
             [*self._service_names, HEALTH_SERVICE, reflection.SERVICE_NAME], self.server
         )
@@ -251,15 +258,17 @@ class ServiceHost:
             self.bound_port = self.server.add_insecure_port(address)
         if not self.bound_port:
             raise ConfigError(f"cannot bind {self.name} to {address}")
+        self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.server.start()
-        self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        if live:
+            self.mark_live()
         self.set_serving(ready)
         if self.settings.health_port is not None:
             self.ops = OpsServer(
                 self.host,
                 self.settings.health_port,
                 self.name,
-                live=lambda: not self._stopped.is_set(),
+                live=lambda: self._live.is_set() and not self._stopped.is_set(),
                 ready=lambda: self.serving and not self._stopped.is_set(),
             ).start()
             self.health_bound_port = self.ops.port
