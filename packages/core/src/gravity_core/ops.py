@@ -1,6 +1,7 @@
 """The plaintext operations port of every service (``grpc.health_port``): probes and metrics over HTTP.
 
-* ``GET /livez``: 200 while the process serves, whatever its dependencies do (liveness and startup probes);
+* ``GET /livez``: 200 from the moment the service has started (every listener open) until it stops, whatever
+  its dependencies do (liveness and startup probes);
 * ``GET /readyz``: 200 when the service is SERVING, 503 while, for example, Kafka is unreachable or during
   shutdown (the readiness probe takes the pod out of its Service);
 * ``GET /metrics``: the Prometheus exposition of gravity_core.metrics.
