@@ -57,6 +57,18 @@ def _dataset_in_store(make_pairs: Callable[..., Path], store: ArtifactStore) -> 
     return target
 
 
+def _broken_copy(store: ArtifactStore, pairs: Path, name: str, created_at_ms: int) -> Path:
+    """A copy of the dataset under another manifest (so another run) whose manifest reads fine but one shard does
+    not match it: the run fails after it was queued."""
+    broken = store.path(f"datasets/{name}")
+    shutil.copytree(pairs, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["created_at_ms"] = created_at_ms
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
+    return broken
+
+
 @pytest.mark.broker
 @pytest.mark.model
 def test_shard_ref_to_adapter_ref_and_grpc(
@@ -75,14 +87,7 @@ def test_shard_ref_to_adapter_ref_and_grpc(
         dataset_complete=True,
         cohort_size=3,
     )
-    # A broken copy of the dataset (another manifest, so another run): the manifest reads fine, a shard does not
-    # match it, so the run fails after it was queued.
-    broken = store.path("datasets/broken")
-    shutil.copytree(pairs, broken)
-    manifest = json.loads((broken / "manifest.json").read_text())
-    manifest["created_at_ms"] = 2
-    (broken / "manifest.json").write_text(json.dumps(manifest))
-    (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
+    broken = _broken_copy(store, pairs, "broken", created_at_ms=2)
 
     running = start_trainer(settings)
     channel = make_channel(running.target)
@@ -184,15 +189,8 @@ def test_a_run_waiting_in_the_queue_gets_a_process_that_has_already_imported(
     settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
     store = ArtifactStore.from_settings(settings)
     pairs = _dataset_in_store(make_pairs, store)
-    datasets = []
-    for n in (1, 2):  # two datasets whose shards do not match their manifests: each run fails fast
-        broken = store.path(f"datasets/broken-{n}")
-        shutil.copytree(pairs, broken)
-        manifest = json.loads((broken / "manifest.json").read_text())
-        manifest["created_at_ms"] = n
-        (broken / "manifest.json").write_text(json.dumps(manifest))
-        (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
-        datasets.append(str(broken))
+    # two datasets whose shards do not match their manifests: each run fails fast
+    datasets = [str(_broken_copy(store, pairs, f"broken-{n}", created_at_ms=n)) for n in (1, 2)]
     running = start_trainer(settings)
     channel = make_channel(running.target)
     stub = training_pb2_grpc.TrainerServiceStub(channel)

@@ -426,11 +426,12 @@ def _pairs_training_and_generation(
 def _training_progress(manifest: DatasetManifest | None, live: set[str], readers: int) -> tuple[float, float]:
     """(done, total) of pairs+training: the cohort's pairs weigh as much as one adapter's training (measured
     on the 8-reader demo: about 140 s of pairs against 120-230 s per adapter)."""
-    users_done = (
-        0 if manifest is None else max((len(d.shards) for d in manifest.datasets.values()), default=0)
-    )
     adapters = sum(a in live for a in REQUIRED_ADAPTERS)
-    return users_done / max(readers, 1) + adapters, 1.0 + len(REQUIRED_ADAPTERS)
+    return _readers_with_pairs(manifest) / max(readers, 1) + adapters, 1.0 + len(REQUIRED_ADAPTERS)
+
+
+def _readers_with_pairs(manifest: DatasetManifest | None) -> int:
+    return 0 if manifest is None else max((len(d.shards) for d in manifest.datasets.values()), default=0)
 
 
 def _status(
@@ -445,8 +446,7 @@ def _status(
         parts = ["pairs: waiting"]
     else:
         rows = {name: d.rows for name, d in manifest.datasets.items()}
-        users_done = max((len(d.shards) for d in manifest.datasets.values()), default=0)
-        parts = [f"pairs for {users_done}/{readers} readers {rows}"]
+        parts = [f"pairs for {_readers_with_pairs(manifest)}/{readers} readers {rows}"]
     trained = sorted(names.method_name(a) for a in trainer.list_adapters())
     parts.append(f"adapters trained: {trained or 'none yet'}")
     parts.append(f"live in generator: {sorted(live) or 'none yet'}")

@@ -173,12 +173,13 @@ class RunWorker:
             )
 
     # ---------------------------------------------------------------- child
-    def command_prefix(self) -> list[str]:
-        return list(self.section.launcher) or [sys.executable, "-m", "gravity_trainer.launch"]
-
     def command(self, record: RunRecord, out: Path, progress_file: Path) -> list[str]:
+        prefix = list(self.section.launcher) or [sys.executable, "-m", "gravity_trainer.launch"]
+        return [*prefix, *self.run_arguments(record, out, progress_file)]
+
+    def run_arguments(self, record: RunRecord, out: Path, progress_file: Path) -> list[str]:
+        """The run's ``gravity train`` options, whichever process runs them (a fresh one or the warm spare)."""
         cmd = [
-            *self.command_prefix(),
             "--pairs",
             record.pairs_dir,
             "--dataset",
@@ -221,17 +222,18 @@ class RunWorker:
         with self._child_lock:
             self._spare = spawn_spare(self._environment())
 
-    def _start_child(self, cmd: list[str], log_file: Path) -> subprocess.Popen[bytes]:
+    def _start_child(
+        self, record: RunRecord, out: Path, progress_file: Path, log_file: Path
+    ) -> subprocess.Popen[bytes]:
         with self._child_lock:
             spare, self._spare = self._spare, None
-        prefix = len(self.command_prefix())
-        if spare is not None and hand_over(spare, cmd[prefix:], log_file):
+        if spare is not None and hand_over(spare, self.run_arguments(record, out, progress_file), log_file):
             self.last_child = (spare.pid, True)
             child = spare
         else:
             with open(log_file, "ab") as log_out:
                 child = subprocess.Popen(
-                    cmd,
+                    self.command(record, out, progress_file),
                     stdout=log_out,
                     stderr=subprocess.STDOUT,
                     env=self._environment(),
@@ -243,8 +245,7 @@ class RunWorker:
     def _run_child(
         self, record: RunRecord, out: Path, progress_file: Path, log_file: Path
     ) -> tuple[int, str]:
-        cmd = self.command(record, out, progress_file)
-        child = self._start_child(cmd, log_file)
+        child = self._start_child(record, out, progress_file, log_file)
         with self._child_lock:
             self._child = child
         tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))

@@ -114,8 +114,8 @@ class Bus:
                         max_request_size=16 * 1024 * 1024,
                         # kafka-python waits 30 s to bootstrap and 60 s in send() for metadata by default,
                         # whatever deadline the caller gave: bound both by ours.
-                        bootstrap_timeout_ms=int(
-                            (timeout_s or self.settings.request_timeout_ms / 1000) * 1000
+                        bootstrap_timeout_ms=(
+                            int(timeout_s * 1000) if timeout_s else self.settings.request_timeout_ms
                         ),
                         max_block_ms=self.settings.request_timeout_ms,
                         **self._common(),
