@@ -128,6 +128,34 @@ def test_adapters_per_request_and_mixed_batches(tiny_adapter: Path) -> None:
         llm.chat(msgs, params, adapter="tiny")
 
 
+def test_an_adapter_applies_right_after_a_base_model_decode(tiny_adapter: Path) -> None:
+    """A base-model decode step switches the LoRA layers off; a scoring or logprob call with an adapter
+    right after it must switch them on again (CI once saw the adapter's scores equal the base model's)."""
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm.embedded import EmbeddedLLM
+
+    llm = EmbeddedLLM(LLMEndpoint(max_tokens=4))
+    llm.reuse_prefix = False  # every score encodes the whole prompt on the model as it is
+    msgs = [{"role": "user", "content": "Is a library quiet? Answer yes or no."}]
+    params = GenerationParams(max_tokens=4)
+    llm.load_adapter("tiny", str(tiny_adapter))
+    llm.chat(msgs, params, adapter="tiny")
+    reference = llm.score_choices(msgs, ["yes", "no"], adapter="tiny").logprobs
+    _, reference_tokens = llm.chat_with_logprobs(msgs, params, adapter="tiny")
+    base = llm.score_choices(msgs, ["yes", "no"]).logprobs
+    assert base != pytest.approx(reference, abs=1e-3)
+
+    llm.chat(msgs, params)  # base-model decode steps
+    assert llm.score_choices(msgs, ["yes", "no"], adapter="tiny").logprobs == pytest.approx(
+        reference, abs=1e-4
+    )
+    llm.chat(msgs, params)
+    _, tokens = llm.chat_with_logprobs(msgs, params, adapter="tiny")
+    assert [t[1] for t in tokens] == pytest.approx([t[1] for t in reference_tokens], abs=1e-4)
+    llm.chat(msgs, params)
+    assert llm.score_choices(msgs, ["yes", "no"]).logprobs == pytest.approx(base, abs=1e-4)
+
+
 def test_single_token_choices_share_one_row_per_question(embedded_llm) -> None:
     context = [
         {"role": "user", "content": "You love quiet poetry.\nRate from 1 to 5 how much you would enjoy: "}

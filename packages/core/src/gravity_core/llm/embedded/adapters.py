@@ -78,17 +78,15 @@ class AdapterSet:
 
     @contextmanager
     def scope(self, adapter: str | None) -> Iterator[None]:
-        """Run the model with one adapter active, or with adapters disabled for the base model."""
+        """Run the model with one adapter active, or with adapters disabled for the base model.
+
+        The LoRA layers are switched directly, like ``per_row``: peft's ``set_adapter`` does not re-enable
+        layers that a base-model decode step switched off, and its ``disable_adapter`` leaves them off when
+        they were off on entry, so a scoring call right after one would silently run the base model."""
         self.check(adapter)
-        self._selected = None
-        if self.model is self.base_model:
-            yield
-        elif adapter is None:
-            with self.model.disable_adapter():
-                yield
-        else:
-            self.model.set_adapter(adapter)
-            yield
+        if self.model is not self.base_model:
+            self._select((adapter,))
+        yield
 
     @contextmanager
     def per_row(self, adapters: Sequence[str | None]) -> Iterator[None]:
@@ -125,7 +123,3 @@ class AdapterSet:
             if adapter is not None:
                 layer.set_adapter(adapter)
         self._selected = choice
-
-    def routing(self, adapters: Sequence[str | None]) -> dict[str, Any]:
-        """generate() keyword arguments that route each row of a mixed batch to its adapter."""
-        return {"adapter_names": [a or BASE for a in adapters]}
