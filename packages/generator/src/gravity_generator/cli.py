@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import click
 
 from gravity_core import names
 from gravity_core.cli.common import CliContext, pass_cli, summary_table
+from gravity_core.cli.settings_options import settings_options
 from gravity_core.errors import GravityError, InvalidInput
 from gravity_core.options import apply_options, split_list
+from gravity_generator.settings import GeneratorSettings
 
 
 @click.command()
@@ -66,19 +69,7 @@ from gravity_core.options import apply_options, split_list
     help="Evaluation books per user (default: evaluation.books_per_user = 5).",
 )
 @click.option("--users", multiple=True, help="Only these user ids (comma-separated or repeated).")
-@click.option(
-    "--max-new-tokens",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tokens per description (default: generator.max_new_tokens).",
-)
-@click.option(
-    "--temperature",
-    type=click.FloatRange(0.0, 2.0),
-    default=None,
-    help="0 = greedy (default: generator.temperature).",
-)
-@click.option("--seed", type=int, default=None, help="Sampling seed (ignored when greedy).")
+@settings_options(GeneratorSettings, "generator", "max_new_tokens", "temperature", "seed")
 @pass_cli
 def generate(
     cli: CliContext,
@@ -90,9 +81,7 @@ def generate(
     pairs_dir: str | None,
     books_per_user: int | None,
     users: tuple[str, ...],
-    max_new_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
+    overrides: dict[str, Any],
 ) -> None:
     """Write one generation per (user, evaluation book, method), `original` included (paper §3.4, §4.1)."""
     from gravity_core.cli.common import progress
@@ -109,6 +98,7 @@ def generate(
         follow_topics=False,
         meta_path=meta_path,
         adapters_dir=adapters_dir,
+        **overrides,
     )
     check_paths(cfg)
     precheck_methods(cfg, split_list(methods))
@@ -130,10 +120,7 @@ def generate(
             app, split_list(users) or None, books_per_user or settings.evaluation.books_per_user, held_out
         )
         params = GenerationParams(
-            temperature=cfg.temperature if temperature is None else temperature,
-            top_p=cfg.top_p,
-            max_tokens=max_new_tokens or cfg.max_new_tokens,
-            seed=seed if seed is not None else cfg.seed,
+            temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens, seed=cfg.seed
         )
         chunk = cfg.max_batch * 4
         total = len(pairs) * len(chosen)

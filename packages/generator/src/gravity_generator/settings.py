@@ -25,13 +25,15 @@ class GeneratorSettings(BaseModel):
     # openai backend only: method -> model name vLLM already serves (started with --lora-modules).
     served_adapters: dict[str, str] = Field(default_factory=dict)
 
-    # Default sampling when a request leaves SamplingParams unset (temperature 0 = greedy, reproducible).
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # Default sampling when a request leaves SamplingParams unset.
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 = greedy and reproducible"
+    )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(default=384, ge=1)
+    max_new_tokens: int = Field(default=384, ge=1, description="Tokens per description")
     # Largest max_new_tokens a request may ask for.
     max_new_tokens_limit: int = Field(default=1024, ge=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, description="Sampling seed (unused when greedy)")
 
     # Prompt + new tokens per model call. The writer's window where the backend does not report one
     # (openai/vLLM: set it to vLLM's --max-model-len); a cap on the model's own window otherwise.

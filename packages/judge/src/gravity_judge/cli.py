@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress
+from gravity_core.cli.settings_options import settings_options
 from gravity_core.errors import GravityError, InvalidInput
 from gravity_core.options import split_list
+from gravity_judge.settings import JudgeSettings
 
 if TYPE_CHECKING:
     from gravity_core.config import Settings
     from gravity_core.tracking import Trackers
-    from gravity_judge.settings import JudgeSettings
 
 
 class NoUnits(GravityError):
@@ -40,32 +41,9 @@ class NoUnits(GravityError):
     "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report directory."
 )
 @click.option(
-    "--protocol",
-    type=click.Choice(["paper", "debiased", "both"]),
-    default=None,
-    help="paper: §4.1/D.3 as written (comparable with Table 2); debiased: balanced orders with the judge's "
-    "slot prior divided out; both (default, judge.protocol): side by side.",
-)
-@click.option(
-    "--orders",
-    type=click.IntRange(0, 26),
-    default=None,
-    help="Debiased protocol: balanced orders per ranking, 0 = one per description (judge.orders).",
-)
-@click.option(
     "--methods",
     multiple=True,
     help="Judge only these methods (comma-separated or repeated); the original is always included.",
-)
-@click.option(
-    "--bootstrap", type=click.IntRange(0), default=None, help="Bootstrap resamples (judge.bootstrap_samples)."
-)
-@click.option("--seed", type=int, default=None, help="Seed for orders and bootstrap (judge.seed).")
-@click.option(
-    "--answer-mode",
-    type=click.Choice(["auto", "text"]),
-    default=None,
-    help="auto: answers from log-probabilities where available; text: generate and parse (judge.answer_mode).",
 )
 @click.option(
     "--report-to",
@@ -80,20 +58,17 @@ class NoUnits(GravityError):
     default=None,
     help="The run's name in the tracker (default: [tracking] run_name, else judge-<--out directory name>).",
 )
+@settings_options(JudgeSettings, "judge", "protocol", "orders", "bootstrap_samples", "seed", "answer_mode")
 @pass_cli
 def judge(
     cli: CliContext,
     generations: Path,
     profiles: Path,
     out: Path,
-    protocol: str | None,
-    orders: int | None,
     methods: tuple[str, ...],
-    bootstrap: int | None,
-    seed: int | None,
-    answer_mode: str | None,
     report_to: str | None,
     run_name: str | None,
+    overrides: dict[str, Any],
 ) -> None:
     """Judge personalized descriptions (paper §4.1, D.3) under the paper's protocol and a debiased one: top-1
     win rate, preference gain, interestingness and similarity per method, country and genre, ablations,
@@ -106,14 +81,7 @@ def judge(
 
     started = time.perf_counter()
     settings = cli.settings
-    cfg = judge_settings(
-        settings,
-        protocol=protocol,
-        orders=orders,
-        bootstrap_samples=bootstrap,
-        seed=seed,
-        answer_mode=answer_mode,
-    )
+    cfg = judge_settings(settings, **overrides)
     only = split_list(*methods)
     unknown = [m for m in only if known.kind_of(m, cfg.extra_methods) is None]
     if unknown:

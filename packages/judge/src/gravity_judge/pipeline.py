@@ -10,6 +10,7 @@ from gravity_core.config import Settings
 from gravity_core.embeddings import Embedder
 from gravity_core.llm import LLMClient, llm_for_role
 from gravity_core.logging import get_logger
+from gravity_core.options import apply_options
 from gravity_judge.evaluate import EvaluationRun, Evaluator, Tracker, untracked
 from gravity_judge.inputs import EvaluationSet
 from gravity_judge.judging import Judge
@@ -21,9 +22,7 @@ log = get_logger(__name__)
 
 def judge_settings(settings: Settings, **overrides: Any) -> JudgeSettings:
     """The [judge] section with command-line overrides (None values ignored), validated again."""
-    base = settings.section("judge", JudgeSettings)
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return JudgeSettings.model_validate({**base.model_dump(), **changes}) if changes else base
+    return apply_options(settings.section("judge", JudgeSettings), **overrides)
 
 
 def judge_llm(settings: Settings) -> LLMClient:

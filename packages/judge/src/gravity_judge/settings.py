@@ -16,22 +16,29 @@ ProtocolChoice = Literal["paper", "debiased", "both"]
 class JudgeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Which judge protocol(s) to run: "paper" (§4.1/D.3, comparable with Table 2), "debiased" (balanced
-    # orders with the slot-prior correction) or "both", side by side in one report.
-    protocol: ProtocolChoice = "both"
+    protocol: ProtocolChoice = Field(
+        "both",
+        description="paper: §4.1/D.3 as written (comparable with Table 2); debiased: balanced orders with the "
+        "judge's slot prior divided out; both: side by side in one report",
+    )
     # Debiased protocol: presentation orders per top-pick question. 0 = one per candidate (every description
     # in every slot once, fully balanced); a lower number caps it at evenly spaced rotations (partly
     # balanced, said so in the report).
-    orders: int = Field(default=0, ge=0, le=26)
-    # Seeds the presentation orders and the bootstrap, so a re-run gives the same report.
-    seed: int = 13
-    # Bootstrap resamples of (user, book) units for every confidence interval.
-    bootstrap_samples: int = Field(default=1000, ge=0)
+    orders: int = Field(
+        default=0, ge=0, le=26, description="Debiased protocol: orders per ranking, 0 = one per description"
+    )
+    seed: int = Field(13, description="Seed of the presentation orders and the bootstrap (a re-run repeats)")
+    bootstrap_samples: int = Field(
+        default=1000, ge=0, description="Bootstrap resamples of (user, book) units per confidence interval"
+    )
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     # "auto": answers from token log-probabilities where the backend gives them (an OpenAI endpoint
     # without them falls back to parsing) and, on the embedded backend, the paper ranking by
     # letter-constrained greedy decoding; "text": always generate a short answer and parse it.
-    answer_mode: Literal["auto", "text"] = "auto"
+    answer_mode: Literal["auto", "text"] = Field(
+        "auto",
+        description="auto: answers from log-probabilities where available; text: generate and parse",
+    )
     # Tokens generated per one-label answer in text mode.
     text_max_tokens: int = Field(default=12, ge=1)
     # Tokens generated for a free-text paper ranking (chat endpoints and text mode).

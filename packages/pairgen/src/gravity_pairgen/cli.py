@@ -9,14 +9,14 @@ from typing import Any
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_core.cli.settings_options import settings_options
 from gravity_core.datasets import DatasetManifest
 from gravity_core.names import GRAVITY
-from gravity_core.options import apply_options, split_list
+from gravity_core.options import apply_options
+from gravity_pairgen.settings import PairGenSettings
 
 
-def _settings(cli: CliContext, **overrides: Any) -> Any:
-    from gravity_pairgen.settings import PairGenSettings
-
+def _settings(cli: CliContext, **overrides: Any) -> PairGenSettings:
     return apply_options(cli.settings.section("pairgen", PairGenSettings), **overrides)
 
 
@@ -33,73 +33,33 @@ def pairs() -> None:
     help="profiles.jsonl (gravity.v1.UserProfile per line).",
 )
 @click.option(
-    "--meta",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="meta_Books.jsonl[.gz] (default: [pairgen] meta, else the bundled sample).",
-)
-@click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
     help="Dataset directory to write (replaced atomically).",
 )
 @click.option(
-    "--recipe", default=None, help="Facets kept in `gravity`: full or no-<ablation> (e.g. no-values)."
-)
-@click.option(
-    "--ablations",
-    default=None,
-    help="Comma list of Table 5 ablations (interests,category,summary,values,personality,<trait>) or all.",
-)
-@click.option("--datasets", default=None, help="Comma list of gravity,gravity-sft,user-sft,pref-align.")
-@click.option("--seed", type=int, default=None, help="Sampling seed (default: [pairgen] seed).")
-@click.option(
     "--cohort", default=None, help="Cohort id recorded in the manifest (default: the profiles' cohort)."
 )
-@click.option(
-    "--items-per-trait", type=int, default=None, help="Personality items sampled per trait and user."
-)
-@click.option(
-    "--pref-align-min-books", type=int, default=None, help="PrefAlign books per user at least (paper: 100)."
-)
-@click.option(
-    "--pref-align-max-books", type=int, default=None, help="PrefAlign books per user at most (0 = no cap)."
-)
-@click.option(
-    "--pref-align-max-tokens", type=int, default=None, help="Tokens per generated PrefAlign description."
+@settings_options(
+    PairGenSettings,
+    "pairgen",
+    "meta",
+    "recipe",
+    "ablations",
+    "datasets",
+    "seed",
+    "items_per_trait",
+    "pref_align_min_books",
+    "pref_align_max_books",
+    "pref_align_max_tokens",
 )
 @pass_cli
-def build(
-    cli: CliContext,
-    profiles: str,
-    meta: str | None,
-    out: str,
-    recipe: str | None,
-    ablations: str | None,
-    datasets: str | None,
-    seed: int | None,
-    cohort: str | None,
-    items_per_trait: int | None,
-    pref_align_min_books: int | None,
-    pref_align_max_books: int | None,
-    pref_align_max_tokens: int | None,
-) -> None:
+def build(cli: CliContext, profiles: str, out: str, cohort: str | None, overrides: dict[str, Any]) -> None:
     """Build the datasets for every profile in --profiles into --out, with a summary of what was skipped."""
     from gravity_pairgen.batch import build_dataset
 
-    cfg = _settings(
-        cli,
-        meta=meta,
-        recipe=recipe,
-        ablations=split_list(ablations) if ablations is not None else None,
-        datasets=split_list(datasets) if datasets is not None else None,
-        seed=seed,
-        items_per_trait=items_per_trait,
-        pref_align_min_books=pref_align_min_books,
-        pref_align_max_books=pref_align_max_books,
-        pref_align_max_tokens=pref_align_max_tokens,
-    )
+    cfg = _settings(cli, **overrides)
 
     def bar(items: Iterable, total: int | None, desc: str) -> Iterator:
         return progress(items, total=total, desc=desc, unit="user" if desc == "profiles" else "batch")

@@ -13,16 +13,23 @@ from gravity_pairgen.recipes import normalize_ablations, normalize_recipe
 class PairGenSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Which datasets to build: gravity (DPO), gravity-sft, user-sft, pref-align.
-    datasets: list[str] = Field(default_factory=lambda: list(BASE_DATASETS))
-    # Facets kept in the `gravity` dataset: "full" or "no-<ablation>" (e.g. "no-values").
-    recipe: str = FULL_RECIPE
-    # Table 5 ablations, each written as dataset gravity-no-<name>: interests, category, summary, values,
-    # personality, openness, conscientiousness, extraversion, agreeableness, neuroticism, or "all".
-    ablations: list[str] = Field(default_factory=list)
-    seed: int = 13
-    # Item metadata (meta_Books.jsonl[.gz]) for the service; empty means the bundled sample catalog.
-    meta: str = ""
+    datasets: list[str] = Field(
+        default_factory=lambda: list(BASE_DATASETS),
+        description="Datasets to build: gravity (DPO), gravity-sft, user-sft, pref-align",
+    )
+    recipe: str = Field(
+        FULL_RECIPE,
+        description='Facets kept in the gravity dataset: "full" or "no-<ablation>" (e.g. no-values)',
+    )
+    ablations: list[str] = Field(
+        default_factory=list,
+        description="Table 5 ablations, each written as dataset gravity-no-<name>: interests, category, summary, "
+        "values, personality, openness, conscientiousness, extraversion, agreeableness, neuroticism, or all",
+    )
+    seed: int = Field(13, description="Sampling seed")
+    meta: str = Field(
+        "", description="Item metadata (meta_Books.jsonl[.gz]); empty means the bundled sample catalog"
+    )
 
     # Interests (paper §3.3, appendix B)
     max_user_genres: int = Field(5, ge=1)
@@ -38,15 +45,15 @@ class PairGenSettings(BaseModel):
     scenario_max_tokens: int = Field(512, ge=32)
 
     # Personality
-    items_per_trait: int = Field(60, ge=1)
+    items_per_trait: int = Field(60, ge=1, description="Personality items sampled per trait and user")
     builtin_sjt: bool = True
     trait_files: list[str] = Field(default_factory=list)
     big5chat_files: list[str] = Field(default_factory=list)
 
     # Baselines
-    pref_align_min_books: int = Field(100, ge=0)
-    pref_align_max_books: int = Field(0, ge=0)  # 0 = no cap
-    pref_align_max_tokens: int = Field(256, ge=8)
+    pref_align_min_books: int = Field(100, ge=0, description="PrefAlign books per user at least (paper: 100)")
+    pref_align_max_books: int = Field(0, ge=0, description="PrefAlign books per user at most (0 = no cap)")
+    pref_align_max_tokens: int = Field(256, ge=8, description="Tokens per generated PrefAlign description")
     # Users whose PrefAlign generations share one chat_batch call (batch mode).
     llm_batch_users: int = Field(16, ge=1)
 

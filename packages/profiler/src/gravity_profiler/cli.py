@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli, progress, summary_table
+from gravity_core.cli.settings_options import settings_options
 from gravity_core.options import apply_options
+from gravity_profiler.settings import ProfilerSettings
 
 
 @click.group()
@@ -44,18 +47,6 @@ def profile() -> None:
     help="Output profiles.jsonl (one UserProfile per line).",
 )
 @click.option(
-    "--min-reviews",
-    type=int,
-    default=None,
-    help="Users need this many reviews (default: profiler.min_reviews).",
-)
-@click.option(
-    "--protocol",
-    type=click.Choice(["shared-prefix", "per-statement"]),
-    default=None,
-    help="Stance inference protocol (default: profiler.protocol).",
-)
-@click.option(
     "--cohort-id", default="", help="Cohort name for every profile (default: derived from the inputs)."
 )
 @click.option("--user", "users", multiple=True, help="Profile only this user (repeatable).")
@@ -65,6 +56,7 @@ def profile() -> None:
     default=None,
     help="Profile at most this many qualifying users (in user-id order).",
 )
+@settings_options(ProfilerSettings, "profiler", "min_reviews", "protocol", "prompt_review_chars")
 @pass_cli
 def build(
     cli: CliContext,
@@ -72,11 +64,10 @@ def build(
     meta: Path,
     demographics: Path | None,
     out: Path,
-    min_reviews: int | None,
-    protocol: str | None,
     cohort_id: str,
     users: tuple[str, ...],
     max_users: int | None,
+    overrides: dict[str, Any],
 ) -> None:
     """Profile every reader with enough reviews; write profiles.jsonl and a summary of what was skipped."""
     from gravity_core.identifiers import RULE, is_segment
@@ -86,7 +77,7 @@ def build(
 
     settings = cli.settings
     config = profiler_settings(settings)
-    config = apply_options(config, min_reviews=min_reviews)
+    config = apply_options(config, **overrides)
     if cohort_id and not is_segment(cohort_id):
         raise click.BadParameter(f"must be {RULE}", param_hint="--cohort-id")
     if max_users is not None and max_users < 1:
@@ -103,7 +94,7 @@ def build(
         out,
         demographics,
         min_reviews=config.min_reviews,
-        protocol=protocol,
+        protocol=config.protocol,
         cohort_id=cohort_id,
         users=set(users) if users else None,
         max_users=max_users,

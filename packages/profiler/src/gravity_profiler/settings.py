@@ -40,12 +40,17 @@ class ClassifierSettings(BaseModel):
 class ProfilerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Users need at least this many reviews (of known books) to be profiled. Paper: 50; sample: 20.
-    min_reviews: int = Field(default=20, ge=1)
+    min_reviews: int = Field(
+        default=20,
+        ge=1,
+        description="Reviews (of known books) a reader needs to be profiled; paper: 50, sample: 20",
+    )
     # A genre is an interest when it holds at least this share of the user's reviews (paper: 10%).
     interest_threshold: float = Field(default=0.10, gt=0.0, le=1.0)
-    # Stance inference: "shared-prefix" (history encoded once) or "per-statement" (the paper's protocol).
-    protocol: Protocol = "shared-prefix"
+    protocol: Protocol = Field(
+        "shared-prefix",
+        description="Stance inference: shared-prefix (history encoded once) or per-statement (the paper's)",
+    )
     # How shared-prefix runs on an OpenAI-compatible endpoint: "batched" asks for several statements per
     # call with a numbered answer format (OpenAI); "prefix-cache" sends one scoring request per statement
     # with the history first, so a server with prefix caching (vLLM) encodes it once.
@@ -55,10 +60,13 @@ class ProfilerSettings(BaseModel):
     # Seed statement bank (JSONL); empty = the bundled 150 statements.
     statements_path: str = ""
     # Every review is read (paper §3.2: "the user's full set of product reviews"): a history longer than
-    # one prompt is split into context-sized chunks whose answers are pooled. prompt_review_chars is an
-    # optional cap on the history's characters (most recent first); 0 = no cap. Each single review is cut
+    # one prompt is split into context-sized chunks whose answers are pooled. Each single review is cut
     # at max_review_chars.
-    prompt_review_chars: int = Field(default=0, ge=0)
+    prompt_review_chars: int = Field(
+        default=0,
+        ge=0,
+        description="Cap on the characters of history the prompts read (most recent first); 0 = every review",
+    )
     max_review_chars: int = Field(default=800, ge=50)
     # Tokens one prompt may use; 0 = the models' own context windows (the smaller of annotator and author;
     # an OpenAI-compatible endpoint reports none, so 0 means REMOTE_CONTEXT_TOKENS there).

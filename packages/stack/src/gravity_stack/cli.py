@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli
-from gravity_core.options import split_list
+from gravity_core.cli.settings_options import settings_options
+from gravity_core.options import apply_options, split_list
+from gravity_stack.demo_options import DemoOptions
 
 
 @click.command()
@@ -18,47 +21,6 @@ from gravity_core.options import split_list
     default=Path("gravity-demo"),
     show_default=True,
     help="Where the config, logs, generations and report go.",
-)
-@click.option(
-    "--users",
-    type=int,
-    default=8,
-    show_default=True,
-    help="Readers to personalize for, balanced across countries (0 = every qualifying reader).",
-)
-@click.option(
-    "--books-per-user", type=int, default=1, show_default=True, help="Evaluation books per reader (paper: 5)."
-)
-@click.option(
-    "--train-steps",
-    type=int,
-    default=8,
-    show_default=True,
-    help="Optimizer steps per adapter (paper: 3 epochs).",
-)
-@click.option(
-    "--max-new-tokens", type=int, default=160, show_default=True, help="Generation length per description."
-)
-@click.option(
-    "--judge-orders",
-    type=int,
-    default=2,
-    show_default=True,
-    help="Judge: balanced orders per debiased top-pick ranking (0 = one per description, fully balanced).",
-)
-@click.option(
-    "--pref-align-books",
-    type=int,
-    default=2,
-    show_default=True,
-    help="PrefAlign description pairs per reader (paper: >= 100).",
-)
-@click.option(
-    "--items-per-trait",
-    type=int,
-    default=12,
-    show_default=True,
-    help="Personality pairs per trait per reader (paper: 60).",
 )
 @click.option(
     "--reviews",
@@ -78,39 +40,26 @@ from gravity_core.options import split_list
     default=None,
     help="Demographics CSV.",
 )
-@click.option(
-    "--min-reviews", type=int, default=20, show_default=True, help="Reviews a reader needs (paper: 50)."
-)
-@click.option(
-    "--recovery-readers",
-    type=click.IntRange(0, 64),
-    default=2,
-    show_default=True,
-    help="Planted readers for the closing profiler-recovery line (gravity fidelity); 0 skips it.",
-)
-@click.option(
-    "--timeout",
+@settings_options(
+    DemoOptions,
+    None,
+    "users",
+    "books_per_user",
+    "train_steps",
+    "max_new_tokens",
+    "judge_orders",
+    "pref_align_books",
+    "items_per_trait",
+    "min_reviews",
+    "recovery_readers",
     "timeout_s",
-    type=float,
-    default=3600,
-    show_default=True,
-    help="Give up on a stage after this long.",
 )
 def demo(
     out_dir: Path,
-    users: int,
-    books_per_user: int,
-    train_steps: int,
-    max_new_tokens: int,
-    judge_orders: int,
-    pref_align_books: int,
-    items_per_trait: int,
     reviews: Path | None,
     meta: Path | None,
     demographics: Path | None,
-    min_reviews: int,
-    recovery_readers: int,
-    timeout_s: float,
+    overrides: dict[str, Any],
 ) -> None:
     """Run the whole system end to end on the embedded defaults and write the evaluation report.
 
@@ -122,24 +71,11 @@ def demo(
     """
     from gravity_core.logging import configure_logging
     from gravity_judge.report.summary import summary_text
-    from gravity_stack.demo import DemoOptions, run_demo
+    from gravity_stack.demo import run_demo
 
     configure_logging("WARNING", "json")
-    opts = DemoOptions(
-        out=out_dir,
-        reviews=reviews,
-        meta=meta,
-        demographics=demographics,
-        users=users or None,
-        min_reviews=min_reviews,
-        books_per_user=books_per_user,
-        train_steps=train_steps,
-        max_new_tokens=max_new_tokens,
-        judge_orders=judge_orders,
-        pref_align_books=pref_align_books,
-        items_per_trait=items_per_trait,
-        recovery_readers=recovery_readers,
-        timeout_s=timeout_s,
+    opts = apply_options(
+        DemoOptions(out=out_dir, reviews=reviews, meta=meta, demographics=demographics), **overrides
     )
     report = run_demo(opts, click.echo)
     click.echo("")

@@ -14,7 +14,6 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,9 @@ from gravity_core.errors import GravityError, Unavailable
 from gravity_core.options import deep_merge, nest_dotted
 from gravity_core.proto_io import write_jsonl
 from gravity_core.registry import service_names
-from gravity_core.sample import sample_dir
 from gravity_core.skips import SkipLog
 from gravity_stack import tomlwrite
+from gravity_stack.demo_options import DemoOptions
 from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import ServiceProcess, Supervisor
 from gravity_stack.timing import StageClock
@@ -45,38 +44,6 @@ REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 # barriers (thread_env's ``yielding``), so it trains on both once the generator has caught up.
 CO_LOCATED = {"generator": 2}
 YIELDING = frozenset({"trainer"})
-
-
-@dataclass
-class DemoOptions:
-    out: Path
-    reviews: Path | None = None
-    meta: Path | None = None
-    demographics: Path | None = None
-    users: int | None = 8
-    min_reviews: int = 20
-    books_per_user: int = 1
-    train_steps: int = 8
-    max_new_tokens: int = 160
-    judge_orders: int = 2
-    pref_align_books: int = 2
-    items_per_trait: int = 12
-    # Planted readers whose profiles are scored against their known truth at the end (gravity fidelity's
-    # recovery check, one line); 0 skips it.
-    recovery_readers: int = 2
-    timeout_s: float = 3600.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def files(self) -> tuple[Path, Path, Path | None]:
-        src = sample_dir()
-        reviews = self.reviews or src / "Books.jsonl"
-        meta = self.meta or src / "meta_Books.jsonl"
-        demo = (
-            self.demographics
-            if self.demographics is not None
-            else (src / "demographics.csv" if self.reviews is None else None)
-        )
-        return reviews, meta, demo
 
 
 def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: Path) -> dict[str, Any]:
@@ -166,7 +133,7 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
     reviews, meta, demographics = opts.files()
     clock = StageClock(echo)
     services = service_names()
-    readers = float(opts.users or 8)
+    readers = float(opts.readers or 8)
     clock.plan("broker", "starting the embedded Kafka-compatible broker")
     clock.plan("services", f"starting services ({', '.join(services)}); the profiler first")
     clock.plan("ingest", "streaming the reviews into the profiler (gRPC IngestRecords)")
@@ -267,7 +234,7 @@ def _run(
     ):
         with clock.step("ingest") as note:
             users = (
-                choose_users(reviews, demographics, opts.users, opts.min_reviews) if demographics else None
+                choose_users(reviews, demographics, opts.readers, opts.min_reviews) if demographics else None
             )
             wanted = set(users) if users else None
             result = profiler.ingest(

@@ -8,11 +8,14 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gravity_core.cli.common import CliContext, pass_cli
+from gravity_core.cli.settings_options import settings_options
 from gravity_core.errors import ConfigError
+from gravity_study.settings import StudySettings
 
 
 @click.group()
@@ -47,15 +50,11 @@ def _serve(app, sock: socket.socket) -> None:
 
 
 @study.command()
-@click.option("--host", default=None, help="Listen address (study.host, default 127.0.0.1).")
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=None, help="Listen port (study.port, default 8050)."
-)
-@click.option("--data-dir", default=None, help="Database and cohort files (study.data_dir).")
+@settings_options(StudySettings, "study", "host", "port", "data_dir")
 @pass_cli
-def serve(cli: CliContext, host: str | None, port: int | None, data_dir: str | None) -> None:
+def serve(cli: CliContext, overrides: dict[str, Any]) -> None:
     """Run the study app until Ctrl-C (administrator password: study.admin_token / GRAVITY_STUDY__ADMIN_TOKEN)."""
-    settings, cfg = _settings(cli, **{"study.host": host, "study.port": port, "study.data_dir": data_dir})
+    settings, cfg = _settings(cli, **{f"study.{name}": value for name, value in overrides.items()})
     if cfg.admin_token is None or not cfg.admin_token.get_secret_value():
         raise ConfigError(
             "study.admin_token is not set: the administrator pages need a password "

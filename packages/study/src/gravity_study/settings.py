@@ -28,13 +28,15 @@ class EmbeddedTraining(BaseModel):
 class StudySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Where the database (SQLite by default), the cohorts' pairs and adapters, and exports live.
-    # Empty means $GRAVITY_HOME/study.
-    data_dir: str = ""
+    data_dir: str = Field(
+        "",
+        description="The database (SQLite by default), the cohorts' pairs and adapters, and exports; "
+        "empty = $GRAVITY_HOME/study",
+    )
     # Any SQLAlchemy URL (postgresql+psycopg://..., mysql+pymysql://...); empty = SQLite in data_dir.
     database_url: SecretStr | None = None
-    host: str = "127.0.0.1"
-    port: int = Field(default=8050, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="Listen address")
+    port: int = Field(default=8050, ge=0, le=65535, description="Listen port (0 = any free port)")
     # The address participants reach (links on the admin page); empty = http://host:port.
     public_url: str = ""
     # The administrator's password/token. Never logged; required by `gravity study serve`.
