@@ -77,3 +77,30 @@ def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) 
         "OMP_WAIT_POLICY": "PASSIVE",
     }
     assert thread_env(2, environ={"OMP_NUM_THREADS": "3"}, yielding=True) == {}
+
+
+def test_collecting_finished_descriptions_keeps_the_progress_already_reached() -> None:
+    """Most descriptions are done long before the last adapter's: collecting them in order must not restart
+    the progress (and the estimate) from zero."""
+    from concurrent.futures import Future
+
+    from gravity_stack.demo import collect_descriptions
+
+    clock = StageClock(lambda line: None)
+    clock.plan("generation", "generation", units=24)
+    clock.begin("generation")
+    work: list[Future] = []
+    for k in range(24):
+        future: Future = Future()
+        future.set_result(k)
+        work.append(future)
+    seen: list[float] = []
+    original = clock.set_progress
+
+    def record(name: str, done: float, total: float) -> None:
+        seen.append(done / total)
+        original(name, done, total)
+
+    clock.set_progress = record  # type: ignore[method-assign]
+    assert collect_descriptions(work, clock) == list(range(24))
+    assert seen and min(seen) == 1.0

@@ -380,13 +380,25 @@ def _pairs_training_and_generation(
             if time.monotonic() > deadline:
                 raise Unavailable(f"timed out after {opts.timeout_s:.0f}s waiting for the adapters")
             time.sleep(2.0)
-        rows = []
-        for future in work:
-            rows.append(future.result())
-            clock.set_progress("generation", len(rows), len(work))
-            if len(rows) % 8 == 0 or len(rows) == len(work):
-                clock.note(f"descriptions {len(rows)}/{len(work)}{clock.eta_text()}")
+        rows = collect_descriptions(work, clock, reported=done)
     clock.end("generation")
+    return rows
+
+
+def collect_descriptions(
+    work: list[Future[judge_pb2.Generation]], clock: StageClock, reported: int = 0
+) -> list[judge_pb2.Generation]:
+    """The descriptions in submission order, reporting progress as requests finish. Progress counts every
+    finished request, not those collected so far: most are done long before the last adapter's, and counting
+    from zero again made the estimate jump to an hour."""
+    rows = []
+    for future in work:
+        rows.append(future.result())
+        done = sum(f.done() for f in work)
+        clock.set_progress("generation", done, len(work))
+        if done - reported >= 8 or (done == len(work) and reported < done):
+            reported = done
+            clock.note(f"descriptions {done}/{len(work)}{clock.eta_text()}")
     return rows
 
 
