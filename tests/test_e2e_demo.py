@@ -60,7 +60,7 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
     # the time table at the end, and estimates of the time left once a stage has finished
     stages = json.loads((out / "timing.json").read_text(encoding="utf-8"))["stages"]
     assert list(stages) == [
-        "broker", "services", "ingest", "profiling", "pairs+training", "generation", "judging", "recovery"
+        "broker", "services", "ingest", "profiling", "pairs+training", "generation", "recovery", "judging"
     ]  # fmt: skip
     # the closing recovery line: a planted reader's profile scored against its truth, beside the baselines
     assert re.search(r"recovery on 1 planted readers \(.+\): stance macro-F1 \S+ \(majority", proc.stdout)

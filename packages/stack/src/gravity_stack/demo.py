@@ -148,18 +148,19 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
         "personalizing descriptions (gRPC Generator): prompt-only methods while the adapters train",
         readers * opts.books_per_user * 9,
     )
+    if opts.recovery_readers:
+        clock.plan(
+            "recovery",
+            "profiler recovery on planted readers with a known truth (gravity fidelity), beside the last "
+            "descriptions",
+            float(opts.recovery_readers),
+        )
     clock.plan(
         "judging",
         "judging (gRPC Judge, paper and debiased protocols: top-1 win rate, preference gain, "
         "interestingness, similarity)",
         readers * opts.books_per_user,
     )
-    if opts.recovery_readers:
-        clock.plan(
-            "recovery",
-            "profiler recovery on planted readers with a known truth (gravity fidelity)",
-            float(opts.recovery_readers),
-        )
     with clock.step("broker") as note:
         broker = EmbeddedBroker(log_path=out / "logs" / "broker.log").start()
         note(f"broker at {broker.bootstrap}")
@@ -279,9 +280,33 @@ def _run(
         for process in supervisor:
             process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
 
-        generations = _pairs_training_and_generation(
-            opts, meta, result.cohort_id, accepted, profiles, pairgen, trainer, generator, clock, watch
-        )
+        # The recovery check starts once every adapter is live: the generator then finishes the last
+        # adapter's descriptions on its share of the cores, and the other share would sit idle.
+        background = ThreadPoolExecutor(max_workers=1)
+        recovery: list[Future[str]] = []
+
+        def start_recovery() -> None:
+            if opts.recovery_readers and not recovery:
+                recovery.append(
+                    background.submit(_recovery, clock, settings, out / "fidelity", opts.recovery_readers)
+                )
+
+        try:
+            generations = _pairs_training_and_generation(
+                opts,
+                meta,
+                result.cohort_id,
+                accepted,
+                profiles,
+                pairgen,
+                trainer,
+                generator,
+                clock,
+                watch,
+                when_trained=start_recovery,
+            )
+        finally:
+            background.shutdown(wait=False)
         generations_path = out / "generations.jsonl"
         write_jsonl(generations, generations_path)
         clock.note(f"{len(generations)} rows -> {generations_path}")
@@ -301,20 +326,25 @@ def _run(
 
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     report["_readers"] = len(accepted)
-    if opts.recovery_readers:
-        with clock.step("recovery") as note:
-            report["_recovery"] = _recovery_line(settings, out / "fidelity", opts.recovery_readers)
-            note(report["_recovery"])
+    if recovery:
+        report["_recovery"] = recovery[0].result()
     return report
 
 
-def _recovery_line(settings: Any, out: Path, readers: int) -> str:
+def _recovery(clock: StageClock, settings: Any, out: Path, readers: int) -> str:
     """The real profiler library on small planted readers, scored against their truth (not the demo's readers,
-    whose true profiles nobody knows)."""
+    whose true profiles nobody knows). It runs beside the generator's last descriptions, on one thread: a
+    second would spin against the generator's and slow both."""
+    import torch
+
     from gravity_fidelity.report import recovery_line
     from gravity_fidelity.steps import quick_recovery
 
-    return recovery_line(quick_recovery(settings, out, readers=readers))
+    torch.set_num_threads(1)
+    with clock.step("recovery") as note:
+        line = recovery_line(quick_recovery(settings, out, readers=readers))
+        note(line)
+    return line
 
 
 def _pairs_training_and_generation(
@@ -328,10 +358,11 @@ def _pairs_training_and_generation(
     generator: GeneratorClient,
     clock: StageClock,
     watch: Callable[[], None],
+    when_trained: Callable[[], None] = lambda: None,
 ) -> list[judge_pb2.Generation]:
     """Pairs, training and generation, overlapped: once the cohort's manifest names every reader's held-out
     books, the prompt-only methods are generated while the adapters train, and each adapter method as soon
-    as its adapter is live in the generator."""
+    as its adapter is live in the generator; ``when_trained`` is called once every adapter is live."""
     catalog = Catalog.open(meta, SkipLog())
     clock.begin("pairs+training")
     manifest: DatasetManifest | None = None
@@ -366,6 +397,7 @@ def _pairs_training_and_generation(
             all_live = all(a in live for a in REQUIRED_ADAPTERS)
             if all_live and not clock.finished("pairs+training"):
                 clock.end("pairs+training")
+                when_trained()
             done = sum(f.done() for f in work)
             clock.set_progress("pairs+training", *_training_progress(manifest, live, len(accepted)))
             if targets is not None:
