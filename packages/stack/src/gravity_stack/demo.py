@@ -288,7 +288,7 @@ def _run(
         def start_recovery() -> None:
             if opts.recovery_readers and not recovery:
                 recovery.append(
-                    background.submit(_recovery, clock, settings, out / "fidelity", opts.recovery_readers)
+                    background.submit(_recovery, clock, config_path, out / "fidelity", opts.recovery_readers)
                 )
 
         try:
@@ -331,16 +331,14 @@ def _run(
     return report
 
 
-def _recovery(clock: StageClock, settings: Any, out: Path, readers: int) -> str:
+def _recovery(clock: StageClock, config_path: Path, out: Path, readers: int) -> str:
     """The real profiler library on small planted readers, scored against their truth (not the demo's readers,
     whose true profiles nobody knows). It runs beside the generator's last descriptions, on one thread: a
     second would spin against the generator's and slow both."""
-    import torch
-
     from gravity_fidelity.report import recovery_line
     from gravity_fidelity.steps import quick_recovery
 
-    torch.set_num_threads(1)
+    settings = load_settings(config_path, env={}, overrides={"llm.defaults.threads": 1})
     with clock.step("recovery") as note:
         line = recovery_line(quick_recovery(settings, out, readers=readers))
         note(line)
