@@ -1,20 +1,18 @@
 """Progress of a training run: one line per logging step, and JSON events for the service to stream.
 
 Events go to any number of sinks (the terminal, a JSON Lines file the service tails, a test's list). Only the
-main process of a distributed run reports.
+main process of a distributed run reports. Nothing here imports the training stack: the service reads these
+events without torch (the Trainer callback that writes them is in progress_callback.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from transformers import TrainerCallback
 
 # The metrics a progress line shows, in order, with short labels.
 _LINE_KEYS = (
@@ -90,27 +88,3 @@ class Reporter:
 
     def phase(self, message: str, **kw: Any) -> None:
         self.emit(ProgressEvent("phase", message=message, **kw))
-
-
-def _numeric(logs: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in logs.items() if isinstance(v, int | float) and math.isfinite(float(v))}
-
-
-class ProgressCallback(TrainerCallback):
-    """Turns the Trainer's logs into progress events."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    def on_log(
-        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
-    ) -> None:
-        if not state.is_world_process_zero or not logs:
-            return
-        metrics = _numeric(logs)
-        if "train_runtime" in metrics:  # the end-of-training summary, reported by the run itself
-            return
-        kind = "eval" if any(k.startswith("eval_") for k in metrics) else "log"
-        self.reporter.emit(
-            ProgressEvent(kind, state.global_step, state.max_steps, float(state.epoch or 0.0), metrics)
-        )

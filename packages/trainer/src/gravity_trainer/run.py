@@ -20,7 +20,8 @@ from gravity_trainer.checkpoints import checkpoint_step, last_checkpoint
 from gravity_trainer.data import filter_by_length, limit_to_steps, load_pair_set, materialize, split_rows
 from gravity_trainer.model_loading import load_model, load_tokenizer
 from gravity_trainer.preflight import RUN_STATE, WORK_DIR, OutState, pick_hardware, use_gradient_checkpointing
-from gravity_trainer.progress import ProgressCallback, Reporter
+from gravity_trainer.progress import Reporter
+from gravity_trainer.progress_callback import ProgressCallback
 from gravity_trainer.request import (
     PreparedRun,
     TrainOutcome,
