@@ -165,8 +165,8 @@ def test_shard_ref_to_adapter_ref_and_grpc(
         running.stop()
 
 
-def _processes_awaiting_runs() -> list[int]:
-    from gravity_trainer.warm import AWAIT_RUN
+def _zygotes() -> list[int]:
+    from gravity_trainer.warm import FORK_RUNS
 
     found = []
     for proc in Path("/proc").iterdir():
@@ -174,18 +174,18 @@ def _processes_awaiting_runs() -> list[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if AWAIT_RUN.encode() in argv and b"gravity_trainer.launch" in argv:
+        if FORK_RUNS.encode() in argv and b"gravity_trainer.launch" in argv:
             found.append(int(proc.name))
     return found
 
 
 @pytest.mark.broker
 @pytest.mark.model
-def test_a_run_waiting_in_the_queue_gets_a_process_that_has_already_imported(
+def test_runs_are_forked_from_one_process_that_imported_once(
     broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path]
 ) -> None:
-    """gravity_trainer.warm: while one run works, the next queued one's process imports the training stack;
-    it then writes to its own run's log, and no spare outlives the service."""
+    """gravity_trainer.warm: every run gets a process of its own, forked from the one zygote that imported the
+    training stack; each run writes to its own log, and the zygote does not outlive the service."""
     settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
     store = ArtifactStore.from_settings(settings)
     pairs = _dataset_in_store(make_pairs, store)
@@ -195,22 +195,24 @@ def test_a_run_waiting_in_the_queue_gets_a_process_that_has_already_imported(
     channel = make_channel(running.target)
     stub = training_pb2_grpc.TrainerServiceStub(channel)
     worker = running.service.worker  # type: ignore[attr-defined]
+    seen: list[tuple[int, bool, int]] = []  # (run pid, forked by the zygote, zygote pid)
     try:
         wait_for_serving(channel, timeout_s=120)
         runs = [stub.Submit(training_pb2.SubmitRequest(dataset=d, recipe="gravity-dpo")) for d in datasets]
-        first = list(stub.Status(training_pb2.StatusRequest(run_id=runs[0].run_id), timeout=300))[-1]
-        assert first.state == training_pb2.RUN_STATE_FAILED
-        first_child = worker.last_child
-        second = list(stub.Status(training_pb2.StatusRequest(run_id=runs[1].run_id), timeout=300))[-1]
-        # the reason comes from the run's log: the warm process wrote there, not to the spare's /dev/null
-        assert second.state == training_pb2.RUN_STATE_FAILED
-        assert "does not match its manifest checksum" in second.message
-        assert first_child is not None and not first_child[1]  # nothing was waiting before the first run
-        assert worker.last_child[1] and worker.last_child[0] != first_child[0]
+        for run in runs:
+            final = list(stub.Status(training_pb2.StatusRequest(run_id=run.run_id), timeout=300))[-1]
+            # the reason comes from the run's own log, written by the forked process
+            assert final.state == training_pb2.RUN_STATE_FAILED
+            assert "does not match its manifest checksum" in final.message
+            assert worker.last_child is not None and worker._zygote is not None
+            seen.append((*worker.last_child, worker._zygote.pid))
+        assert _zygotes() == [seen[0][2]]
     finally:
         channel.close()
         running.stop()
-    assert worker._spare is None and not _processes_awaiting_runs()
+    assert [forked for _, forked, _ in seen] == [True, True]
+    assert seen[0][0] != seen[1][0] and seen[0][2] == seen[1][2]  # a process per run, one zygote for both
+    assert worker._zygote is None and not _zygotes()
 
 
 def test_runs_survive_a_restart(tmp_path: Path) -> None:

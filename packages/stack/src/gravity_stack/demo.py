@@ -95,6 +95,8 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "trainer": TrainerSettings(
             recipe_for_dataset={d: names.RECIPE_FOR_DATASET[d] for d in REQUIRED_ADAPTERS},
             overrides={names.RECIPE_FOR_DATASET[d]: dict(train_overrides) for d in REQUIRED_ADAPTERS},
+            # the first run is queued about a minute in: its imports are done by then
+            warm_on_start=True,
         ),
         # http_port 0: any free port (logged as http_started), so parallel stacks never collide on 8000
         "generator": GeneratorSettings(

@@ -11,16 +11,18 @@ from __future__ import annotations
 import sys
 
 from gravity_core.cli.main import main as gravity_main
-from gravity_trainer.warm import AWAIT_RUN, await_run
+from gravity_trainer.warm import FORK_RUNS, serve_forks
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == [AWAIT_RUN]:  # the trainer service's spare process (see gravity_trainer.warm)
-        handed = await_run()
-        if handed is None:
-            return
-        args = handed
+    if args[:1] == [FORK_RUNS]:  # the trainer service's zygote (see gravity_trainer.warm)
+        serve_forks(train)
+        return
+    train(args)
+
+
+def train(args: list[str]) -> None:
     gravity_main(["train", *args])
 
 

@@ -93,7 +93,7 @@ class TrainerService:
         recovered = self.app.runs.recover()
         if recovered:
             log.info("runs_recovered", runs=[r.run_id for r in recovered])
-        self.worker.start()
+        self.worker.start(warm_now=self.app.section.warm_on_start)
         self.loop = ConsumerLoop(
             self.bus, self.settings.kafka.topics.shards, GROUP, pairs_pb2.ShardRef, self._on_shard
         )

@@ -1,11 +1,17 @@
-"""A training process started before its run is known, so a run does not wait for the training stack's imports.
+"""One process imports the training stack once and forks a process for every run (a zygote).
 
-Importing torch, transformers, PEFT and TRL takes about 20-25 s of one core on a 2-core machine (measured:
-`import torch, transformers, peft, trl` 24 s), paid by every run in its fresh process — a third of a
-demo-sized run. The worker keeps one spare process that has done those imports and waits on stdin for a run:
-one JSON line with the run's ``gravity train`` arguments and its log file. The run still gets a process of its
-own (memory back after every run, a crash never takes the service down). When the service stops first the
-spare reads end-of-file and exits; a spare that died is replaced by a fresh process, as without it.
+Importing torch, transformers, PEFT and TRL takes about 25 s of one core on a 2-core machine (measured:
+`import trl; trl.DPOTrainer` 29 s), and a fresh process per run pays it every time — a third of a demo-sized run,
+and, for the runs queued behind the first, CPU taken from the run that is training. The zygote pays it once: it
+imports, then waits on stdin for runs (one JSON line each: the run's ``gravity train`` arguments and its log
+file), forks a child per run and reports the child's pid and, when it ends, its exit status on stdout. A run
+still gets a process of its own (memory back after every run; a crash never takes the service or the zygote
+down). Forking is safe here because the zygote never computes: no OpenMP pool or other worker threads exist
+to be lost in the child (PyTorch's DataLoader forks its workers the same way).
+
+When the service closes the zygote's stdin it exits once its current run (which the service terminates first)
+has ended; a zygote that died is replaced by a fresh one, and a run the zygote cannot take starts in a fresh
+process as before.
 """
 
 from __future__ import annotations
@@ -15,63 +21,184 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO
 
-AWAIT_RUN = "--await-run"
-
-
-def spawn_spare(env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """``python -m gravity_trainer.launch --await-run``: imports now, runs what ``hand_over`` sends later."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "gravity_trainer.launch", AWAIT_RUN],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(env),
-        start_new_session=True,
-    )
+FORK_RUNS = "--fork-runs"
 
 
-def hand_over(spare: subprocess.Popen[bytes], argv: list[str], log_file: Path) -> bool:
-    """Give the spare its run; False when it is gone (the caller starts a fresh process instead)."""
-    if spare.poll() is not None or spare.stdin is None:
-        return False
-    request = json.dumps({"argv": argv, "log_file": str(log_file)}) + "\n"
-    try:
-        spare.stdin.write(request.encode("utf-8"))
-        spare.stdin.close()
-    except (BrokenPipeError, OSError, ValueError):
-        return False
-    return True
+class ForkedRun:
+    """A run forked by the zygote, with the part of ``subprocess.Popen`` the worker uses."""
+
+    def __init__(self, pid: int, zygote: Zygote) -> None:
+        self.pid = pid
+        self._zygote = zygote
+
+    def poll(self) -> int | None:
+        return self._zygote.exit_status(self.pid)
+
+    def wait(self, timeout: float | None = None) -> int:
+        status = self._zygote.wait_exit(self.pid, timeout)
+        if status is None:
+            raise subprocess.TimeoutExpired(f"training run {self.pid}", timeout or 0.0)
+        return status
 
 
-def dismiss(spare: subprocess.Popen[bytes]) -> None:
-    """Let an unused spare go: it reads end-of-file and exits."""
-    if spare.stdin is not None and not spare.stdin.closed:
-        with contextlib.suppress(OSError):
-            spare.stdin.close()
-    try:
-        spare.wait(10)
-    except subprocess.TimeoutExpired:
-        spare.kill()
-        spare.wait(5)
+class Zygote:
+    """The service's handle on the zygote process."""
 
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gravity_trainer.launch", FORK_RUNS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(env),
+            start_new_session=True,
+        )
+        self._changed = threading.Condition()
+        self._forked: list[int] = []
+        self._exits: dict[int, int] = {}
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_replies, name="trainer-zygote", daemon=True)
+        self._reader.start()
 
-def await_run() -> list[str] | None:
-    """In the spare: import the training stack, then wait for the run; None when told to exit."""
-    preload()
-    line = sys.stdin.readline()
-    if not line.strip():
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        with self._changed:
+            return not self._closed and self.process.poll() is None
+
+    def fork_run(self, argv: list[str], log_file: Path, timeout_s: float = 600.0) -> ForkedRun | None:
+        """Start a run in a child of the zygote; None when the zygote is gone (start a fresh process instead).
+
+        The timeout covers the zygote's imports when the first run arrives before they are done."""
+        if self.process.stdin is None or not self.alive():
+            return None
+        request = json.dumps({"argv": argv, "log_file": str(log_file)}) + "\n"
+        with self._changed:
+            before = len(self._forked)
+        try:
+            self.process.stdin.write(request.encode("utf-8"))
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return None
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._forked) > before or self._closed, timeout_s)
+            if len(self._forked) > before:
+                return ForkedRun(self._forked[before], self)
         return None
-    request = json.loads(line)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(request["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    return [str(arg) for arg in request["argv"]]
+
+    def exit_status(self, pid: int) -> int | None:
+        with self._changed:
+            if pid in self._exits:
+                return self._exits[pid]
+            # a zygote that died took its run with it (the run dies with its parent, see _become_run)
+            return -1 if self._closed else None
+
+    def wait_exit(self, pid: int, timeout_s: float | None) -> int | None:
+        with self._changed:
+            self._changed.wait_for(lambda: pid in self._exits or self._closed, timeout_s)
+        return self.exit_status(pid)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Let the zygote go: it reads end-of-file and exits (after the run it is waiting for, if any)."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self._reader.join(5)
+
+    def _read_replies(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            try:
+                reply = json.loads(line)
+                pid = int(reply["pid"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            with self._changed:
+                if "exit" in reply:
+                    self._exits[pid] = int(reply["exit"])
+                else:
+                    self._forked.append(pid)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+def serve_forks(run: Callable[[list[str]], None], stdin: IO[str] | None = None) -> None:
+    """In the zygote: import the training stack, then fork ``run(argv)`` for every request until end-of-file."""
+    # the replies get a descriptor of their own; whatever an import prints to stdout goes nowhere
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    preload()
+    requests = sys.stdin if stdin is None else stdin
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            replies.close()
+            _become_run(run, [str(arg) for arg in request["argv"]], Path(request["log_file"]))
+        replies.write(json.dumps({"pid": pid}) + "\n")
+        replies.flush()
+        _, status = os.waitpid(pid, 0)
+        replies.write(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}) + "\n")
+        replies.flush()
+
+
+def _become_run(run: Callable[[list[str]], None], argv: list[str], log_file: Path) -> None:
+    """In the forked child: a session of its own (the service stops it with its process group), output to the
+    run's log, the zygote's pipes closed, death with the zygote; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        _die_with_parent()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the process ends with the run
+        code = 0
+        run(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """Linux: the run gets SIGTERM when the zygote dies, so no run outlives the processes that track it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def preload() -> None:

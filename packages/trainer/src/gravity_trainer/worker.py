@@ -31,9 +31,12 @@ from gravity_trainer.progress import ProgressEvent
 from gravity_trainer.publishing import publish_ref, store_adapter
 from gravity_trainer.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunRecord, RunStore
 from gravity_trainer.settings import TrainerSettings
-from gravity_trainer.warm import dismiss, hand_over, spawn_spare
+from gravity_trainer.warm import ForkedRun, Zygote
 
 log = get_logger(__name__)
+
+# A run's process: a child of the service, or of the zygote (the part of Popen both offer)
+RunProcess = subprocess.Popen[bytes] | ForkedRun
 
 
 class RunWorker:
@@ -57,15 +60,18 @@ class RunWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._child: subprocess.Popen[bytes] | None = None
+        self._child: RunProcess | None = None
         self._child_lock = threading.Lock()
-        self._spare: subprocess.Popen[bytes] | None = None
+        self._zygote: Zygote | None = None
         self.current: str | None = None
-        # pid of the last run's process and whether it was the warm spare (tests, logs)
+        # pid of the last run's process and whether the zygote forked it (tests, logs)
         self.last_child: tuple[int, bool] | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> RunWorker:
+    def start(self, warm_now: bool = False) -> RunWorker:
+        """``warm_now``: start the zygote's imports now rather than with the first run."""
+        if warm_now:
+            self._warm_zygote()
         self._thread = threading.Thread(target=self._loop, name="trainer-worker", daemon=True)
         self._thread.start()
         return self
@@ -84,9 +90,9 @@ class RunWorker:
         if self._thread is not None:
             self._thread.join(timeout_s)
         with self._child_lock:
-            spare, self._spare = self._spare, None
-        if spare is not None:
-            dismiss(spare)
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
 
     # ---------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -178,7 +184,7 @@ class RunWorker:
         return [*prefix, *self.run_arguments(record, out, progress_file)]
 
     def run_arguments(self, record: RunRecord, out: Path, progress_file: Path) -> list[str]:
-        """The run's ``gravity train`` options, whichever process runs them (a fresh one or the warm spare)."""
+        """The run's ``gravity train`` options, whichever process runs them (a fresh one or a fork of the zygote)."""
         cmd = [
             "--pairs",
             record.pairs_dir,
@@ -209,37 +215,34 @@ class RunWorker:
     def _environment(self) -> dict[str, str]:
         return dict(self.env if self.env is not None else os.environ)
 
-    def _renew_spare(self) -> None:
-        """While a run trains and another waits in the queue, start the waiting run's process (default
-        launcher, ``warm_start``): its imports overlap this run, and a service with nothing queued pays nothing."""
+    def _warm_zygote(self) -> Zygote | None:
+        """The zygote runs are forked from (default launcher, ``warm_start``), started on first use and replaced
+        when it died; None without one."""
         if self.section.launcher or not self.section.warm_start or self._stop.is_set():
-            return
+            return None
         with self._child_lock:
-            if self._spare is not None and self._spare.poll() is None:
-                return
-        if self.runs.next_queued() is None:
-            return
-        with self._child_lock:
-            self._spare = spawn_spare(self._environment())
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    log.warning("trainer_zygote_replaced", pid=self._zygote.pid)
+                    self._zygote.close(timeout_s=1.0)
+                self._zygote = Zygote(self._environment())
+            return self._zygote
 
-    def _start_child(
-        self, record: RunRecord, out: Path, progress_file: Path, log_file: Path
-    ) -> subprocess.Popen[bytes]:
-        with self._child_lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and hand_over(spare, self.run_arguments(record, out, progress_file), log_file):
-            self.last_child = (spare.pid, True)
-            child = spare
-        else:
-            with open(log_file, "ab") as log_out:
-                child = subprocess.Popen(
-                    self.command(record, out, progress_file),
-                    stdout=log_out,
-                    stderr=subprocess.STDOUT,
-                    env=self._environment(),
-                    start_new_session=True,
-                )
-            self.last_child = (child.pid, False)
+    def _start_child(self, record: RunRecord, out: Path, progress_file: Path, log_file: Path) -> RunProcess:
+        zygote = self._warm_zygote()
+        forked = zygote.fork_run(self.run_arguments(record, out, progress_file), log_file) if zygote else None
+        if forked is not None:
+            self.last_child = (forked.pid, True)
+            return forked
+        with open(log_file, "ab") as log_out:
+            child = subprocess.Popen(
+                self.command(record, out, progress_file),
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                start_new_session=True,
+            )
+        self.last_child = (child.pid, False)
         return child
 
     def _run_child(
@@ -249,14 +252,10 @@ class RunWorker:
         with self._child_lock:
             self._child = child
         tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
-        polls = 0
         while child.poll() is None:
             if self._stop.wait(0.5):
                 break
             tail.poll()
-            if polls % 4 == 0:
-                self._renew_spare()
-            polls += 1
         tail.poll()
         with self._child_lock:
             self._child = None
@@ -322,17 +321,7 @@ def _last_error(log_file: Path) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def _die_with_parent() -> None:
-    """Linux: the run gets SIGTERM when the service dies, so a restarted service never races an orphan."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _terminate(child: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _terminate(child: RunProcess, timeout_s: float) -> None:
     try:
         os.killpg(child.pid, signal.SIGTERM)
         child.wait(timeout_s)
