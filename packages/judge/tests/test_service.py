@@ -292,3 +292,24 @@ def test_personas_from_followed_profiles_and_skips_to_the_dlq(make_settings, bro
         bus.close()
     finally:
         running.stop(0.5)
+
+
+@pytest.mark.model
+def test_the_embedding_model_is_loaded_at_start_not_in_the_first_evaluation(
+    make_settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The similarity metric's model loads in the service's background load, after the judge model: on
+    2 cores its import and load took the demo's judging stage 8 of its 20 s."""
+    from gravity_core import embeddings
+
+    monkeypatch.setattr(embeddings, "_models", {})
+    settings = make_settings()
+    running = start_in_thread(JudgeService(settings), settings, port=0, poll_s=0.1)
+    try:
+        _stub(running)  # SERVING: the judge model is loaded
+        deadline = time.monotonic() + 300
+        while not embeddings._models and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert embeddings._models, "no embedding model was loaded without an evaluation"
+    finally:
+        running.stop(0.5)

@@ -24,6 +24,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus
 from gravity_core.bus.kafka import dead_letter
 from gravity_core.config import Settings
+from gravity_core.embeddings import Embedder
 from gravity_core.errors import ConfigError, Unavailable
 from gravity_core.grpc import check_deadline, require
 from gravity_core.identifiers import check_segment
@@ -83,6 +84,9 @@ class JudgeApp:
         log.info("profiles_loaded", count=len(loaded), skipped=skips.total, file=self.cfg.profiles_file)
 
     def load_llm(self) -> None:
+        """The judge model, then the similarity metric's sentence-embedding model (in the background thread
+        the service starts: on 2 cores its import and load take about 10 s of one core, which the first
+        evaluation would otherwise wait for)."""
         try:
             self._llm = judge_llm(self.settings)
         except Exception as exc:  # reported by ready() and every RPC, never a dead thread
@@ -90,6 +94,10 @@ class JudgeApp:
             log.error("judge_model_failed", error=self._llm_error)
         finally:
             self.llm_loaded.set()
+        try:
+            Embedder(self.settings.embedding)  # cached process-wide; evaluations get this one
+        except Exception as exc:  # the evaluation that needs it raises the same error to its caller
+            log.warning("embedding_model_not_loaded", error=f"{type(exc).__name__}: {exc}")
 
     def model_ready(self) -> bool:
         return self.llm_loaded.is_set() and self._llm is not None
