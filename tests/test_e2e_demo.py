@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -67,4 +68,22 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert (out / "fidelity" / "recovery.json").is_file()
     assert "where the time went:" in proc.stdout and all(f"\n{name} " in proc.stdout for name in stages)
     assert "left, estimated)" in proc.stdout
+    # the generator and the judge start once the profiles are published: their loads would slow the profiler
+    published = max(_logged_at(out / "logs" / "profiler.log", "profile_published"))
+    for name in ("generator", "judge"):
+        assert min(_logged_at(out / "logs" / f"{name}.log", "grpc_started")) > published, name
     assert not processes_mentioning(str(out)), "processes outlived the demo"
+
+
+def _logged_at(log: Path, event: str) -> list[datetime]:
+    """When a service's JSON log recorded ``event`` (other lines, e.g. a model loader's progress bar, skipped)."""
+    times = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == event:
+            times.append(datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")))
+    assert times, f"{log.name} never logged {event}"
+    return times

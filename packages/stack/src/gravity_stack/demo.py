@@ -44,6 +44,10 @@ REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 # barriers (thread_env's ``yielding``), so it trains on both once the generator has caught up.
 CO_LOCATED = {"generator": 2}
 YIELDING = frozenset({"trainer"})
+# Started once the profiles are published: the generator's first descriptions wait for the cohort's held-out
+# books and the judge for every description, and their imports and model loads (about 30 s of one core each)
+# would otherwise share the cores with the profiler, the stage everything else waits for.
+DEFERRED = ("generator", "judge")
 
 
 def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: Path) -> dict[str, Any]:
@@ -210,17 +214,21 @@ def _run(
                     f"{process.name} exited unexpectedly; last log lines:\n{process.log_tail()}"
                 )
 
+    def start(name: str) -> None:
+        process = ServiceProcess.serve(
+            name,
+            config_path,
+            out / "logs",
+            grpc_settings,
+            co_located=CO_LOCATED.get(name, 1),
+            yielding=name in YIELDING,
+        )
+        supervisor.add(process).start()
+
     with clock.step("services") as note:
         for name in services:
-            process = ServiceProcess.serve(
-                name,
-                config_path,
-                out / "logs",
-                grpc_settings,
-                co_located=CO_LOCATED.get(name, 1),
-                yielding=name in YIELDING,
-            )
-            supervisor.add(process).start()
+            if name not in DEFERRED:
+                start(name)
         # Profiling needs only the profiler; the others finish loading while it works (their topics wait).
         supervisor["profiler"].wait_serving(timeout_s=600, grpc_settings=grpc_settings)
         note(f"profiler SERVING on {supervisor['profiler'].target}")
@@ -271,7 +279,7 @@ def _run(
                         serving.add(process.name)
                 return len(profiles) == len(accepted), (
                     f"profiles published: {len(profiles)}/{len(accepted)}; "
-                    f"services SERVING: {len(serving)}/{len(services)}{clock.eta_text()}"
+                    f"services SERVING: {len(serving)}/{len(services) - len(DEFERRED)}{clock.eta_text()}"
                 )
 
             _wait(profiles_ready, note, opts.timeout_s, "profiles", watch)
@@ -279,8 +287,11 @@ def _run(
                 f"unreadable: {sum(p.evidence.unreadable_stances for p in profiles.values())} stances, "
                 f"{sum(p.evidence.unreadable_items for p in profiles.values())} items across {len(profiles)} readers"
             )
+        for name in DEFERRED:
+            start(name)
         for process in supervisor:
-            process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
+            if process.name not in DEFERRED:
+                process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
 
         # The recovery check starts once every adapter is live: the generator then finishes the last
         # adapter's descriptions on its share of the cores, and the other share would sit idle.
@@ -306,6 +317,7 @@ def _run(
                 clock,
                 watch,
                 when_trained=start_recovery,
+                generator_serving=_once_true(lambda: supervisor["generator"].serving(grpc_settings)),
             )
         finally:
             background.shutdown(wait=False)
@@ -314,6 +326,7 @@ def _run(
         clock.note(f"{len(generations)} rows -> {generations_path}")
 
         with clock.step("judging") as note:
+            supervisor["judge"].wait_serving(timeout_s=600, grpc_settings=grpc_settings)
             final = judge.evaluate(
                 generations,
                 report_name=f"demo-{result.cohort_id}".replace("/", "-"),
@@ -347,6 +360,18 @@ def _recovery(clock: StageClock, config_path: Path, out: Path, readers: int) -> 
     return line
 
 
+def _once_true(check: Callable[[], bool]) -> Callable[[], bool]:
+    """``check``, asked again only until it first passes (a service that is SERVING stays so for the demo)."""
+    passed = False
+
+    def checked() -> bool:
+        nonlocal passed
+        passed = passed or check()
+        return passed
+
+    return checked
+
+
 def _pairs_training_and_generation(
     opts: DemoOptions,
     meta: Path,
@@ -359,10 +384,12 @@ def _pairs_training_and_generation(
     clock: StageClock,
     watch: Callable[[], None],
     when_trained: Callable[[], None] = lambda: None,
+    generator_serving: Callable[[], bool] = lambda: True,
 ) -> list[judge_pb2.Generation]:
     """Pairs, training and generation, overlapped: once the cohort's manifest names every reader's held-out
-    books, the prompt-only methods are generated while the adapters train, and each adapter method as soon
-    as its adapter is live in the generator; ``when_trained`` is called once every adapter is live."""
+    books (and the generator, started after profiling, is SERVING), the prompt-only methods are generated while
+    the adapters train, and each adapter method as soon as its adapter is live in the generator;
+    ``when_trained`` is called once every adapter is live."""
     catalog = Catalog.open(meta, SkipLog())
     clock.begin("pairs+training")
     manifest: DatasetManifest | None = None
@@ -375,10 +402,11 @@ def _pairs_training_and_generation(
         while True:
             watch()
             manifest = pairgen.get_manifest(cohort_id) or manifest
-            methods = generator.list_methods()
+            methods = generator.list_methods() if generator_serving() else []
             live = {names.method_name(m) for m in methods if m.available and m.requires_adapter}
             if (
                 targets is None
+                and methods
                 and manifest is not None
                 and all(manifest.complete(d) for d in REQUIRED_ADAPTERS)
             ):
