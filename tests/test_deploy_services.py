@@ -184,6 +184,8 @@ def _boot_probe_stop(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=pod["terminationGracePeriodSeconds"])
         assert code == 0, f"{service} exited {code} on SIGTERM\n{_tail(log_path)}"
+        # the process skips the interpreter's teardown (cli.main.exit_now), but not its last log lines
+        assert "grpc_stopped" in log_path.read_text(encoding="utf-8", errors="replace"), _tail(log_path)
     finally:
         if proc.poll() is None:
             proc.kill()

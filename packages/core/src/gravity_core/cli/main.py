@@ -11,6 +11,8 @@ Subcommand modules import heavy libraries (torch, transformers) lazily so ``grav
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -91,8 +93,22 @@ class ServeGroup(click.Group):
                     f"service {name!r} failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
             run_service(cli.settings, port)
+            exit_now()
 
         return serve_one
+
+
+def exit_now(code: int = 0) -> None:
+    """End a service process once it has shut down gracefully, skipping the interpreter's teardown.
+
+    By then the service has stopped serving, closed its Kafka clients and written its files; what is left is
+    freeing the model stack's objects one by one, which took a stopped service 4 s (2 s of CPU) on 2 cores —
+    five at once at the end of every demo."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 @click.group(
