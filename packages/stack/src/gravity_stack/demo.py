@@ -55,6 +55,7 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
     from each package's typed settings so a wrong key or value fails here, not in a child process."""
     from gravity_core.config import (
         ArtifactSettings,
+        CacheSettings,
         EvaluationSettings,
         GrpcSettings,
         KafkaSettings,
@@ -84,6 +85,10 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         ),
         "grpc": GrpcSettings(host="127.0.0.1", ports=ports),
         "artifacts": ArtifactSettings(root=str(out / "artifacts")),
+        # A response cache of the run's own: the shared one would answer a repeated demo's profiling, prompt-only
+        # descriptions and ratings from earlier runs, and the time it prints would not be a first run's.
+        # Re-running into the same --out reuses it.
+        "cache": CacheSettings(path=str(out / "llm-cache.sqlite")),
         "logging": LoggingSettings(level="INFO", format="json"),
         # pairgen holds these books out of training and records them; generation uses exactly them
         "evaluation": EvaluationSettings(books_per_user=opts.books_per_user),
