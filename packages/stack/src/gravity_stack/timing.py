@@ -3,8 +3,8 @@
 Stages may overlap (prompt-only methods are generated while the adapters train), so each stage records its own
 start and end on the run's clock; the table shows both, and the total is the wall time, not the sum.
 
-The estimate scales a reference run (``REFERENCE_S``: the root README's measured `gravity demo` on the bundled
-sample, 8 readers, quiet 2-core machine, overlapped schedule) by how fast this run has been so far: after the
+The estimate scales a reference run (``REFERENCE_S``: the root README's measured first `gravity demo` on the
+bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this run has been so far: after the
 stages done in ``d`` seconds against ``r`` in the reference, the stages not begun are expected to take ``d / r``
 times their reference; running stages that report progress are extrapolated from their own pace. Units of work
 scale it too (more readers, more descriptions). It is an estimate and printed as one.
@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
     "broker": 1.0,
-    "services": 10.0,
+    "services": 6.0,
     "ingest": 1.0,
-    "profiling": 9.0,  # per reader (70 s for 8)
-    "pairs+training": 65.0,  # per reader (519 s for 8; three adapters trained on the cohort)
-    "generation": 8.0,  # per description (572 s for 72, overlapping training)
-    "judging": 2.0,  # per (reader, book) (17 s for 8)
-    "recovery": 12.0,  # per planted reader (24 s for 2)
+    # a first run (empty response cache, README): 1,848 s in all
+    "profiling": 60.0,  # per reader (479 s for 8)
+    "pairs+training": 118.0,  # per reader (941 s for 8; three adapters trained on the cohort)
+    "generation": 10.8,  # per description (779 s for 72, overlapping training)
+    "judging": 44.5,  # per (reader, book) (356 s for 8)
+    "recovery": 46.5,  # per planted reader (93 s for 2)
 }
 
 
