@@ -152,6 +152,39 @@ def test_per_statement_protocol_agrees_with_shared_prefix(embedded_llm, sample_i
     assert per_tokens > 3 * shared_tokens
 
 
+def test_a_chunk_of_reviews_is_encoded_once_for_every_kind_of_question(embedded_llm, sample_inputs) -> None:
+    """Stance, Mini-IPIP and demographic contexts open with the same head (the chunk's reviews), so after the
+    statements the Mini-IPIP items and the demographic questions encode only their own instruction."""
+    user = sample_inputs[NO_GENDER]
+    [chunk] = _history(user, 1500, 400).chunks
+    head_tokens = embedded_llm.count_tokens(prompts.reviews_head(chunk))
+    demo = prompts.demographics_text("young", "", "USA")
+    infer_stances(
+        embedded_llm,
+        [prompts.stance_context(chunk, demo)],
+        load_seed_statements()[:2],
+        "shared-prefix",
+        ProfilerSettings(),
+    )
+
+    def tokens_for(context: str, questions: list[str], choices: tuple[str, ...]) -> int:
+        before = embedded_llm.usage.prompt_tokens
+        scores = embedded_llm.score_choices_shared_prefix(
+            [{"role": "user", "content": context}], questions, choices
+        )
+        assert all(s.usable for s in scores)
+        return embedded_llm.usage.prompt_tokens - before
+
+    ipip = tokens_for(prompts.ipip_context(chunk), ["Am the life of the party."], prompts.IPIP_CHOICES)
+    gender = tokens_for(
+        prompts.demographic_context(chunk),
+        [prompts.demographic_question("gender", ("male", "female"))],
+        ("male", "female"),
+    )
+    assert head_tokens > 200
+    assert ipip < head_tokens / 2 and gender < head_tokens / 2, (head_tokens, ipip, gender)
+
+
 def test_remote_endpoint_batches_statements_and_falls_back_per_statement(embedded_llm, sample_inputs) -> None:
     """The OpenAI 'batched' strategy against a real OpenAI-compatible HTTP server on the same model."""
     server = OpenAICompatServer(embedded_llm, model_name="smol").start()

@@ -1,10 +1,12 @@
 """The profiler's prompts (paper appendix B and Table 12).
 
-Every scoring prompt is one user turn laid out as ``context + question``: the context (instructions, one
-chunk of the review history, demographics) comes first and the per-item question last, so the long part is
-a prefix many questions can share (KV-cache reuse). The paper's stance prompt names the statement before the
-reviews; we keep its wording but move the statement after them, and both protocols use the identical text,
-so they differ only in how much work the model does, not in what it is asked.
+Every scoring prompt is one user turn laid out as ``context + question``, and every context begins with the
+same head (:func:`reviews_head`: one sentence and one chunk of the review history), so the long part is a
+prefix the stance, Mini-IPIP and demographic questions all share: encoded once per chunk (KV-cache reuse),
+then each kind adds only its instruction and questions. The paper's stance prompt names the statement and
+the demographic attributes before the reviews; we keep its wording but move both after them, and both
+stance protocols use the identical text, so they differ only in how much work the model does, not in what
+it is asked.
 
 The reviews are the user's own text, and untrusted: each prompt puts them between ``<reviews>`` and
 ``</reviews>`` after a note that they are data, not instructions, with every angle bracket inside them
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 
 from gravity_core import prompts as shared
 
-PROMPT_VERSION = "profiler-prompts-3"
+PROMPT_VERSION = "profiler-prompts-4"
 
 # Appendix B's labels, in the order they are offered. Each is scored by its first token ("no" stands
 # for "no support"), as the OpenAI backend does from first-token log-probabilities; the option list in
@@ -28,24 +30,20 @@ PROMPT_VERSION = "profiler-prompts-3"
 STANCE_LABELS = ("support", "no support", "neutral")
 STANCE_CHOICES = ("support", "no", "neutral")
 
-STANCE_INTRO = (
-    "You will be provided with a set of reviews a user has written as well as demographic attributes "
-    "including age, gender, and country."
-)
+# The sentence every context opens with (the paper's, up to where the stance prompt goes on about
+# demographics: that part follows the reviews, so the head is the same for every kind of question).
+READER_INTRO = "You will be provided with a set of reviews a user has written."
 STANCE_QUESTION = (
     "For the following statement, please select ONE of {'support', 'no support', 'neutral'} based on how "
     "well the statement reflects the user's beliefs."
 )
 
-IPIP_INTRO = "You will be provided with a set of reviews a user has written."
 IPIP_QUESTION = (
     "Based on these reviews, how accurately does the following phrase describe the user? Please select ONE "
     "of 1 (very inaccurate), 2 (moderately inaccurate), 3 (neither), 4 (moderately accurate), "
     "5 (very accurate)."
 )
 IPIP_CHOICES = ("1", "2", "3", "4", "5")
-
-DEMOGRAPHIC_INTRO = "You will be provided with a set of reviews a user has written."
 
 SUMMARIES_OPEN = "<summaries>"
 SUMMARIES_CLOSE = "</summaries>"
@@ -71,9 +69,17 @@ def _reviews(reviews: str) -> str:
     return "Here are the list of reviews:\n" + shared.reviews_block(reviews)
 
 
+def reviews_head(reviews: str) -> str:
+    """The start of every scoring context: identical for every kind of question on one chunk."""
+    return f"{READER_INTRO}\n{_reviews(reviews)}\n"
+
+
 def stance_context(reviews: str, demographics: str, question: str = STANCE_QUESTION) -> str:
     """Appendix B's stance prompt up to the statement (the part every statement shares)."""
-    return f"{STANCE_INTRO}\n{_reviews(reviews)}\nand demographic information: {demographics}.\n{question}\n"
+    return (
+        f"{reviews_head(reviews)}and demographic information, including age, gender, and country: "
+        f"{demographics}.\n{question}\n"
+    )
 
 
 def stance_question(statement: str) -> str:
@@ -96,7 +102,7 @@ def numbered_statements(statements: Sequence[str]) -> str:
 
 
 def ipip_context(reviews: str) -> str:
-    return f"{IPIP_INTRO}\n{_reviews(reviews)}\n{IPIP_QUESTION}\n"
+    return f"{reviews_head(reviews)}{IPIP_QUESTION}\n"
 
 
 def ipip_question(item: str) -> str:
@@ -105,7 +111,7 @@ def ipip_question(item: str) -> str:
 
 
 def demographic_context(reviews: str) -> str:
-    return f"{DEMOGRAPHIC_INTRO}\n{_reviews(reviews)}\n"
+    return reviews_head(reviews)
 
 
 def demographic_question(field: str, options: Sequence[str]) -> str:
