@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -13,6 +14,7 @@ from gravity_core.artifacts import ArtifactStore
 from gravity_core.bus import Bus
 from gravity_core.datasets import load_manifest, verify_shards
 from gravity_core.grpc import make_channel, wait_for_serving
+from gravity_core.llm import LLMClient
 from gravity_core.service import start_in_thread
 from gravity_pairgen.service import PairGenService
 
@@ -210,3 +212,53 @@ def test_cohorts_complete_despite_unusable_records_and_cannot_be_inflated(servic
     rejected = json.loads(store.path("datasets/c2/accounting.json").read_text())["rejected"]
     assert list(rejected.values()) == ["missing_user_id"]
     bus.close()
+
+
+class _CountingLLM:
+    """The real model, counting how many conversations each chat_batch call carries."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.batches: list[int] = []
+
+    def chat_batch(self, conversations: Any, params: Any) -> Any:
+        self.batches.append(len(conversations))
+        return self.llm.chat_batch(conversations, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+
+def test_profiles_arriving_together_get_their_pref_align_descriptions_in_one_batch(
+    broker, make_settings, sample_files, sample_catalog, embedder, embedded_llm, sample_profiles
+) -> None:
+    """Profiles read in one poll are prepared together: one generation call for every reader's PrefAlign
+    descriptions instead of one per reader, each of which leaves most of the model's batch empty."""
+    settings = make_settings(
+        broker=broker,
+        **{
+            "pairgen.datasets": ["pref-align"],
+            "pairgen.pref_align_min_books": 1,
+            "pairgen.pref_align_max_books": 1,
+            "pairgen.pref_align_max_tokens": 16,
+            "pairgen.meta": str(sample_files["meta_Books.jsonl"]),
+        },
+    )
+    bus = Bus(settings.kafka, "test")
+    refs_in = bus.consumer(settings.kafka.topics.shards, "shard-reader")
+    profiles = [_copy(p, cohort_id="c3", cohort_size=3) for p in sample_profiles[:3]]
+    for profile in profiles:  # all on the topic before pairgen reads it: one poll holds them
+        bus.publish(settings.kafka.topics.profiles, profile.user_id, profile)
+    counting = _CountingLLM(embedded_llm)
+    svc = PairGenService(settings, catalog=sample_catalog, embedder=embedder, llm=cast(LLMClient, counting))
+    running = start_in_thread(svc, settings, port=0)
+    try:
+        refs = drain(refs_in, pairs_pb2.ShardRef, 3, timeout_s=180)
+    finally:
+        running.stop()
+        refs_in.close()
+        bus.close()
+    assert {r.user_id for r in refs} == {p.user_id for p in profiles}
+    assert any(r.dataset_complete for r in refs)  # the last one handled (partitions interleave)
+    # 3 readers x 1 book x (aligned, misaligned), generated in one call
+    assert counting.batches == [6]

@@ -146,6 +146,25 @@ class PairGenApp:
             self.generator.run([build.pref_align], build.omissions)
         return builder.finish(build)
 
+    def prepare(self, profiles: list[profile_pb2.UserProfile]) -> None:
+        """Generate the PrefAlign descriptions of several profiles in one batch before they are handled one
+        by one (the consumer's ``prepare``): one reader's four descriptions leave most of the model's batch
+        empty. A profile that cannot be built is skipped here and rejected when it is handled."""
+        if self.generator is None or self.resources is None:
+            return
+        builder = PairBuilder(self.resources, self.cfg, self.plans)
+        jobs = []
+        for profile in profiles:
+            try:
+                build = builder.build(profile)
+            except RecordError:
+                continue
+            if build.pref_align is not None and build.pref_align.books:
+                jobs.append(build.pref_align)
+        if len(jobs) > 1:
+            generated = self.generator.prefetch(jobs)
+            log.info("pref_align_prefetched", profiles=len(jobs), descriptions=generated)
+
     def write_user(
         self,
         profile: profile_pb2.UserProfile,

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -100,6 +101,8 @@ class PrefAlignGenerator:
         self.params = GenerationParams(
             temperature=temperature, max_tokens=max_tokens, seed=seed if temperature > 0 else None
         )
+        # Descriptions generated ahead by :meth:`prefetch`, by conversation; :meth:`run` takes them out.
+        self._ahead: dict[str, str] = {}
 
     def conversations(self, job: PrefAlignJob) -> list[list[dict[str, str]]]:
         who = persona(job.profile)
@@ -111,22 +114,28 @@ class PrefAlignGenerator:
                 out.append([{"role": "user", "content": content}])
         return out
 
+    def prefetch(self, jobs: Sequence[PrefAlignJob]) -> int:
+        """Generate the descriptions of ``jobs`` now, in one batch, for later :meth:`run` calls that each hold
+        one of them (the service handles one profile at a time). What an earlier prefetch left unused is
+        dropped. Returns the descriptions generated."""
+        convos = [c for job in jobs for c in self.conversations(job)]
+        self._ahead = dict(zip(map(_key, convos), self._generate(convos), strict=True))
+        return len(convos)
+
     def run(
         self,
         jobs: Sequence[PrefAlignJob],
         omissions: Omissions,
         progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
     ) -> None:
-        """Fill every job's pairs, generating all their descriptions in batched LLM calls."""
+        """Fill every job's pairs, generating all their descriptions in batched LLM calls (or taking those
+        :meth:`prefetch` generated)."""
         convos = [c for job in jobs for c in self.conversations(job)]
-        starts: Iterable[int] = range(0, len(convos), _SLICE)
-        if progress is not None and convos:
-            starts = progress(starts, -(-len(convos) // _SLICE))
-        texts: list[str] = []
-        for start in starts:
-            texts += [
-                c.text.strip() for c in self.llm.chat_batch(convos[start : start + _SLICE], self.params)
-            ]
+        taken = {k: self._ahead.pop(k, None) for k in map(_key, convos)}
+        ahead = {k: text for k, text in taken.items() if text is not None}
+        missing = [c for c in convos if _key(c) not in ahead]
+        generated = iter(self._generate(missing, progress))
+        texts = [ahead[k] if k in ahead else next(generated) for k in map(_key, convos)]
         completions = iter(texts)
         for job in jobs:
             prompt = pref_align_prompt(job.profile)
@@ -145,3 +154,22 @@ class PrefAlignGenerator:
                         (f"asin:{book.parent_asin}",),
                     )
                 )
+
+    def _generate(
+        self,
+        convos: list[list[dict[str, str]]],
+        progress: Callable[[Iterable[int], int], Iterable[int]] | None = None,
+    ) -> list[str]:
+        starts: Iterable[int] = range(0, len(convos), _SLICE)
+        if progress is not None and convos:
+            starts = progress(starts, -(-len(convos) // _SLICE))
+        texts: list[str] = []
+        for start in starts:
+            texts += [
+                c.text.strip() for c in self.llm.chat_batch(convos[start : start + _SLICE], self.params)
+            ]
+        return texts
+
+
+def _key(conversation: list[dict[str, str]]) -> str:
+    return json.dumps(conversation, sort_keys=True)

@@ -96,6 +96,8 @@ class PairGenService:
             profile_pb2.UserProfile,
             self.app.handle,
             on_rejected=self.app.account_rejected,
+            prepare=self.app.prepare,
+            prepare_size=self.app.cfg.llm_batch_users,
         ).start()
 
 

@@ -54,7 +54,8 @@ class PairGenSettings(BaseModel):
     pref_align_min_books: int = Field(100, ge=0, description="PrefAlign books per user at least (paper: 100)")
     pref_align_max_books: int = Field(0, ge=0, description="PrefAlign books per user at most (0 = no cap)")
     pref_align_max_tokens: int = Field(256, ge=8, description="Tokens per generated PrefAlign description")
-    # Users whose PrefAlign generations share one chat_batch call (batch mode).
+    # Users whose PrefAlign generations share one chat_batch call (batch mode; the service prepares up to
+    # this many profiles of one poll together).
     llm_batch_users: int = Field(16, ge=1)
 
     # Service

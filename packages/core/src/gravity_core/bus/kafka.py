@@ -330,6 +330,11 @@ class Bus:
 class ConsumerLoop(Generic[M]):
     """Consume ``topic`` as ``message_type``; call ``handler(message, record)``; commit after it returns.
 
+    ``prepare(messages)``, when given, sees the records of one poll (up to ``prepare_size``, the consumer's
+    ``max_poll_records``; otherwise it polls one at a time) before they are handled one by one, so a handler
+    can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch). It is an optimisation only: it commits nothing, and an error in it is logged
+    and the records are handled as if it had not run.
+
     Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
     outcomes; ``ready`` is set once the consumer joined its group. With ``group=None`` the loop replays the
     whole topic in no group on every (re)connection and commits nothing (see :meth:`Bus.replay_consumer`).
@@ -344,6 +349,8 @@ class ConsumerLoop(Generic[M]):
         handler: Callable[[M, Any], object],
         name: str | None = None,
         on_rejected: Callable[[Any, str], None] | None = None,
+        prepare: Callable[[list[M]], object] | None = None,
+        prepare_size: int = 16,
     ) -> None:
         """``on_rejected(record, reason)`` runs for a record about to be dead-lettered (a consumer that counts
         records per cohort accounts for it there); it must be idempotent, since a retry runs it again."""
@@ -353,6 +360,8 @@ class ConsumerLoop(Generic[M]):
         self.message_type = message_type
         self.handler = handler
         self.on_rejected = on_rejected
+        self.prepare = prepare
+        self.prepare_size = max(1, prepare_size) if prepare is not None else 1
         self.name = name or f"consume-{topic}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -385,7 +394,8 @@ class ConsumerLoop(Generic[M]):
                 consumer = (
                     self.bus.replay_consumer(self.topic)
                     if self.group is None
-                    else self.bus.consumer(self.topic, self.group)
+                    # one record per poll, unless prepare wants to see several at once
+                    else self.bus.consumer(self.topic, self.group, max_poll_records=self.prepare_size)
                 )
             except Unavailable as exc:
                 self.last_error = str(exc)
@@ -414,6 +424,8 @@ class ConsumerLoop(Generic[M]):
                 if time.monotonic() - lag_checked > _LAG_EVERY_S:
                     self._report_lag(consumer)
                     lag_checked = time.monotonic()
+            # at most prepare_size records (max_poll_records), over every partition assigned
+            self._prepare([record for records in batch.values() for record in records])
             for tp, records in batch.items():
                 for record in records:
                     if self._stop.is_set():
@@ -440,6 +452,28 @@ class ConsumerLoop(Generic[M]):
                 CONSUMER_LAG.labels(self.bus.service, tp.topic, str(tp.partition)).set(
                     max(0, highwater - position)
                 )
+
+    def _prepare(self, records: list[Any]) -> None:
+        """Hand the decodable ``records`` to ``prepare`` (two or more: one alone gains nothing)."""
+        if self.prepare is None or len(records) < 2:
+            return
+        messages = []
+        for record in records:
+            try:
+                messages.append(decode(record.value, self.message_type, list(record.headers or [])))
+            except RecordError:
+                continue  # dead-lettered when it is handled
+        if len(messages) < 2:
+            return
+        try:
+            self.prepare(messages)
+        except Exception as exc:
+            log.warning(
+                "prepare_failed",
+                topic=self.topic,
+                records=len(messages),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     def _handle(self, record: Any) -> bool:
         """True when the record is done with (processed or durably dead-lettered); False to retry it."""
