@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
     "broker": 1.0,
-    "services": 6.0,
+    "services": 5.0,
     "ingest": 1.0,
-    # a first run (empty response cache, README): 1,848 s in all
-    "profiling": 60.0,  # per reader (479 s for 8)
-    "pairs+training": 118.0,  # per reader (941 s for 8; three adapters trained on the cohort)
-    "generation": 10.8,  # per description (779 s for 72, overlapping training)
-    "judging": 44.5,  # per (reader, book) (356 s for 8)
-    "recovery": 46.5,  # per planted reader (93 s for 2)
+    # a first run (empty response cache, README): 1,436 s in all
+    "profiling": 44.5,  # per reader (356 s for 8)
+    "pairs+training": 90.8,  # per reader (726 s for 8; three adapters trained on the cohort)
+    "generation": 8.9,  # per description (643 s for 72, overlapping training)
+    "judging": 36.0,  # per (reader, book) (288 s for 8)
+    "recovery": 42.0,  # per planted reader (84 s for 2)
 }
 
 
