@@ -4,10 +4,11 @@ Stages may overlap (prompt-only methods are generated while the adapters train),
 start and end on the run's clock; the table shows both, and the total is the wall time, not the sum.
 
 The estimate scales a reference run (``REFERENCE_S``: the root README's measured first `gravity demo` on the
-bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this run has been so far: after the
-stages done in ``d`` seconds against ``r`` in the reference, the stages not begun are expected to take ``d / r``
-times their reference; running stages that report progress are extrapolated from their own pace. Units of work
-scale it too (more readers, more descriptions). It is an estimate and printed as one.
+bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this
+run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference, the stages not
+begun are expected to take ``d / r`` times their reference; running stages that report progress are
+extrapolated from their own pace. Units of work scale it too (more readers, more descriptions). It is an
+estimate and printed as one.
 """
 
 from __future__ import annotations

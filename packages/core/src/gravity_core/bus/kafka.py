@@ -332,8 +332,9 @@ class ConsumerLoop(Generic[M]):
 
     ``prepare(messages)``, when given, sees the records of one poll (up to ``prepare_size``, the consumer's
     ``max_poll_records``; otherwise it polls one at a time) before they are handled one by one, so a handler
-    can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch). It is an optimisation only: it commits nothing, and an error in it is logged
-    and the records are handled as if it had not run.
+    can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch). It
+    is an optimisation only: it commits nothing, and an error in it is logged and the records are handled as
+    if it had not run.
 
     Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
     outcomes; ``ready`` is set once the consumer joined its group. With ``group=None`` the loop replays the
