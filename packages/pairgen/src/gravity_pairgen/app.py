@@ -156,11 +156,11 @@ class PairGenApp:
         jobs = []
         for profile in profiles:
             try:
-                build = builder.build(profile)
+                job = builder.pref_align_job(profile)
             except RecordError:
                 continue
-            if build.pref_align is not None and build.pref_align.books:
-                jobs.append(build.pref_align)
+            if job is not None and job.books:
+                jobs.append(job)
         if len(jobs) > 1:
             generated = self.generator.prefetch(jobs)
             log.info("pref_align_prefetched", profiles=len(jobs), descriptions=generated)

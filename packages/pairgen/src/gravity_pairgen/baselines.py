@@ -131,12 +131,12 @@ class PrefAlignGenerator:
         """Fill every job's pairs, generating all their descriptions in batched LLM calls (or taking those
         :meth:`prefetch` generated)."""
         convos = [c for job in jobs for c in self.conversations(job)]
-        taken = {k: self._ahead.pop(k, None) for k in map(_key, convos)}
-        ahead = {k: text for k, text in taken.items() if text is not None}
-        missing = [c for c in convos if _key(c) not in ahead]
-        generated = iter(self._generate(missing, progress))
-        texts = [ahead[k] if k in ahead else next(generated) for k in map(_key, convos)]
-        completions = iter(texts)
+        keys = [_key(c) for c in convos]
+        ahead = {k: text for k in keys if (text := self._ahead.pop(k, None)) is not None}
+        generated = iter(
+            self._generate([c for c, k in zip(convos, keys, strict=True) if k not in ahead], progress)
+        )
+        completions = iter([ahead[k] if k in ahead else next(generated) for k in keys])
         for job in jobs:
             prompt = pref_align_prompt(job.profile)
             for book in job.books:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gravity.v1 import profile_pb2
+from gravity_core.amazon import BookRecord
 from gravity_core.catalog import Catalog
 from gravity_core.datasets import DatasetEntry, books_of
 from gravity_core.names import (
@@ -171,25 +172,45 @@ class PairBuilder:
                         if plan.recipe.keeps(p.facet, p.trait)
                     ]
         if sources & {USER_SFT, PREF_ALIGN}:
-            books = self.res.catalog.get_many(reviewed_asins(profile))
-            held = [a for a, b in books.items() if self.res.evaluation.holds(b)]
-            out.omissions.add("reviewed_book_held_out", len(held))
-            for asin in held:
-                del books[asin]
+            books = self._reviewed_books(profile, out.omissions)
             if USER_SFT in sources:
                 rows = user_sft_rows(profile, books, self.cfg.description_max_chars, out.omissions)
                 out.rows[USER_SFT] = dedupe(rows, out.omissions, dpo=False)
             if PREF_ALIGN in sources:
-                chosen = pref_align_books(
-                    profile,
-                    books,
-                    self.res.ranker,
-                    genres,
-                    self.cfg.pref_align_min_books,
-                    self.cfg.pref_align_max_books,
-                )
-                out.pref_align = PrefAlignJob(profile, chosen)
+                out.pref_align = self._pref_align_job(profile, books, genres)
         return out
+
+    def pref_align_job(self, profile: profile_pb2.UserProfile) -> PrefAlignJob | None:
+        """The PrefAlign books :meth:`build` would give ``profile``, without building its other rows (to
+        generate several users' descriptions ahead, in one batch); None when no plan is PrefAlign."""
+        if not any(p.source == PREF_ALIGN for p in self.plans):
+            return None
+        genres = self.check(profile)
+        return self._pref_align_job(profile, self._reviewed_books(profile, Omissions()), genres)
+
+    def _reviewed_books(
+        self, profile: profile_pb2.UserProfile, omissions: Omissions
+    ) -> dict[str, BookRecord]:
+        """The user's reviewed books in the catalog, less those held out for evaluation (counted)."""
+        books = self.res.catalog.get_many(reviewed_asins(profile))
+        held = [a for a, b in books.items() if self.res.evaluation.holds(b)]
+        omissions.add("reviewed_book_held_out", len(held))
+        for asin in held:
+            del books[asin]
+        return books
+
+    def _pref_align_job(
+        self, profile: profile_pb2.UserProfile, books: dict[str, BookRecord], genres: list[str]
+    ) -> PrefAlignJob:
+        chosen = pref_align_books(
+            profile,
+            books,
+            self.res.ranker,
+            genres,
+            self.cfg.pref_align_min_books,
+            self.cfg.pref_align_max_books,
+        )
+        return PrefAlignJob(profile, chosen)
 
     def finish(self, build: UserBuild) -> UserBuild:
         """Move generated PrefAlign pairs into the build's rows, then refuse the build (RecordError, nothing
