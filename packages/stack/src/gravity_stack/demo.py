@@ -469,9 +469,12 @@ def collect_descriptions(
 
 def _training_progress(manifest: DatasetManifest | None, live: set[str], readers: int) -> tuple[float, float]:
     """(done, total) of pairs+training: the cohort's pairs weigh as much as one adapter's training (measured
-    on the 8-reader demo: about 140 s of pairs against 120-230 s per adapter)."""
+    on the 8-reader demo: about 140 s of pairs against 120-230 s per adapter). The pairs count once every
+    reader has them: the pair generator prepares the profiles of one poll together, so the first reader's
+    pairs come alone and the rest at once, and extrapolating from that first reader predicted hours."""
     adapters = sum(a in live for a in REQUIRED_ADAPTERS)
-    return _readers_with_pairs(manifest) / max(readers, 1) + adapters, 1.0 + len(REQUIRED_ADAPTERS)
+    pairs = 1.0 if _readers_with_pairs(manifest) >= readers else 0.0
+    return pairs + adapters, 1.0 + len(REQUIRED_ADAPTERS)
 
 
 def _readers_with_pairs(manifest: DatasetManifest | None) -> int:
