@@ -203,6 +203,39 @@ def test_consecutive_calls_reuse_the_encoded_prefix(embedded_llm) -> None:
     assert cold_tokens - warm_tokens >= history_tokens * 0.9
 
 
+def test_a_long_scored_context_is_kept_for_generation_that_starts_the_same_way(embedded_llm) -> None:
+    """A long new scoring context is encoded by the generation engine, so a prompt that opens with it (the
+    profiler's user summary after a reader's questions) skips those chunks; the scores are what encoding
+    on the scorer's own path gives, and the generated text is what it is without the cache."""
+    history = "Reviews:\n" + "\n".join(
+        f"{i}. A slow family saga, volume {i}; the garden scenes stayed with me." for i in range(30)
+    )
+    scored = [{"role": "user", "content": f"{history}\nIs the reader patient? Answer yes or no.\n"}]
+    summary = [{"role": "user", "content": f"{history}\nSummarise this reader in one sentence."}]
+    params = GenerationParams(max_tokens=12)
+    engine = embedded_llm.engine
+    engine.forget_prefixes()
+    embedded_llm.scorer.forget_prefix()
+    fresh = embedded_llm.chat(summary, params).text
+    engine.forget_prefixes()
+
+    embedded_llm.reuse_prefix = False  # the scorer's own path, the whole prompt at once
+    try:
+        own = embedded_llm.score_choices(scored, ["yes", "no"]).probabilities
+    finally:
+        embedded_llm.reuse_prefix = True
+    assert len(engine.prefix_cache) == 0
+    via_engine = embedded_llm.score_choices(scored, ["yes", "no"]).probabilities
+    assert via_engine == pytest.approx(own, abs=2e-3)
+    assert len(engine.prefix_cache) == 1
+
+    reused = engine.prefix_cache.stats.reused_tokens
+    assert embedded_llm.chat(summary, params).text == fresh
+    history_tokens = embedded_llm.count_tokens(history)
+    assert history_tokens > 4 * engine.chunk
+    assert engine.prefix_cache.stats.reused_tokens - reused >= history_tokens - engine.chunk
+
+
 def test_choice_scores_match_a_plain_forward_pass(embedded_llm) -> None:
     """Packed rows over a shared prefix give what scoring every full text from scratch gives."""
     import torch

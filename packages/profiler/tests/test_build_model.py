@@ -19,7 +19,7 @@ from gravity_core.llm.openai_backend import OpenAILLM
 from gravity_core.proto_io import read_jsonl
 from gravity_core.skips import SkipLog
 from gravity_core.values import load_seed_statements
-from gravity_profiler import prompts
+from gravity_profiler import prompts, summaries
 from gravity_profiler.bench import synthetic_reader
 from gravity_profiler.builder import ProfileBuilder
 from gravity_profiler.history import ReviewHistory, review_lines, split_history
@@ -183,6 +183,29 @@ def test_a_chunk_of_reviews_is_encoded_once_for_every_kind_of_question(embedded_
     )
     assert head_tokens > 200
     assert ipip < head_tokens / 2 and gender < head_tokens / 2, (head_tokens, ipip, gender)
+
+
+def test_the_user_summary_starts_from_the_reviews_the_questions_encoded(embedded_llm, sample_inputs) -> None:
+    """The summary prompt opens with the scoring head, so generating it after a chunk's statements reuses
+    the chunk's encoded reviews from the engine's prefix cache instead of encoding them again."""
+    user = sample_inputs[NO_GENDER]
+    [chunk] = _history(user, 1500, 400).chunks
+    head_tokens = embedded_llm.count_tokens(prompts.reviews_head(chunk))
+    engine = embedded_llm.engine
+    engine.forget_prefixes()
+    embedded_llm.scorer.forget_prefix()
+    infer_stances(
+        embedded_llm,
+        [prompts.stance_context(chunk, prompts.demographics_text("young", "", "USA"))],
+        load_seed_statements()[:2],
+        "shared-prefix",
+        ProfilerSettings(),
+    )
+    reused = engine.prefix_cache.stats.reused_tokens
+    [completion] = summaries.generate(embedded_llm, [prompts.user_summary_prompt(chunk)], 8)
+    assert completion.text
+    assert head_tokens > 200
+    assert engine.prefix_cache.stats.reused_tokens - reused >= head_tokens - engine.chunk, head_tokens
 
 
 def test_remote_endpoint_batches_statements_and_falls_back_per_statement(embedded_llm, sample_inputs) -> None:

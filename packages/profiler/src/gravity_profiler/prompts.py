@@ -2,8 +2,9 @@
 
 Every scoring prompt is one user turn laid out as ``context + question``, and every context begins with the
 same head (:func:`reviews_head`: one sentence and one chunk of the review history), so the long part is a
-prefix the stance, Mini-IPIP and demographic questions all share: encoded once per chunk (KV-cache reuse),
-then each kind adds only its instruction and questions. The paper's stance prompt names the statement and
+prefix the stance, Mini-IPIP and demographic questions and the user summary all share: encoded once per
+chunk (KV-cache reuse, kept in the generation engine's prefix cache for the summary), then each kind adds
+only its instruction and questions. The paper's stance prompt names the statement and
 the demographic attributes before the reviews; we keep its wording but move both after them, and both
 stance protocols use the identical text, so they differ only in how much work the model does, not in what
 it is asked.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 from gravity_core import prompts as shared
 
-PROMPT_VERSION = "profiler-prompts-4"
+PROMPT_VERSION = "profiler-prompts-5"
 
 # Appendix B's labels, in the order they are offered. Each is scored by its first token ("no" stands
 # for "no support"), as the OpenAI backend does from first-token log-probabilities; the option list in
@@ -121,11 +122,15 @@ def demographic_question(field: str, options: Sequence[str]) -> str:
 
 
 def user_summary_prompt(reviews: str) -> str:
-    """Table 12, UserSummary: the user-summary generation prompt (for one chunk of the history)."""
+    """Table 12, UserSummary: the user-summary generation prompt (for one chunk of the history).
+
+    It opens with the scoring prompts' head and gives Table 12's instruction after the reviews, so the
+    chunk the annotator has just encoded is not encoded again (the engine's prefix cache holds it).
+    """
     return (
-        "Please generate a summary of the user based on their historical reviews. "
-        f"{shared.reviews_block(reviews)}\n"
-        "Now write the summary of the user in 3-5 sentences of your own words; do not copy the reviews."
+        f"{reviews_head(reviews)}"
+        "Please generate a summary of the user based on their historical reviews above. "
+        "Write the summary of the user in 3-5 sentences of your own words; do not copy the reviews."
     )
 
 

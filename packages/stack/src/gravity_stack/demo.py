@@ -79,7 +79,13 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "max_eval_rows": 8,
     }
     sections: dict[str, Any] = {
-        "llm": LLMSettings(defaults=LLMEndpoint(backend="embedded", model="smollm2-135m", max_batch_size=8)),
+        # The profiler keeps each reader's encoded reviews from scoring to their summary: 8 readers' chunks
+        # (about 46 KB per token on SmolLM2-135M) do not fit the default 256 MB.
+        "llm": LLMSettings(
+            defaults=LLMEndpoint(
+                backend="embedded", model="smollm2-135m", max_batch_size=8, prefix_cache_mb=2048
+            )
+        ),
         "kafka": KafkaSettings(
             bootstrap_servers=bootstrap, partitions=1, session_timeout_ms=6000, heartbeat_interval_ms=1000
         ),

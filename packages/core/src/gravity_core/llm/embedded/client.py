@@ -47,7 +47,7 @@ class EmbeddedLLM(LLMClient):
         self.prompter = Prompter(self.loaded.tokenizer, self.loaded.context_window, endpoint.model)
         parts = (self.loaded, self._adapters, self.prompter, self._lock, self.usage, endpoint.max_batch_size)
         self.generator = Generator(*parts, prefix_cache_bytes=endpoint.prefix_cache_mb << 20)
-        self.scorer = ChoiceScorer(*parts)
+        self.scorer = ChoiceScorer(*parts, engine=self.generator.engine)
 
     # ------------------------------------------------------------------ info
     @property

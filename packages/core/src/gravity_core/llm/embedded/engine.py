@@ -79,11 +79,24 @@ class _Piece:
 
 
 @dataclass
+class EncodedPrompt:
+    """A prompt encoded by the engine: its keys and values per layer, (kv_heads, tokens, head_dim), and the
+    next-token logits after its last token. ``reused`` tokens came from the prefix cache."""
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    logits: torch.Tensor
+    reused: int
+
+
+@dataclass
 class Sequence_:
     ids: list[int]
     params: GenerationParams
     adapter: str | None
     truncated: bool = False
+    # encode the prompt and keep its keys and values instead of generating (see ContinuousEngine.encode)
+    prefill_only: bool = False
     on_delta: Callable[[str], None] | None = None
     on_done: Callable[[], None] | None = None
     kv: RowKV | None = None
@@ -94,6 +107,8 @@ class Sequence_:
     finish: str = ""
     cancelled: bool = False
     result: Completion | None = None
+    encoded: EncodedPrompt | None = None
+    reused: int = 0
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -180,7 +195,7 @@ class ContinuousEngine:
         on_done: Callable[[], None] | None = None,
     ) -> Handle:
         """Queue a prompt (token ids); ``on_delta`` gets text pieces, ``on_done`` runs once it ended."""
-        seq = Sequence_(list(ids), params, adapter, truncated, on_delta, on_done)
+        seq = Sequence_(list(ids), params, adapter, truncated, on_delta=on_delta, on_done=on_done)
         if params.max_tokens <= 0:
             seq.result = self._completion(seq)
             self._signal(seq)
@@ -191,13 +206,33 @@ class ContinuousEngine:
                 seq.sampler.manual_seed(int(params.seed))
             else:
                 seq.sampler.seed()
+        self._enqueue(seq)
+        return Handle(seq, self)
+
+    def encode(self, ids: list[int], adapter: str | None) -> EncodedPrompt:
+        """Encode a prompt as generation would (same chunks, same prefix cache) and return its keys, values
+        and next-token logits. Its whole chunks stay in the prefix cache, so a later prompt that starts the
+        same way (a reader's summary after their scoring questions) skips them. Call without the backend
+        lock: the engine thread needs it."""
+        if not ids:
+            raise ValueError("nothing to encode")
+        seq = Sequence_(
+            list(ids), GenerationParams(max_tokens=1, temperature=0.0), adapter, prefill_only=True
+        )
+        self._enqueue(seq)
+        seq.done.wait()
+        if seq.error is not None:
+            raise seq.error
+        assert seq.encoded is not None
+        return seq.encoded
+
+    def _enqueue(self, seq: Sequence_) -> None:
         with self._cond:
             if self._closed:
                 raise Unavailable("the embedded model is shutting down")
             self._waiting.append(seq)
             self._start()
             self._cond.notify_all()
-        return Handle(seq, self)
 
     def cancel(self, seq: Sequence_) -> None:
         with self._cond:
@@ -300,11 +335,12 @@ class ContinuousEngine:
                     self._head_dim,
                     self._dtype,
                     self.loaded.device,
-                    len(seq.ids) + seq.params.max_tokens,
+                    len(seq.ids) + (0 if seq.prefill_only else seq.params.max_tokens),
                 )
                 hit = self.prefix_cache.lookup(seq.adapter, seq.ids)
                 if hit is not None:
                     seq.kv.load_prefix(hit.keys, hit.values, hit.tokens)
+                    seq.reused = hit.tokens
             position = seq.kv.length
             while position < len(seq.ids):
                 # chunks sit on a fixed grid, so a prompt is always encoded in the same pieces (prefix reuse
@@ -337,8 +373,23 @@ class ContinuousEngine:
                     keys, values = seq.kv.prefix(whole)
                     self.prefix_cache.store(seq.adapter, seq.ids, keys, values)
             seq.next_token = None
-            self._accept(seq, self._sample(seq, logits[row]))
+            if seq.prefill_only:
+                self._keep_encoded(seq, logits[row])
+            else:
+                self._accept(seq, self._sample(seq, logits[row]))
             row += 1
+
+    def _keep_encoded(self, seq: Sequence_, logits: torch.Tensor) -> None:
+        """Hand an encoded prompt's keys, values and logits to its caller (who counts its usage)."""
+        assert seq.kv is not None
+        n = len(seq.ids)
+        seq.encoded = EncodedPrompt(
+            [k[:, :n] for k in seq.kv.keys], [v[:, :n] for v in seq.kv.values], logits, seq.reused
+        )
+        with self._cond:
+            if seq in self._running:
+                self._running.remove(seq)
+        self._signal(seq)
 
     def _usable(self, seq: Sequence_) -> bool:
         """False (and the sequence failed) when its adapter was unloaded meanwhile."""

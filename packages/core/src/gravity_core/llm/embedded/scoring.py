@@ -22,12 +22,18 @@ import torch
 
 from gravity_core.errors import InvalidInput
 from gravity_core.llm.embedded.adapters import AdapterSet
+from gravity_core.llm.embedded.engine import PREFILL_CHUNK, ContinuousEngine, EncodedPrompt
 from gravity_core.llm.embedded.loading import LoadedModel
 from gravity_core.llm.embedded.prompting import Prompter
 from gravity_core.llm.types import ChoiceScores, Conversation, Usage
 from gravity_core.logging import get_logger
 
 log = get_logger(__name__)
+
+# New context at least this long is encoded by the generation engine (and kept in its prefix cache); less
+# is encoded on top of the previous prefix here. Four prefill chunks: a reader's chunk of reviews or a
+# judge's persona is far longer, a question or a description added to the same context is shorter.
+ENGINE_CONTEXT_TOKENS = 4 * PREFILL_CHUNK
 
 
 class ChoiceScorer:
@@ -39,8 +45,10 @@ class ChoiceScorer:
         lock: threading.RLock,
         usage: Usage,
         max_batch_size: int,
+        engine: ContinuousEngine | None = None,
     ) -> None:
         self.loaded = loaded
+        self.engine = engine
         self.adapters = adapters
         self.prompter = prompter
         self.lock = lock
@@ -49,6 +57,8 @@ class ChoiceScorer:
         # Reuse the last encoded prefix (set False to measure the naive cost).
         self.reuse_prefix = True
         self.prefix_kv: _PrefixKV | None = None
+        # bumped when the adapters change: a prefix encoded before must not be kept after
+        self._epoch = 0
         # Models whose forward takes logits_to_keep skip the vocabulary projection where no logit is read.
         self._keeps_logits = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
         self.pack_rows = True
@@ -56,6 +66,7 @@ class ChoiceScorer:
     def forget_prefix(self) -> None:
         """Drop the kept prefix (the adapters changed, so the cache no longer matches the model)."""
         self.prefix_kv = None
+        self._epoch += 1
 
     def score_shared_prefix(
         self,
@@ -107,8 +118,10 @@ class ChoiceScorer:
                 rows.append((i, rest_ids, single))
 
         scores = [[0.0] * len(choices) for _ in suffixes]
-        with self.lock, torch.inference_mode(), self.adapters.scope(adapter):
+        epoch = self._epoch
+        with torch.inference_mode():
             cache, last_logits, encoded = self._encode_prefix(prefix_ids, adapter)
+        with self.lock, torch.inference_mode(), self.adapters.scope(adapter):
             first = torch.log_softmax(last_logits, dim=-1)
             for chunk in self._row_chunks(rows):
                 logprobs = (
@@ -121,6 +134,9 @@ class ChoiceScorer:
                             dist = first if pos == 0 or logprobs is None else logprobs[k, pos - 1]
                             total += float(dist[token])
                         scores[i][j] = total
+            # kept for the next call only now: a concurrent call must not crop it while these rows read it
+            if self.reuse_prefix and epoch == self._epoch:
+                self.prefix_kv = _PrefixKV(adapter, list(prefix_ids), cache)
         self.usage.add(encoded + sum(len(r[1]) for r in rows))
         return [_normalize(choices, s, len(prefix_ids)) for s in scores]
 
@@ -242,16 +258,34 @@ class ChoiceScorer:
     def _encode_prefix(self, prefix_ids: list[int], adapter: str | None) -> tuple[Any, torch.Tensor, int]:
         """(KV cache, next-token logits, tokens encoded) after ``prefix_ids``; reuses the previous prefix.
 
-        Call under the lock and inside the adapter scope. The returned cache must not be modified (callers
-        copy it), since it is kept for the next call.
+        A short addition to the previous prefix is encoded on top of it here; a long new context goes
+        through the generation engine, whose prefix cache then holds it for prompts that start the same
+        way (the profiler generates a reader's summary from the reviews it has just scored). Call without
+        the lock (the engine's thread takes it). The returned cache must not be modified (callers copy it):
+        the caller keeps it for the next call.
         """
         cached, self.prefix_kv = self.prefix_kv, None
         reuse = 0
         if cached is not None and self.reuse_prefix and cached.adapter == adapter:
             # Keep at least one token to encode: its logits are the first choice token's distribution.
             reuse = min(_common_length(cached.ids, prefix_ids), len(prefix_ids) - 1)
+        # reuse_prefix False measures the naive cost: everything encoded here, no cache of any kind
+        if self.engine is not None and self.reuse_prefix and len(prefix_ids) - reuse >= ENGINE_CONTEXT_TOKENS:
+            encoded = self.engine.encode(prefix_ids, adapter)
+            cache, last_logits = _dynamic_cache(encoded), encoded.logits.float()
+            new_tokens = len(prefix_ids) - encoded.reused
+        else:
+            with self.lock, self.adapters.scope(adapter):
+                cache, last_logits = self._encode_here(prefix_ids, cached if reuse > 0 else None, reuse)
+            new_tokens = len(prefix_ids) - reuse
+        return cache, last_logits, new_tokens
+
+    def _encode_here(
+        self, prefix_ids: list[int], cached: _PrefixKV | None, reuse: int
+    ) -> tuple[Any, torch.Tensor]:
+        """Encode on the calling thread, on top of the first ``reuse`` tokens of ``cached`` when given."""
         keep_last: dict[str, Any] = {"logits_to_keep": 1} if self._keeps_logits else {}
-        if reuse > 0 and cached is not None:
+        if cached is not None:
             cache = cached.cache
             if reuse < len(cached.ids):
                 cache.crop(reuse - len(cached.ids))
@@ -260,10 +294,17 @@ class ChoiceScorer:
         else:
             ids = torch.tensor([prefix_ids], device=self.loaded.device)
             out = self.adapters.model(input_ids=ids, use_cache=True, **keep_last)
-        cache, last_logits = out.past_key_values, out.logits[0, -1].float()
-        if self.reuse_prefix:
-            self.prefix_kv = _PrefixKV(adapter, list(prefix_ids), cache)
-        return cache, last_logits, len(prefix_ids) - reuse
+        return out.past_key_values, out.logits[0, -1].float()
+
+
+def _dynamic_cache(encoded: EncodedPrompt) -> Any:
+    """The engine's per-layer keys and values as the cache a transformers forward continues from."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(zip(encoded.keys, encoded.values, strict=True)):
+        cache.update(keys[None].contiguous(), values[None].contiguous(), layer)
+    return cache
 
 
 @dataclass
