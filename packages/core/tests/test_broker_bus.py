@@ -119,6 +119,43 @@ def test_transient_failure_is_retried_not_dropped(broker, make_settings) -> None
     bus.close()
 
 
+def test_records_published_a_moment_apart_are_prepared_together(broker, make_settings) -> None:
+    """A poll that finds fewer records than ``prepare_size`` waits a little for the rest: the profiler
+    publishes a cohort's profiles together, and without the wait the first one was handled alone."""
+    settings = make_settings(broker=broker)
+    bus = Bus(settings.kafka, "test")
+    bus.ensure_topics()
+    t = settings.kafka.topics
+    prepared: list[list[str]] = []
+    handled: list[str] = []
+    done = threading.Event()
+
+    def handler(profile: profile_pb2.UserProfile, record) -> None:
+        handled.append(profile.user_id)
+        if len(handled) == 3:
+            done.set()
+
+    loop = ConsumerLoop(
+        bus,
+        t.profiles,
+        "linger",
+        profile_pb2.UserProfile,
+        handler,
+        prepare=lambda messages: prepared.append([m.user_id for m in messages]),
+        prepare_size=8,
+        prepare_linger_s=5.0,
+    ).start()
+    assert loop.ready.wait(60)
+    bus.publish(t.profiles, "a", profile_pb2.UserProfile(user_id="a"))
+    time.sleep(0.5)
+    for user in ("b", "c"):
+        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
+    assert done.wait(60)
+    loop.stop()
+    assert [sorted(batch) for batch in prepared] == [["a", "b", "c"]] and sorted(handled) == ["a", "b", "c"]
+    bus.close()
+
+
 def test_unreachable_broker_is_unavailable(make_settings) -> None:
     from gravity_core.broker import free_port
 

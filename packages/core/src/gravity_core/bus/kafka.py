@@ -332,9 +332,9 @@ class ConsumerLoop(Generic[M]):
 
     ``prepare(messages)``, when given, sees the records of one poll (up to ``prepare_size``, the consumer's
     ``max_poll_records``; otherwise it polls one at a time) before they are handled one by one, so a handler
-    can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch). It
-    is an optimisation only: it commits nothing, and an error in it is logged and the records are handled as
-    if it had not run.
+    can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch); a
+    poll that finds fewer waits up to ``prepare_linger_s`` for the rest. It is an optimisation only: it
+    commits nothing, and an error in it is logged and the records are handled as if it had not run.
 
     Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
     outcomes; ``ready`` is set once the consumer joined its group. With ``group=None`` the loop replays the
@@ -352,6 +352,7 @@ class ConsumerLoop(Generic[M]):
         on_rejected: Callable[[Any, str], None] | None = None,
         prepare: Callable[[list[M]], object] | None = None,
         prepare_size: int = 16,
+        prepare_linger_s: float = 1.0,
     ) -> None:
         """``on_rejected(record, reason)`` runs for a record about to be dead-lettered (a consumer that counts
         records per cohort accounts for it there); it must be idempotent, since a retry runs it again."""
@@ -363,6 +364,7 @@ class ConsumerLoop(Generic[M]):
         self.on_rejected = on_rejected
         self.prepare = prepare
         self.prepare_size = max(1, prepare_size) if prepare is not None else 1
+        self.prepare_linger_s = max(0.0, prepare_linger_s)
         self.name = name or f"consume-{topic}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -419,7 +421,7 @@ class ConsumerLoop(Generic[M]):
 
         lag_checked = 0.0
         while not self._stop.is_set():
-            batch = consumer.poll(timeout_ms=500)
+            batch = self._poll(consumer)
             if consumer.assignment():
                 self.ready.set()
                 if time.monotonic() - lag_checked > _LAG_EVERY_S:
@@ -441,6 +443,27 @@ class ConsumerLoop(Generic[M]):
                         consumer.commit(
                             {TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(record.offset + 1, "")}
                         )
+
+    def _poll(self, consumer: Any) -> dict[Any, list[Any]]:
+        """One poll; with ``prepare``, a poll that found fewer than ``prepare_size`` records waits up to
+        ``prepare_linger_s`` for more (records published together reach the consumer a few at a time, and
+        the first would otherwise be handled alone)."""
+        batch: dict[Any, list[Any]] = {
+            tp: list(records) for tp, records in consumer.poll(timeout_ms=500).items()
+        }
+        if self.prepare is None or not batch:
+            return batch
+        deadline = time.monotonic() + self.prepare_linger_s
+        while sum(map(len, batch.values())) < self.prepare_size and not self._stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = consumer.poll(
+                timeout_ms=left_ms, max_records=self.prepare_size - sum(map(len, batch.values()))
+            )
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+        return batch
 
     def _report_lag(self, consumer: Any) -> None:
         """gravity_consumer_lag per assigned partition, where the broker reports a high watermark."""
