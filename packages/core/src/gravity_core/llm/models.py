@@ -14,12 +14,16 @@ alias or a local path: :func:`hub_model_id` finds it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -99,8 +103,9 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         log.info("converting_gguf", source=str(gguf), target=str(target))
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with _gguf_read_once():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The GGUF quantizer marks the model as quantized, which blocks saving and training; the weights
         # are already dequantized to fp32, so drop the marks.
         if getattr(model, "hf_quantizer", None) is not None:
@@ -119,6 +124,33 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         os.replace(tmp, target)
         log.info("converted_gguf", target=str(target))
     return target
+
+
+@contextlib.contextmanager
+def _gguf_read_once() -> Iterator[None]:
+    """Share gguf-py's read-only work while transformers converts the file. transformers parses the whole
+    header again for the tokenizer's config, the tokenizer, the model's config and the weights (each parse
+    reads 49,152 vocabulary strings and merges field by field), and builds the tensor-name map of the
+    architecture once per submodule of the model (hundreds of times); both took most of a first run's
+    minute of conversion. The reader is a read-only view of the file and the name map is only read, so
+    sharing them changes no output (the converted files are byte-identical)."""
+    import gguf
+
+    original_reader, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[tuple[str, str], Any] = {}
+
+    def shared_reader(path: Any, mode: str = "r") -> Any:
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = original_reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared_reader
+    gguf.get_tensor_name_map = functools.cache(original_name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_name_map
 
 
 def looks_like_hub_id(name: str) -> bool:
