@@ -137,20 +137,22 @@ def _gguf_read_once() -> Iterator[None]:
     import gguf
 
     original_reader, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
-    readers: dict[tuple[str, str], Any] = {}
+    readers: dict[tuple[str, Any], Any] = {}
 
-    def shared_reader(path: Any, mode: str = "r") -> Any:
+    def shared_reader(path: Any, mode: Any = "r") -> Any:
         key = (os.fspath(path), mode)
         if key not in readers:
             readers[key] = original_reader(path, mode)
         return readers[key]
 
-    gguf.GGUFReader = shared_reader
-    gguf.get_tensor_name_map = functools.cache(original_name_map)
+    # transformers imports both from gguf inside the functions that use them, so patching the module works
+    setattr(gguf, "GGUFReader", shared_reader)  # noqa: B010
+    setattr(gguf, "get_tensor_name_map", functools.cache(original_name_map))  # noqa: B010
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_name_map
+        setattr(gguf, "GGUFReader", original_reader)  # noqa: B010
+        setattr(gguf, "get_tensor_name_map", original_name_map)  # noqa: B010
 
 
 def looks_like_hub_id(name: str) -> bool:
