@@ -25,6 +25,7 @@ from gravity_core.llm.embedded.adapters import AdapterSet
 from gravity_core.llm.embedded.engine import PREFILL_CHUNK, ContinuousEngine, EncodedPrompt
 from gravity_core.llm.embedded.loading import LoadedModel
 from gravity_core.llm.embedded.prompting import Prompter
+from gravity_core.llm.embedded.rows import ATTENTION
 from gravity_core.llm.types import ChoiceScores, Conversation, Usage
 from gravity_core.logging import get_logger
 
@@ -62,6 +63,8 @@ class ChoiceScorer:
         # Models whose forward takes logits_to_keep skip the vocabulary projection where no logit is read.
         self._keeps_logits = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
         self.pack_rows = True
+        # Packed rows attend through rows.blocks_attention (False: SDPA under a block-diagonal mask)
+        self.cascade = True
 
     def forget_prefix(self) -> None:
         """Drop the kept prefix (the adapters changed, so the cache no longer matches the model)."""
@@ -180,17 +183,7 @@ class ChoiceScorer:
             offsets.append(len(ids))
             ids.extend(row_ids)
             positions.extend(range(n_prefix, n_prefix + len(row_ids)))
-        total = len(ids)
-        allowed = torch.zeros((total, n_prefix + total), dtype=torch.bool, device=self.loaded.device)
-        allowed[:, :n_prefix] = True
-        for offset, (_, row_ids, _) in zip(offsets, chunk, strict=True):
-            n = len(row_ids)
-            if n:
-                block = torch.ones((n, n), dtype=torch.bool, device=self.loaded.device).tril()
-                allowed[offset : offset + n, n_prefix + offset : n_prefix + offset + n] = block
-        dtype = self.adapters.base_model.dtype
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.loaded.device)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        blocks = [(offset, len(row_ids)) for offset, (_, row_ids, _) in zip(offsets, chunk, strict=True)]
         # Only positions some choice token is read from need the vocabulary projection.
         wanted = sorted(
             {
@@ -204,10 +197,15 @@ class ChoiceScorer:
         kwargs: dict[str, Any] = (
             {"logits_to_keep": torch.tensor(wanted, device=self.loaded.device)} if self._keeps_logits else {}
         )
+        if self.cascade and self.loaded.model.config._attn_implementation == ATTENTION:
+            kwargs["gravity_blocks"] = blocks  # rows.blocks_attention: no mask over the whole square
+        else:
+            kwargs["attention_mask"] = _block_mask(
+                blocks, n_prefix, self.adapters.base_model.dtype, self.loaded.device
+            )
         logits = self.adapters.model(
             input_ids=torch.tensor([ids], device=self.loaded.device),
             position_ids=torch.tensor([positions], device=self.loaded.device),
-            attention_mask=mask[None, None],
             past_key_values=copy.deepcopy(cache),
             use_cache=True,
             **kwargs,
@@ -295,6 +293,23 @@ class ChoiceScorer:
             ids = torch.tensor([prefix_ids], device=self.loaded.device)
             out = self.adapters.model(input_ids=ids, use_cache=True, **keep_last)
         return out.past_key_values, out.logits[0, -1].float()
+
+
+def _block_mask(
+    blocks: Sequence[tuple[int, int]], n_prefix: int, dtype: torch.dtype, device: Any
+) -> torch.Tensor:
+    """The additive (1, 1, new, prefix + new) mask of rows after a shared prefix: each row sees the prefix
+    and its own earlier tokens."""
+    total = sum(n for _, n in blocks)
+    allowed = torch.zeros((total, n_prefix + total), dtype=torch.bool, device=device)
+    allowed[:, :n_prefix] = True
+    for offset, n in blocks:
+        if n:
+            own = torch.ones((n, n), dtype=torch.bool, device=device).tril()
+            allowed[offset : offset + n, n_prefix + offset : n_prefix + offset + n] = own
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
 
 
 def _dynamic_cache(encoded: EncodedPrompt) -> Any:
