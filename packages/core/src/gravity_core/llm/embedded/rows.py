@@ -9,8 +9,9 @@ where that path is missing, :func:`invariant_row_counts` finds row counts the BL
 engine pads to one of them. Together this makes a greedy output independent of which other requests
 happened to share its passes.
 
-The attention is registered with transformers as ``gravity_rows``; a forward without the ``gravity_rows``
-keyword (plain ``generate``, choice scoring) falls through to PyTorch SDPA, unchanged.
+The attention is registered with transformers as ``gravity_rows``; choice scoring passes
+``gravity_blocks`` instead (rows packed after a shared prefix, :func:`blocks_attention`), and a forward with
+neither keyword (plain ``generate``) falls through to PyTorch SDPA, unchanged.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 A shared context (a reader's review history, a judge's persona) is encoded once into a KV cache; every
 (question, choice) row is then scored against it. Choices that are one token after the question share one
-row. Rows are packed into one sequence with a block-diagonal attention mask so they share the prefix cache
-instead of copying it per row (a padded batch with one cache copy per row is the fallback for architectures
-that reject custom masks). The last encoded prefix is kept: the next call encodes only what it adds, like
-vLLM's prefix caching.
+row. Rows are packed into one sequence after the prefix, each attending to the prefix and to its own tokens
+only (rows.blocks_attention), so they share the prefix cache instead of copying it per row (a padded batch
+with one cache copy per row is the fallback for architectures that reject custom attention). The last
+encoded prefix is kept: the next call encodes only what it adds, like vLLM's prefix caching; a long new
+context is encoded by the generation engine instead, so a prompt generated from it later reuses it.
 """
 
 from __future__ import annotations
