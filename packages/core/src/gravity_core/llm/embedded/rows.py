@@ -167,21 +167,35 @@ def blocks_attention(
     else:  # nothing shared: weight 0
         shared = query.new_zeros((heads, new, head_dim))
         shared_lse = query.new_full((heads, new), float("-inf"))
-    out = torch.empty((heads, new, head_dim), dtype=query.dtype, device=query.device)
-    for offset, n in blocks:
-        if n == 0:
-            continue
-        rows = slice(offset, offset + n)
-        own_keys = key[0, :, prefix + offset : prefix + offset + n].repeat_interleave(groups, dim=0)
-        own_values = value[0, :, prefix + offset : prefix + offset + n].repeat_interleave(groups, dim=0)
-        own, own_lse = flash(query[:, :, rows], own_keys[None], own_values[None], 0.0, True, scale=scaling)[
-            :2
-        ]
-        top = torch.maximum(shared_lse[:, rows], own_lse[0])
-        w_shared = torch.exp(shared_lse[:, rows] - top)[..., None]
-        w_own = torch.exp(own_lse[0] - top)[..., None]
-        out[:, rows] = (shared[:, rows] * w_shared + own[0] * w_own) / (w_shared + w_own)
+    # Every row's own tokens in one call: causal when the chunk is one row, else under the block-diagonal
+    # mask of the new tokens alone (new x new, small beside new x prefix), so the cost does not grow with
+    # the number of rows.
+    own_keys = key[0, :, prefix:].repeat_interleave(groups, dim=0)[None]
+    own_values = value[0, :, prefix:].repeat_interleave(groups, dim=0)[None]
+    if sum(1 for _, n in blocks if n) == 1:
+        own, own_lse = flash(query, own_keys, own_values, 0.0, True, scale=scaling)[:2]
+    else:
+        mask = _own_blocks_mask(blocks, new, query.dtype, query.device)
+        own, own_lse = flash(query, own_keys, own_values, 0.0, False, attn_mask=mask, scale=scaling)[:2]
+    own, own_lse = own[0], own_lse[0]
+    top = torch.maximum(shared_lse, own_lse)
+    w_shared = torch.exp(shared_lse - top)[..., None]
+    w_own = torch.exp(own_lse - top)[..., None]
+    out = (shared * w_shared + own * w_own) / (w_shared + w_own)
     return out.transpose(0, 1)[None]
+
+
+def _own_blocks_mask(
+    blocks: Sequence[tuple[int, int]], new: int, dtype: torch.dtype, device: Any
+) -> torch.Tensor:
+    """Additive (new, new) mask: each row sees its own earlier tokens and itself."""
+    allowed = torch.zeros((new, new), dtype=torch.bool, device=device)
+    for offset, n in blocks:
+        if n:
+            allowed[offset : offset + n, offset : offset + n] = torch.ones(
+                (n, n), dtype=torch.bool, device=device
+            ).tril()
+    return torch.zeros((new, new), dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
 
 
 def _attend(
