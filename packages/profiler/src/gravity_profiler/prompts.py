@@ -129,8 +129,8 @@ def user_summary_prompt(reviews: str) -> str:
     """
     return (
         f"{reviews_head(reviews)}"
-        "Please generate a summary of the user based on their historical reviews above. "
-        "Write the summary of the user in 3-5 sentences of your own words; do not copy the reviews."
+        "Please generate a summary of the user based on their historical reviews.\n"
+        "Now write the summary of the user in 3-5 sentences of your own words; do not copy the reviews."
     )
 
 
