@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
     "broker": 1.0,
-    "services": 5.0,
+    "services": 6.0,
     "ingest": 1.0,
-    # a first run (empty response cache, README): 1,436 s in all
-    "profiling": 44.5,  # per reader (356 s for 8)
-    "pairs+training": 90.8,  # per reader (726 s for 8; three adapters trained on the cohort)
-    "generation": 8.9,  # per description (643 s for 72, overlapping training)
-    "judging": 36.0,  # per (reader, book) (288 s for 8)
-    "recovery": 42.0,  # per planted reader (84 s for 2)
+    # a first run (empty response cache, README): 1,452 s in all
+    "profiling": 36.1,  # per reader (289 s for 8)
+    "pairs+training": 94.6,  # per reader (757 s for 8; three adapters trained on the cohort)
+    "generation": 9.4,  # per description (675 s for 72, overlapping training)
+    "judging": 42.6,  # per (reader, book) (341 s for 8)
+    "recovery": 41.0,  # per planted reader (82 s for 2)
 }
 
 
