@@ -454,15 +454,16 @@ class ConsumerLoop(Generic[M]):
         if self.prepare is None or not batch:
             return batch
         deadline = time.monotonic() + self.prepare_linger_s
-        while sum(map(len, batch.values())) < self.prepare_size and not self._stop.is_set():
+        count = sum(map(len, batch.values()))
+        while count < self.prepare_size and not self._stop.is_set():
             left_ms = int((deadline - time.monotonic()) * 1000)
             if left_ms <= 0:
                 break
-            more = consumer.poll(
-                timeout_ms=left_ms, max_records=self.prepare_size - sum(map(len, batch.values()))
-            )
-            for tp, records in more.items():
+            for tp, records in consumer.poll(
+                timeout_ms=left_ms, max_records=self.prepare_size - count
+            ).items():
                 batch.setdefault(tp, []).extend(records)
+                count += len(records)
         return batch
 
     def _report_lag(self, consumer: Any) -> None:

@@ -175,7 +175,7 @@ def blocks_attention(
     if sum(1 for _, n in blocks if n) == 1:
         own, own_lse = flash(query, own_keys, own_values, 0.0, True, scale=scaling)[:2]
     else:
-        mask = _own_blocks_mask(blocks, new, query.dtype, query.device)
+        mask = blocks_mask(blocks, 0, query.dtype, query.device)
         own, own_lse = flash(query, own_keys, own_values, 0.0, False, attn_mask=mask, scale=scaling)[:2]
     own, own_lse = own[0], own_lse[0]
     top = torch.maximum(shared_lse, own_lse)
@@ -185,17 +185,20 @@ def blocks_attention(
     return out.transpose(0, 1)[None]
 
 
-def _own_blocks_mask(
-    blocks: Sequence[tuple[int, int]], new: int, dtype: torch.dtype, device: Any
+def blocks_mask(
+    blocks: Sequence[tuple[int, int]], prefix: int, dtype: torch.dtype, device: Any
 ) -> torch.Tensor:
-    """Additive (new, new) mask: each row sees its own earlier tokens and itself."""
-    allowed = torch.zeros((new, new), dtype=torch.bool, device=device)
+    """Additive (new, prefix + new) mask of rows packed after a shared prefix: each row sees the prefix and
+    its own earlier tokens and itself (``prefix`` 0: the rows' own part alone)."""
+    new = sum(n for _, n in blocks)
+    allowed = torch.zeros((new, prefix + new), dtype=torch.bool, device=device)
+    allowed[:, :prefix] = True
     for offset, n in blocks:
         if n:
-            allowed[offset : offset + n, offset : offset + n] = torch.ones(
-                (n, n), dtype=torch.bool, device=device
-            ).tril()
-    return torch.zeros((new, new), dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
+            own = torch.ones((n, n), dtype=torch.bool, device=device).tril()
+            allowed[offset : offset + n, prefix + offset : prefix + offset + n] = own
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
 def _attend(

@@ -26,7 +26,7 @@ from gravity_core.llm.embedded.adapters import AdapterSet
 from gravity_core.llm.embedded.engine import PREFILL_CHUNK, ContinuousEngine, EncodedPrompt
 from gravity_core.llm.embedded.loading import LoadedModel
 from gravity_core.llm.embedded.prompting import Prompter
-from gravity_core.llm.embedded.rows import ATTENTION
+from gravity_core.llm.embedded.rows import ATTENTION, blocks_mask
 from gravity_core.llm.types import ChoiceScores, Conversation, Usage
 from gravity_core.logging import get_logger
 
@@ -201,9 +201,8 @@ class ChoiceScorer:
         if self.cascade and self.loaded.model.config._attn_implementation == ATTENTION:
             kwargs["gravity_blocks"] = blocks  # rows.blocks_attention: no mask over the whole square
         else:
-            kwargs["attention_mask"] = _block_mask(
-                blocks, n_prefix, self.adapters.base_model.dtype, self.loaded.device
-            )
+            mask = blocks_mask(blocks, n_prefix, self.adapters.base_model.dtype, self.loaded.device)
+            kwargs["attention_mask"] = mask[None, None]
         logits = self.adapters.model(
             input_ids=torch.tensor([ids], device=self.loaded.device),
             position_ids=torch.tensor([positions], device=self.loaded.device),
@@ -294,23 +293,6 @@ class ChoiceScorer:
             ids = torch.tensor([prefix_ids], device=self.loaded.device)
             out = self.adapters.model(input_ids=ids, use_cache=True, **keep_last)
         return out.past_key_values, out.logits[0, -1].float()
-
-
-def _block_mask(
-    blocks: Sequence[tuple[int, int]], n_prefix: int, dtype: torch.dtype, device: Any
-) -> torch.Tensor:
-    """The additive (1, 1, new, prefix + new) mask of rows after a shared prefix: each row sees the prefix
-    and its own earlier tokens."""
-    total = sum(n for _, n in blocks)
-    allowed = torch.zeros((total, n_prefix + total), dtype=torch.bool, device=device)
-    allowed[:, :n_prefix] = True
-    for offset, n in blocks:
-        if n:
-            own = torch.ones((n, n), dtype=torch.bool, device=device).tril()
-            allowed[offset : offset + n, n_prefix + offset : n_prefix + offset + n] = own
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[None, None]
 
 
 def _dynamic_cache(encoded: EncodedPrompt) -> Any:
