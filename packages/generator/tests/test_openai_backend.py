@@ -146,7 +146,8 @@ def test_adapters_by_model_name_runtime_loading_and_outage_recovery(
 @pytest.mark.slow
 def test_bench_runs_the_identical_workload_against_a_peer(llm_server: LLMServer) -> None:
     """`gravity bench generator --peer URL`: ours and the peer on the same prompts, with and without an
-    adapter, and the generator over the peer; every mode produced tokens and the ratios are printed."""
+    adapter, and the generator over the peer, each side twice in alternating order; every run produced
+    tokens and the pooled ratios are printed with each round's own."""
     out = subprocess.run(
         [
             sys.executable,
@@ -162,18 +163,34 @@ def test_bench_runs_the_identical_workload_against_a_peer(llm_server: LLMServer)
             "2",
             "--max-new-tokens",
             "4",
+            "--rounds",
+            "2",
         ],
         capture_output=True,
         text=True,
         timeout=1200,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    ratios = out.stdout[out.stdout.index("tokens/s ratios") :].splitlines()
-    rows = {line.split("  ")[1].strip(): line for line in ratios if line.startswith("  ") and "x" in line}
+    runs, ratios = out.stdout.split("tokens/s ratios")
+    for mode in ("embedded, demo-based", "embedded, gravity + LoRA", "generator -> peer, demo-based"):
+        assert f"{mode} #1" in runs and f"{mode} #2" in runs
+    # the direct peer runs of workloads 1 and 3
+    assert sum(line.strip().startswith("peer, demo-based #2") for line in runs.splitlines()) == 2
+    # the peer went first in round 2: its run starts before ours on stderr
+    assert out.stderr.index("peer, demo-based #2: 2 requests") < out.stderr.index(
+        "embedded, demo-based #2: 2"
+    )
+    rows = {
+        cells[0]: cells[1:]
+        for line in ratios.splitlines()
+        if line.startswith("  ") and (cells := [c.strip() for c in line.strip().split("  ") if c.strip()])
+    }
     assert {"base model (demo-based)", "LoRA adapter (gravity)", "generator over the peer (gRPC)"} <= set(
         rows
     )
-    for line in rows.values():
-        ours, peer = (float(v) for v in line.split()[-3:-1])
-        assert ours > 0 and peer > 0
+    for what in ("base model (demo-based)", "LoRA adapter (gravity)", "generator over the peer (gRPC)"):
+        ours, peer, ratio, per_round = rows[what]
+        assert float(ours) > 0 and float(peer) > 0
+        assert ratio.endswith("x") and float(ratio[:-1]) > 0
+        assert len(per_round.split(" / ")) == 2
     assert "gravity-bench" in llm_server.models()  # the adapter was loaded into the peer by name

@@ -15,6 +15,10 @@ With ``--peer URL`` (any OpenAI-compatible server: vLLM, `gravity serve llm`):
   ``gravity`` method with a LoRA adapter (on the peer, the same adapter under its own model name);
 * **generator over the peer**: the generator with its writer on the peer, over gRPC, versus the peer called
   directly with the same prompts: what the generator's own path costs on top of the endpoint.
+
+Each comparison runs ``--rounds`` times, alternating which side goes first (ours-peer, peer-ours, ...), so
+that drift in the machine's load falls on both sides; the ratio is of the pooled tokens/s (all tokens over
+all seconds of each side), printed with every round's own ratio so the spread is visible.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,6 +85,57 @@ class LoadResult:
 
 
 HEADERS = ["mode", "requests", "seconds", "req/s", "tok/s", "p50 ms", "p95 ms", "mean batch"]
+
+
+@dataclass
+class Paired:
+    """One workload run ``rounds`` times on our side and on the peer's, alternating which goes first."""
+
+    what: str
+    ours: list[LoadResult] = field(default_factory=list)
+    theirs: list[LoadResult] = field(default_factory=list)
+
+    @staticmethod
+    def pooled(results: Sequence[LoadResult]) -> float:
+        seconds = sum(r.seconds for r in results)
+        return sum(r.completion_tokens for r in results) / seconds if seconds else 0.0
+
+    @property
+    def ratio(self) -> float:
+        theirs = self.pooled(self.theirs)
+        return self.pooled(self.ours) / theirs if theirs else float("nan")
+
+    def round_ratios(self) -> list[float]:
+        return [a.tokens_per_s / b.tokens_per_s if b.tokens_per_s else float("nan") for a, b in self.paired()]
+
+    def paired(self) -> list[tuple[LoadResult, LoadResult]]:
+        return list(zip(self.ours, self.theirs, strict=True))
+
+    def row(self) -> tuple[Any, ...]:
+        spread = " / ".join(f"{r:.2f}" for r in self.round_ratios())
+        return (
+            self.what,
+            round(self.pooled(self.ours), 1),
+            round(self.pooled(self.theirs), 1),
+            f"{self.ratio:.2f}x",
+            spread,
+        )
+
+
+def alternate(
+    what: str, rounds: int, ours: Callable[[str], LoadResult], theirs: Callable[[str], LoadResult]
+) -> Paired:
+    """Run both sides ``rounds`` times, ours first in even rounds and the peer first in odd ones."""
+    paired = Paired(what)
+    for i in range(rounds):
+        tag = f" #{i + 1}" if rounds > 1 else ""
+        if i % 2 == 0:
+            paired.ours.append(ours(tag))
+            paired.theirs.append(theirs(tag))
+        else:
+            paired.theirs.append(theirs(tag))
+            paired.ours.append(ours(tag))
+    return paired
 
 
 def drive(
@@ -204,6 +259,13 @@ def direct_sender(llm: LLMClient) -> Callable[[], AbstractContextManager[Callabl
     f"load it at run time as {BENCH_ADAPTER!r} through /v1/load_lora_adapter.",
 )
 @click.option("--no-adapter", is_flag=True, help="Skip the adapter rows.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="With --peer: runs of each workload per side, alternating which side goes first.",
+)
 @pass_cli
 def run(
     cli: CliContext,
@@ -217,6 +279,7 @@ def run(
     adapter_dir: str | None,
     peer_adapter: str | None,
     no_adapter: bool,
+    rounds: int,
 ) -> None:
     """Throughput and latency of the generator: continuous batching vs one at a time, or vs a peer server."""
     from gravity_core.catalog import Catalog
@@ -279,6 +342,7 @@ def run(
         adapters_root / names.GRAVITY,
         title,
         method,
+        rounds,
     )
 
 
@@ -402,6 +466,7 @@ def _against_peer(
     adapter_dir: Path,
     title: str,
     method: str,
+    rounds: int,
 ) -> None:
     from gravity_core.config import LLMEndpoint
     from gravity_core.llm import make_llm
@@ -414,44 +479,51 @@ def _against_peer(
         backend="openai", base_url=base_url, model=model, concurrency=clients, timeout_s=600.0, max_retries=0
     )
     peer_llm = make_llm(peer_endpoint, cache=None)
-    pairs: list[tuple[str, LoadResult, LoadResult]] = []
+    peer_sender = direct_sender(peer_llm)
+    workloads: list[Paired] = []
     with _generator(settings, clients) as running:
         base_calls = _writer_calls(running, requests, None)
         peer_llm.chat(list(base_calls[0].messages), base_calls[0].params)  # warm-up
-        ours = _grpc_run(f"embedded, {method}", running, requests, clients)
-        theirs = drive(f"peer, {method}", base_calls, clients, direct_sender(peer_llm))
-        pairs.append((f"base model ({method})", ours, theirs))
+        workloads.append(
+            alternate(
+                f"base model ({method})",
+                rounds,
+                lambda tag: _grpc_run(f"embedded, {method}{tag}", running, requests, clients),
+                lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender),
+            )
+        )
         if adapter_requests:
             name = peer_adapter or _load_peer_adapter(peer_llm, adapter_dir)
             adapter_calls = _writer_calls(running, adapter_requests, name)
             peer_llm.chat(list(adapter_calls[0].messages), adapter_calls[0].params, name)  # warm-up
-            ours = _grpc_run("embedded, gravity + LoRA", running, adapter_requests, clients)
-            theirs = drive("peer, gravity + LoRA", adapter_calls, clients, direct_sender(peer_llm))
-            pairs.append(("LoRA adapter (gravity)", ours, theirs))
-    over_endpoint = _with_writer(settings, peer_endpoint)
-    with _generator(over_endpoint, clients) as running:
-        via = _grpc_run(f"generator -> peer, {method}", running, requests, clients)
-        direct = drive(f"peer, {method}", base_calls, clients, direct_sender(peer_llm))
-    rows = [r.row() for _, a, b in pairs for r in (a, b)] + [via.row(), direct.row()]
+            workloads.append(
+                alternate(
+                    "LoRA adapter (gravity)",
+                    rounds,
+                    lambda tag: _grpc_run(
+                        f"embedded, gravity + LoRA{tag}", running, adapter_requests, clients
+                    ),
+                    lambda tag: drive(f"peer, gravity + LoRA{tag}", adapter_calls, clients, peer_sender),
+                )
+            )
+    with _generator(_with_writer(settings, peer_endpoint), clients) as running:
+        workloads.append(
+            alternate(
+                "generator over the peer (gRPC)",
+                rounds,
+                lambda tag: _grpc_run(f"generator -> peer, {method}{tag}", running, requests, clients),
+                lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender),
+            )
+        )
+    rows = [r.row() for w in workloads for pair in w.paired() for r in pair]
     click.echo(summary_table(f"generator vs peer {base_url} ({model}): {title}", rows, HEADERS))
     click.echo("")
-    ratios = [
-        (what, round(a.tokens_per_s, 1), round(b.tokens_per_s, 1), f"{a.tokens_per_s / b.tokens_per_s:.2f}x")
-        for what, a, b in pairs
-    ]
-    ratios.append(
-        (
-            "generator over the peer (gRPC)",
-            round(via.tokens_per_s, 1),
-            round(direct.tokens_per_s, 1),
-            f"{via.tokens_per_s / direct.tokens_per_s:.2f}x",
-        )
-    )
     click.echo(
         summary_table(
-            "tokens/s ratios (goals: embedded >= 0.8x the peer; generator over the peer >= 0.95x the peer)",
-            ratios,
-            ["workload", "ours tok/s", "peer tok/s", "ratio"],
+            "tokens/s ratios, pooled over the rounds (goals: embedded >= 0.8x the peer; generator over the "
+            "peer >= 0.95x the peer)",
+            [w.row() for w in workloads],
+            ["workload", "ours tok/s", "peer tok/s", "ratio", "per round"],
         )
     )
 
