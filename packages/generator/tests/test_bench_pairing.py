@@ -1,10 +1,22 @@
-"""The peer benchmark's rounds (bench.alternate, bench.Paired): who goes first, and what the ratio pools."""
+"""The peer benchmark's rounds (who goes first, what the ratio pools) and the server-side time per request."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from gravity_generator.bench import LoadResult, Paired, alternate
+from gravity_generator.bench import (
+    LoadResult,
+    Paired,
+    alternate,
+    parse_server_latency,
+    path_cost,
+    server_latency,
+    with_server_time,
+)
 
 
 def _result(label: str, tokens: int, seconds: float) -> LoadResult:
@@ -41,3 +53,85 @@ def test_the_ratio_pools_tokens_and_seconds_and_each_round_keeps_its_own() -> No
     assert paired.ratio == pytest.approx(0.75)  # not the mean of the round ratios (1.0)
     assert paired.round_ratios() == pytest.approx([1.5, 0.5])
     assert paired.row() == ("w", 15.0, 20.0, "0.75x", "1.50 / 0.50")
+
+
+VLLM_METRICS = """# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{engine="0",le="+Inf",model_name="smollm2-135m"} 512.0
+vllm:e2e_request_latency_seconds_count{engine="0",model_name="smollm2-135m"} 512.0
+vllm:e2e_request_latency_seconds_sum{engine="0",model_name="smollm2-135m"} 14914.725504398346
+vllm:e2e_request_latency_seconds_count{engine="0",model_name="gravity-bench"} 8.0
+vllm:e2e_request_latency_seconds_sum{engine="0",model_name="gravity-bench"} 85.25
+# HELP vllm:e2e_request_latency_seconds_created Histogram of e2e request latency in seconds.
+vllm:e2e_request_latency_seconds_created{engine="0",model_name="smollm2-135m"} 1.79e+09
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="smollm2-135m"} 2202.9
+"""
+
+
+def test_the_server_latency_sums_every_label_set_and_nothing_else() -> None:
+    total, count = parse_server_latency(VLLM_METRICS) or (0.0, 0.0)
+    assert count == 520.0
+    assert total == pytest.approx(14914.725504398346 + 85.25)
+    assert parse_server_latency("gravity_rpc_seconds_sum 3.0\n") is None
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server on 127.0.0.1 answering /metrics with the next exposition of a list."""
+    pages: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (pages.pop(0) if pages else "").encode()
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", pages
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _exposition(total: float, count: float) -> str:
+    return (
+        f'vllm:e2e_request_latency_seconds_sum{{model_name="m"}} {total}\n'
+        f'vllm:e2e_request_latency_seconds_count{{model_name="m"}} {count}\n'
+    )
+
+
+def test_a_run_against_a_vllm_peer_carries_the_servers_own_time_per_request(
+    metrics_server: tuple[str, list[str]],
+) -> None:
+    base_url, pages = metrics_server
+    pages += [_exposition(100.0, 10), _exposition(148.0, 26)]  # 16 requests took 48 s on the server
+    run = with_server_time(lambda tag: _result("peer" + tag, 10, 1.0), base_url)
+    result = run("")
+    assert result.server_ms == pytest.approx(3000.0)
+
+    paired = Paired("generator over the peer (gRPC)")
+    paired.ours.append(LoadResult("via", 16, 50.0, 1500, [3050.0] * 16, server_ms=3000.0))
+    paired.theirs.append(LoadResult("direct", 16, 49.0, 1500, [3010.0] * 16, server_ms=3000.0))
+    line = path_cost(paired)
+    assert "generator over the peer +50 ms on 3000 ms (1.67%)" in line
+    assert "directly +10 ms on 3000 ms (0.33%)" in line
+
+
+def test_a_peer_without_the_metric_is_said_to_be_unmeasured(metrics_server: tuple[str, list[str]]) -> None:
+    base_url, pages = metrics_server
+    pages += ["gravity_rpc_seconds_sum 3.0\n", "gravity_rpc_seconds_sum 4.0\n"]
+    result = with_server_time(lambda tag: _result("peer", 10, 1.0), base_url)("")
+    assert result.server_ms is None
+    assert server_latency("http://127.0.0.1:9/v1") is None  # nothing listens: no figure, no error
+    paired = Paired("w")
+    paired.ours.append(result)
+    paired.theirs.append(result)
+    assert "not measured" in path_cost(paired)

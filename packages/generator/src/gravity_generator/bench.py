@@ -18,7 +18,10 @@ With ``--peer URL`` (any OpenAI-compatible server: vLLM, `gravity serve llm`):
 
 Each comparison runs ``--rounds`` times, alternating which side goes first (ours-peer, peer-ours, ...), so
 that drift in the machine's load falls on both sides; the ratio is of the pooled tokens/s (all tokens over
-all seconds of each side), printed with every round's own ratio so the spread is visible.
+all seconds of each side), printed with every round's own ratio so the spread is visible. When the peer
+exports vLLM's Prometheus metrics, the bench also reads the server's own time per request around every run
+against it: client-observed latency minus that is what the path in front of the server costs, a figure the
+server's run-to-run drift (±10% here) does not blur.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class LoadResult:
     completion_tokens: int
     latencies_ms: list[float]
     mean_batch: float | None = None
+    server_ms: float | None = None  # the peer's own mean time per request, when it exports it
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else 0.0
 
     @property
     def rps(self) -> float:
@@ -120,6 +128,49 @@ class Paired:
             f"{self.ratio:.2f}x",
             spread,
         )
+
+
+SERVER_LATENCY = "vllm:e2e_request_latency_seconds"
+
+
+def server_latency(base_url: str) -> tuple[float, float] | None:
+    """(seconds, requests) the peer has spent on finished requests so far, from vLLM's ``/metrics``; None
+    where the server exports no such figure."""
+    import httpx
+
+    root = base_url.removesuffix("/v1")
+    try:
+        reply = httpx.get(f"{root}/metrics", timeout=10.0)
+    except httpx.HTTPError:
+        return None
+    return parse_server_latency(reply.text) if reply.status_code == 200 else None
+
+
+def parse_server_latency(exposition: str) -> tuple[float, float] | None:
+    """Sum and count of :data:`SERVER_LATENCY` over all its label sets in a Prometheus text exposition."""
+    totals = {"sum": 0.0, "count": 0.0}
+    found = False
+    for line in exposition.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        for part in totals:
+            if name == f"{SERVER_LATENCY}_{part}":
+                totals[part] += float(line.rsplit(" ", 1)[1])
+                found = True
+    return (totals["sum"], totals["count"]) if found else None
+
+
+def with_server_time(run: Callable[[str], LoadResult], base_url: str) -> Callable[[str], LoadResult]:
+    """``run``, with the peer's own mean time per request during it (when the peer reports one)."""
+
+    def measured(tag: str) -> LoadResult:
+        before = server_latency(base_url)
+        result = run(tag)
+        after = server_latency(base_url)
+        if before is not None and after is not None and after[1] > before[1]:
+            result.server_ms = (after[0] - before[0]) / (after[1] - before[1]) * 1000.0
+        return result
+
+    return measured
 
 
 def alternate(
@@ -507,14 +558,18 @@ def _against_peer(
                 )
             )
     with _generator(_with_writer(settings, peer_endpoint), clients) as running:
-        workloads.append(
-            alternate(
-                "generator over the peer (gRPC)",
-                rounds,
+        over_peer = alternate(
+            "generator over the peer (gRPC)",
+            rounds,
+            with_server_time(
                 lambda tag: _grpc_run(f"generator -> peer, {method}{tag}", running, requests, clients),
-                lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender),
-            )
+                base_url,
+            ),
+            with_server_time(
+                lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender), base_url
+            ),
         )
+        workloads.append(over_peer)
     rows = [r.row() for w in workloads for pair in w.paired() for r in pair]
     click.echo(summary_table(f"generator vs peer {base_url} ({model}): {title}", rows, HEADERS))
     click.echo("")
@@ -525,6 +580,30 @@ def _against_peer(
             [w.row() for w in workloads],
             ["workload", "ours tok/s", "peer tok/s", "ratio", "per round"],
         )
+    )
+    click.echo(path_cost(over_peer))
+
+
+def path_cost(paired: Paired) -> str:
+    """What the path in front of the peer adds per request, beyond the peer's own time for it."""
+
+    def beyond(results: Sequence[LoadResult]) -> tuple[float, float] | None:
+        if any(r.server_ms is None for r in results):
+            return None
+        client = statistics.fmean(r.mean_ms for r in results)
+        server = statistics.fmean(r.server_ms or 0.0 for r in results)
+        return client - server, server
+
+    via, direct = beyond(paired.ours), beyond(paired.theirs)
+    if via is None or direct is None:
+        return (
+            f"time per request beyond the peer's own: not measured (the peer exports no {SERVER_LATENCY}; "
+            "vLLM does)"
+        )
+    return (
+        f"time per request beyond the peer's own ({SERVER_LATENCY}, mean of the rounds): generator over the "
+        f"peer +{via[0]:.0f} ms on {via[1]:.0f} ms ({via[0] / via[1] * 100:.2f}%), calling it directly "
+        f"+{direct[0]:.0f} ms on {direct[1]:.0f} ms ({direct[0] / direct[1] * 100:.2f}%)"
     )
 
 
