@@ -159,20 +159,6 @@ def parse_server_latency(exposition: str) -> tuple[float, float] | None:
     return (totals["sum"], totals["count"]) if found else None
 
 
-def with_server_time(run: Callable[[str], LoadResult], base_url: str) -> Callable[[str], LoadResult]:
-    """``run``, with the peer's own mean time per request during it (when the peer reports one)."""
-
-    def measured(tag: str) -> LoadResult:
-        before = server_latency(base_url)
-        result = run(tag)
-        after = server_latency(base_url)
-        if before is not None and after is not None and after[1] > before[1]:
-            result.server_ms = (after[0] - before[0]) / (after[1] - before[1]) * 1000.0
-        return result
-
-    return measured
-
-
 def alternate(
     what: str, rounds: int, ours: Callable[[str], LoadResult], theirs: Callable[[str], LoadResult]
 ) -> Paired:
@@ -194,9 +180,11 @@ def drive(
     items: Sequence[T],
     clients: int,
     sender: Callable[[], AbstractContextManager[Callable[[T], int]]],
+    server: str | None = None,
 ) -> LoadResult:
     """Send ``items`` from ``clients`` threads (each with its own ``sender``, which returns completion
-    tokens), as fast as answers come back; the first error stops the run and is raised."""
+    tokens), as fast as answers come back; the first error stops the run and is raised. With ``server`` (a
+    peer's base URL), the peer's own mean time per request during the run is read from its metrics."""
     queue = list(items)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -223,6 +211,7 @@ def drive(
 
     threads = [threading.Thread(target=worker, name=f"bench-client-{i}") for i in range(clients)]
     click.echo(f"  {label}: {len(items)} requests from {clients} clients ...", err=True)
+    before = server_latency(server) if server else None
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -231,6 +220,9 @@ def drive(
     if errors:
         raise errors[0]
     result = LoadResult(label, len(items), time.perf_counter() - started, tokens[0], latencies)
+    after = server_latency(server) if server else None
+    if before is not None and after is not None and after[1] > before[1]:
+        result.server_ms = (after[0] - before[0]) / (after[1] - before[1]) * 1000.0
     click.echo(
         f"  {label}: {result.seconds:.1f}s, {result.completion_tokens} tokens, {result.tokens_per_s:.1f} tok/s",
         err=True,
@@ -441,14 +433,18 @@ def _engine_stats(running: RunningService) -> Any:
 
 
 def _grpc_run(
-    label: str, running: RunningService, requests: Sequence[dict[str, Any]], clients: int
+    label: str,
+    running: RunningService,
+    requests: Sequence[dict[str, Any]],
+    clients: int,
+    server: str | None = None,
 ) -> LoadResult:
     send = grpc_sender(running.target)
     with send() as warm:  # first call pays one-time costs (threads, kernels)
         warm(requests[0])
     engine = _engine_stats(running)
     steps, rows = (engine.stats.decode_steps, engine.stats.decode_rows) if engine is not None else (0, 0)
-    result = drive(label, requests, clients, send)
+    result = drive(label, requests, clients, send, server)
     if engine is not None and engine.stats.decode_steps > steps:
         result.mean_batch = (engine.stats.decode_rows - rows) / (engine.stats.decode_steps - steps)
     return result
@@ -561,13 +557,8 @@ def _against_peer(
         over_peer = alternate(
             "generator over the peer (gRPC)",
             rounds,
-            with_server_time(
-                lambda tag: _grpc_run(f"generator -> peer, {method}{tag}", running, requests, clients),
-                base_url,
-            ),
-            with_server_time(
-                lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender), base_url
-            ),
+            lambda tag: _grpc_run(f"generator -> peer, {method}{tag}", running, requests, clients, base_url),
+            lambda tag: drive(f"peer, {method}{tag}", base_calls, clients, peer_sender, base_url),
         )
         workloads.append(over_peer)
     rows = [r.row() for w in workloads for pair in w.paired() for r in pair]
