@@ -1,6 +1,7 @@
 """Pytest fixtures shared by every package's tests (loaded from the root conftest.py).
 
-Real parts only: a real Tansu broker, the real SmolLM2 and MiniLM models, real gRPC servers on 127.0.0.1.
+Real parts only: a real Tansu broker, the real SmolLM2 and MiniLM models, real gRPC and HTTP servers on
+127.0.0.1.
 Models are converted/cached once under $GRAVITY_HOME (default ~/.cache/gravity), so only the first test
 session on a machine pays for it.
 """
@@ -8,7 +9,10 @@ session on a machine pays for it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +175,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 running ``handler`` in threads; yields ``http://127.0.0.1:PORT``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def send_body(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str = "application/json"
+) -> None:
+    """Answer the handler's request with ``status`` and ``body`` (Content-Length set)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -8,13 +8,13 @@ service's own key is wrong, not the caller's, so not UNAUTHENTICATED) and Unavai
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import grpc
 import pytest
+from gravity_testing import http_server, send_body
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import ConfigError, RateLimited, Unavailable
@@ -34,22 +34,13 @@ def refusing_endpoint() -> Iterator[tuple[str, dict[str, Any]]]:
             body = json.dumps(
                 {"error": {"message": f"refused with {answer['status']}", "type": "x"}}
             ).encode()
-            self.send_response(answer["status"])
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, answer["status"], body)
 
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", answer
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Handler) as root:
+        yield f"{root}/v1", answer
 
 
 @pytest.mark.parametrize(

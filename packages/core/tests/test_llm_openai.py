@@ -93,8 +93,9 @@ def test_first_token_scores_resolves_prefixes() -> None:
 def test_the_openai_key_goes_only_to_openai_or_where_a_role_names_its_own(monkeypatch) -> None:
     """A vLLM or proxy host must never receive the OPENAI_API_KEY meant for api.openai.com."""
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from gravity_testing import http_server, send_body
 
     seen: list[str] = []
 
@@ -118,27 +119,19 @@ def test_the_openai_key_goes_only_to_openai_or_where_a_role_names_its_own(monkey
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                 }
             ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, 200, body)
 
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-only-0001")
-    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with http_server(Recorder) as root:
+        base_url = f"{root}/v1"
         OpenAILLM(LLMEndpoint(backend="openai", model="m", base_url=base_url)).chat(
             [{"role": "user", "content": "hi"}]
         )
         own = LLMEndpoint(backend="openai", model="m", base_url=base_url, api_key="vllm-own-key")
         OpenAILLM(own).chat([{"role": "user", "content": "hi"}])
-    finally:
-        server.shutdown()
     assert seen == ["Bearer EMPTY", "Bearer vllm-own-key"]
     assert LLMEndpoint(backend="openai", model="gpt-4o").resolved_api_key() == "sk-openai-only-0001"
     assert (
