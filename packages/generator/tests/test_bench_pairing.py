@@ -74,6 +74,12 @@ def test_the_server_latency_sums_every_label_set_and_nothing_else() -> None:
     assert count == 520.0
     assert total == pytest.approx(14914.725504398346 + 85.25)
     assert parse_server_latency("gravity_rpc_seconds_sum 3.0\n") is None
+    # the format allows a timestamp after the value, label values with spaces, and no labels at all
+    stamped = (
+        'vllm:e2e_request_latency_seconds_sum{model_name="a b"} 12.5 1796224570000\n'
+        "vllm:e2e_request_latency_seconds_count 4 1796224570000\n"
+    )
+    assert parse_server_latency(stamped) == (12.5, 4.0)
 
 
 @pytest.fixture

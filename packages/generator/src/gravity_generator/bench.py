@@ -151,10 +151,13 @@ def parse_server_latency(exposition: str) -> tuple[float, float] | None:
     totals = {"sum": 0.0, "count": 0.0}
     found = False
     for line in exposition.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
+        # `name{labels} value [timestamp]`; label values may hold spaces, so split after the labels
+        name, brace, rest = line.partition("{")
+        fields = (rest.partition("}")[2] if brace else name).split()
+        name = name if brace else (fields.pop(0) if fields else "")
         for part in totals:
-            if name == f"{SERVER_LATENCY}_{part}":
-                totals[part] += float(line.rsplit(" ", 1)[1])
+            if name == f"{SERVER_LATENCY}_{part}" and fields:
+                totals[part] += float(fields[0])
                 found = True
     return (totals["sum"], totals["count"]) if found else None
 
