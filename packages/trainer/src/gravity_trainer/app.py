@@ -79,8 +79,9 @@ class TrainerApp:
     ) -> tuple[RunRecord, bool]:
         """Validate and queue a run; (record, created). An existing run of the same identity is returned as is
         unless it failed, in which case it is queued again."""
-        from gravity_trainer.request import settings_fields
-        from gravity_trainer.run import TrainRequest, prepare
+        # request.py, not run.py: queueing a run must not import torch and transformers (11 s idle, ~26 s
+        # beside a decoding generator), which delayed every first run of a service by that much.
+        from gravity_trainer.request import TrainRequest, prepare, settings_fields
 
         if recipe not in RECIPES:
             raise InvalidInput("recipe", f"unknown recipe {recipe!r} (known: {', '.join(sorted(RECIPES))})")
