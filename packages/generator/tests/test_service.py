@@ -1,6 +1,7 @@
 """The gRPC Generator on the embedded SmolLM2 with really trained adapters: every method, streaming,
 validation, truncation and deadlines."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -223,3 +224,54 @@ def test_metrics_name_the_series_operators_scale_and_alert_on(
     # least what this one lists; the exact sum is tested in test_registry.py
     loaded = {m.adapter for m in client.list_methods() if m.adapter}
     assert value("gravity_adapters_loaded", service="generator") >= len(loaded) > 0
+
+
+def test_a_full_batch_leaves_threads_for_the_cheap_calls(generator_settings, target_book) -> None:
+    """A client holding max_batch long Personalize calls: ListMethods still answers at once. With as many
+    gRPC threads as max_batch (the demo's 32 and 32) it queued behind them until its deadline."""
+    from gravity_core.grpc import wait_for_serving
+    from gravity_generator.service import start_generator
+
+    profile, book = target_book
+    settings = generator_settings(
+        **{
+            "generator.max_batch": 2,
+            "generator.grpc_workers": 2,
+            "grpc.max_workers": 2,
+            "generator.max_new_tokens": 400,
+        }
+    )
+    running = start_generator(settings)
+    try:
+        wait_for_serving(make_channel(running.target), timeout_s=600)
+        engine = running.service.app.engine.writer.engine
+        with GeneratorClient(running.target, timeout_s=600) as client, ThreadPoolExecutor(2) as pool:
+            calls = [
+                pool.submit(
+                    client.personalize,
+                    user_id=profile.user_id,
+                    parent_asin=book.parent_asin,
+                    method=method,
+                )
+                for method in ("base-rewrite", "demo-based")
+            ]
+            while engine.stats.decode_rows < 4 and not any(c.done() for c in calls):
+                time.sleep(0.05)  # both are decoding
+            methods = client.list_methods(timeout_s=5)
+            assert not all(c.done() for c in calls)  # it answered while the batch was still full
+            assert "gravity" in {method_name(m) for m in methods}
+            for call in calls:
+                assert call.result().completion_tokens > 0
+    finally:
+        running.stop()
+
+
+def test_a_call_error_names_the_call_and_its_target(generator) -> None:
+    """A timed-out call says which RPC on which server: the demo once ended on a bare "DEADLINE_EXCEEDED:
+    Deadline Exceeded" with five services and a dozen kinds of calls to suspect."""
+    from gravity_core.clients import ServiceCallError
+
+    with GeneratorClient(generator.target) as client, pytest.raises(ServiceCallError) as err:
+        client.list_methods(timeout_s=0.000001)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert f"GeneratorService/ListMethods at {generator.target}" in str(err.value)

@@ -187,11 +187,19 @@ class GeneratorService:
             self.bus.close()
 
 
+# gRPC threads kept beyond a full batch for the cheap calls (ListMethods, health, Status of the others).
+CONTROL_THREADS = 8
+
+
 def host_settings(settings: Settings, cfg: GeneratorSettings) -> Settings:
-    """Settings with enough gRPC worker threads: calls mostly wait on the batcher, not on a CPU."""
-    if settings.grpc.max_workers >= cfg.grpc_workers:
+    """Settings with enough gRPC worker threads: calls mostly wait on the batcher, not on a CPU. gRPC's sync
+    server queues a call while every thread is busy, so a client that fills the batch (``max_batch``
+    Personalize calls) must still leave threads: with exactly ``max_batch`` of them, the demo's ListMethods
+    waited behind 32 descriptions until its deadline."""
+    workers = max(cfg.grpc_workers, cfg.max_batch + CONTROL_THREADS)
+    if settings.grpc.max_workers >= workers:
         return settings
-    grpc_settings = settings.grpc.model_copy(update={"max_workers": cfg.grpc_workers})
+    grpc_settings = settings.grpc.model_copy(update={"max_workers": workers})
     return settings.model_copy(update={"grpc": grpc_settings})
 
 
