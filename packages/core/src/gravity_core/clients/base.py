@@ -22,16 +22,26 @@ class ServiceCallError(GravityError):
     """A call a service refused or could not answer: ``code`` is the gRPC status, ``details`` its message
     (which names the offending field for INVALID_ARGUMENT and NOT_FOUND)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(f"{code.name}: {details}")
+    def __init__(self, code: grpc.StatusCode, details: str, call: str = "") -> None:
+        super().__init__(f"{code.name}: {details}" + (f" ({call})" if call else ""))
         self.code = code
         self.details = details
+        self.call = call
 
 
-def call_error(exc: grpc.RpcError) -> ServiceCallError:
+def call_error(exc: grpc.RpcError, call: str = "") -> ServiceCallError:
+    """``call`` names the RPC and its target in the message: "DEADLINE_EXCEEDED: Deadline Exceeded" alone
+    does not say which of a demo's many calls timed out."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    return ServiceCallError(code, details or code.name)
+    return ServiceCallError(code, details or code.name, call)
+
+
+def rpc_name(method: Any) -> str:
+    """``Service/Method`` of a stub's callable (grpc keeps the path as ``_method``), or ""."""
+    path = getattr(method, "_method", b"")
+    path = path.decode() if isinstance(path, bytes) else str(path)
+    return path.rsplit(".", 1)[-1]
 
 
 class ServiceClient:
@@ -70,7 +80,9 @@ class ServiceClient:
                 horizon,
             )
         except grpc.RpcError as exc:
-            raise call_error(exc) from None
+            raise call_error(
+                exc, f"{rpc_name(method) or 'call'} at {self.target}, deadline {horizon:g} s"
+            ) from None
 
     def close(self) -> None:
         if self._owns_channel:
