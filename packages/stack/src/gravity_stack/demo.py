@@ -48,6 +48,9 @@ YIELDING = frozenset({"trainer"})
 # books and the judge for every description, and their imports and model loads (about 30 s of one core each)
 # would otherwise share the cores with the profiler, the stage everything else waits for.
 DEFERRED = ("generator", "judge")
+# Requests in one running batch of the generator (and of pairgen's PrefAlign descriptions); the demo sends
+# every description it can at once so the prompt-only methods of all readers decode together.
+GENERATION_BATCH = 32
 
 
 def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: Path) -> dict[str, Any]:
@@ -70,6 +73,8 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
     from gravity_trainer.settings import TrainerSettings
 
     out = opts.out.resolve()
+    scoring = LLMEndpoint(backend="embedded", model="smollm2-135m", max_batch_size=8, prefix_cache_mb=2048)
+    generation = scoring.model_copy(update={"max_batch_size": GENERATION_BATCH})
     train_overrides = {
         "max_steps": opts.train_steps,
         "evaluations": 2,
@@ -82,9 +87,12 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         # The profiler keeps each reader's encoded reviews from scoring to their summary: 8 readers' chunks
         # (about 46 KB per token on SmolLM2-135M) do not fit the default 256 MB.
         "llm": LLMSettings(
-            defaults=LLMEndpoint(
-                backend="embedded", model="smollm2-135m", max_batch_size=8, prefix_cache_mb=2048
-            )
+            defaults=scoring,
+            # Generation (descriptions, TriAgent's edits, PrefAlign's pairs) in running batches of up to 32:
+            # a decode step reads every weight whatever the batch, so on 2 cores 32 rows give 1.6x the
+            # tokens/s of 8 (measured: 85 -> 138 tok/s). Writer and author alike share one model.
+            writer=generation,
+            author=generation,
         ),
         "kafka": KafkaSettings(
             bootstrap_servers=bootstrap, partitions=1, session_timeout_ms=6000, heartbeat_interval_ms=1000
@@ -117,7 +125,7 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
         "generator": GeneratorSettings(
             meta_path=str(meta),
             max_new_tokens=opts.max_new_tokens,
-            max_batch=8,
+            max_batch=GENERATION_BATCH,
             http_port=0,
         ),
         "judge": JudgeSettings(orders=opts.judge_orders, follow_profiles=True),
@@ -409,7 +417,7 @@ def _pairs_training_and_generation(
     targets: list[tuple[str, Any]] | None = None
     prompt_methods: list[str] = []
     deadline = time.monotonic() + opts.timeout_s
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=GENERATION_BATCH) as pool:
         while True:
             watch()
             manifest = pairgen.get_manifest(cohort_id) or manifest
