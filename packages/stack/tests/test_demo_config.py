@@ -33,3 +33,22 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
     assert _training_progress(None, set(), 8) == (0.0, 4.0)
     assert _training_progress(manifest(1), set(), 8) == (0.0, 4.0)
     assert _training_progress(manifest(8), {"gravity"}, 8) == (2.0, 4.0)
+
+
+def test_generation_batches_32_rows_while_scoring_keeps_its_chunks(tmp_path: Path) -> None:
+    """Writer and author decode in batches of 32 and share one model (same endpoint); the annotator and the
+    judge score in the chunks they always had (their chunk size follows max_batch_size, and a profile or a
+    rating must not change because the demo batches its descriptions)."""
+    from gravity_generator.service import host_settings
+    from gravity_generator.settings import GeneratorSettings
+    from gravity_stack.demo import GENERATION_BATCH
+
+    config = demo_config(DemoOptions(out=tmp_path), "127.0.0.1:9092", {}, sample_dir() / "meta_Books.jsonl")
+    settings = Settings.model_validate(config)
+    assert settings.llm.role("writer") == settings.llm.role("author")
+    assert settings.llm.role("writer").max_batch_size == GENERATION_BATCH == 32
+    assert settings.llm.role("annotator").max_batch_size == settings.llm.role("judge").max_batch_size == 8
+    generator = settings.section("generator", GeneratorSettings)
+    assert generator.max_batch == GENERATION_BATCH
+    # the demo sends 32 at once: the generator must still have threads for its ListMethods polls
+    assert host_settings(settings, generator).grpc.max_workers > GENERATION_BATCH
