@@ -29,12 +29,26 @@ class ServiceCallError(GravityError):
         self.call = call
 
 
+# Codes whose details come from the transport, not from the service: the message names the call for these.
+# A service's own refusal (INVALID_ARGUMENT, NOT_FOUND, ...) already names its field and stays as it is.
+TRANSPORT_CODES = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
 def call_error(exc: grpc.RpcError, call: str = "") -> ServiceCallError:
-    """``call`` names the RPC and its target in the message: "DEADLINE_EXCEEDED: Deadline Exceeded" alone
-    does not say which of a demo's many calls timed out."""
+    """``call`` names the RPC and its target in a transport error's message: "DEADLINE_EXCEEDED: Deadline
+    Exceeded" alone does not say which of a demo's many calls timed out."""
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    return ServiceCallError(code, details or code.name, call)
+    return ServiceCallError(code, details or code.name, call if code in TRANSPORT_CODES else "")
 
 
 def rpc_name(method: Any) -> str:
