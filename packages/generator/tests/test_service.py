@@ -278,3 +278,8 @@ def test_a_call_error_names_the_call_and_its_target() -> None:
         client.list_methods(timeout_s=0.5)
     assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert f"(GeneratorService/ListMethods at {target}, deadline 0.5 s)" in str(err.value)
+    # a streaming call names itself too
+    with GeneratorClient(target) as client, pytest.raises(ServiceCallError) as err:
+        list(client.stream(user_id="u", parent_asin="b", method="gravity", timeout_s=0.5))
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert f"(GeneratorService/PersonalizeStream at {target}, deadline 0.5 s)" in str(err.value)

@@ -94,9 +94,12 @@ class ServiceClient:
                 horizon,
             )
         except grpc.RpcError as exc:
-            raise call_error(
-                exc, f"{rpc_name(method) or 'call'} at {self.target}, deadline {horizon:g} s"
-            ) from None
+            raise self.failed(exc, method, horizon) from None
+
+    def failed(self, exc: grpc.RpcError, method: Any, timeout_s: float | None) -> ServiceCallError:
+        """``exc`` as raised by a call of ``method`` (unary or streaming), naming the RPC, target and deadline."""
+        deadline = f", deadline {timeout_s:g} s" if timeout_s else ""
+        return call_error(exc, f"{rpc_name(method) or 'call'} at {self.target}{deadline}")
 
     def close(self) -> None:
         if self._owns_channel:

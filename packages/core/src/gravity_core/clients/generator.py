@@ -23,7 +23,7 @@ import grpc
 
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core import names
-from gravity_core.clients.base import ServiceCallError, ServiceClient, call_error
+from gravity_core.clients.base import ServiceCallError, ServiceClient
 
 GeneratorCallError = ServiceCallError
 
@@ -106,7 +106,7 @@ class GeneratorClient(ServiceClient):
                 elif event.WhichOneof("event") == "final":
                     yield event.final
         except grpc.RpcError as exc:
-            raise call_error(exc) from None
+            raise self.failed(exc, self._stub.PersonalizeStream, timeout_s or self.timeout_s) from None
         finally:
             call.cancel()
 

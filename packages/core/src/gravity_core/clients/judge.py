@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from gravity.v1 import judge_pb2, judge_pb2_grpc
-from gravity_core.clients.base import ServiceClient, call_error
+from gravity_core.clients.base import ServiceClient
 from gravity_core.errors import Unavailable
 
 PROTOCOLS = {
@@ -51,7 +51,7 @@ class JudgeClient(ServiceClient):
                 else:
                     return event.result
         except grpc.RpcError as exc:
-            raise call_error(exc) from None
+            raise self.failed(exc, self._stub.Evaluate, timeout_s or self.timeout_s) from None
         finally:
             call.cancel()
         raise Unavailable("the judge ended the evaluation without a result")

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from gravity.v1 import training_pb2, training_pb2_grpc
-from gravity_core.clients.base import ServiceClient, call_error
+from gravity_core.clients.base import ServiceClient
 
 
 class TrainerClient(ServiceClient):
@@ -39,7 +39,7 @@ class TrainerClient(ServiceClient):
         try:
             yield from call
         except grpc.RpcError as exc:
-            raise call_error(exc) from None
+            raise self.failed(exc, self._stub.Status, timeout_s or self.timeout_s) from None
         finally:
             call.cancel()
 
