@@ -350,6 +350,8 @@ def test_queueing_a_run_does_not_import_the_training_stack(
     import subprocess
     import sys
 
+    # the model stack tests/test_service_imports.py keeps out of every service's start
+    heavy = ("torch", "transformers", "peft", "trl", "sentence_transformers")
     settings = make_settings()
     store = ArtifactStore.from_settings(settings)
     pairs = _dataset_in_store(make_pairs, store)
@@ -359,7 +361,7 @@ def test_queueing_a_run_does_not_import_the_training_stack(
         "from gravity_trainer.app import TrainerApp\n"
         f"settings = load_settings(None, env={{}}, overrides={{'artifacts.root': {str(store.root)!r}}})\n"
         f"record, created = TrainerApp(settings).submit({str(pairs)!r}, 'gravity', 'gravity-dpo', {{}})\n"
-        "print(record.state, created, sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))\n"
+        f"print(record.state, created, sorted(m for m in {heavy!r} if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
