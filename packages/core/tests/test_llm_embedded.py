@@ -128,6 +128,31 @@ def test_adapters_per_request_and_mixed_batches(tiny_adapter: Path) -> None:
         llm.chat(msgs, params, adapter="tiny")
 
 
+def test_an_adapter_loaded_by_two_owners_stays_until_both_unload(tiny_adapter: Path) -> None:
+    """Two generators in one process share its model: the first to stop must not take away the adapter
+    the other still serves (the generator tests once failed with "adapter 'gravity-test' is not loaded"
+    when test_service.py ran before test_cli.py)."""
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm.embedded import EmbeddedLLM
+
+    llm = EmbeddedLLM(LLMEndpoint(max_tokens=4))
+    msgs = [{"role": "user", "content": "Is a library quiet? Answer yes or no."}]
+    llm.load_adapter("tiny", str(tiny_adapter))
+    llm.load_adapter("tiny", str(tiny_adapter))
+    tuned = llm.score_choices(msgs, ["yes", "no"], adapter="tiny").logprobs
+
+    llm.unload_adapter("tiny")
+    assert llm.adapters == {"tiny": str(tiny_adapter)}
+    assert llm.score_choices(msgs, ["yes", "no"], adapter="tiny").logprobs == pytest.approx(tuned, abs=1e-4)
+
+    llm.unload_adapter("tiny")
+    assert llm.adapters == {}
+    with pytest.raises(NotFound):
+        llm.score_choices(msgs, ["yes", "no"], adapter="tiny")
+    with pytest.raises(NotFound):
+        llm.unload_adapter("tiny")
+
+
 def test_an_adapter_applies_right_after_a_base_model_decode(tiny_adapter: Path) -> None:
     """A base-model decode step switches the LoRA layers off; a scoring or logprob call with an adapter
     right after it must switch them on again (CI once saw the adapter's scores equal the base model's)."""

@@ -1,7 +1,9 @@
 """The LoRA adapters attached to the embedded model: one owner for loading, unloading and choosing them.
 
 The first adapter wraps the base model in a peft model; later ones are added to it; removing the last takes
-the LoRA layers out again. A call runs with one adapter active, with adapters disabled (the base model), or —
+the LoRA layers out again. One model serves every owner in its process (a generator's registry, a bench, a
+test's second generator), so a name loaded twice is held twice and stays attached until its last holder
+unloads it. A call runs with one adapter active, with adapters disabled (the base model), or —
 for a batch that mixes adapters — with peft routing each row to its own (``adapter_names``). Callers hold the
 backend's lock around every method here.
 """
@@ -26,6 +28,8 @@ class AdapterSet:
         # pack each adapter's LoRA layers like the base model's (packed.py)
         self.pack = pack
         self._paths: dict[str, str] = {}
+        # how many owners loaded each name; the last unload takes it off the model
+        self._holders: dict[str, int] = {}
         # what the LoRA layers currently apply, as set by select(); None = unknown (peft changed it)
         self._selected: tuple[str | None] | None = None
         self._layers: list[Any] | None = None
@@ -46,6 +50,7 @@ class AdapterSet:
         if not os.path.isfile(os.path.join(path, "adapter_config.json")):
             raise NotFound("adapter", f"{path} has no adapter_config.json")
         if name in self._paths:
+            # loaded again (a retrained adapter re-published in place): the new files replace the old
             self.model.delete_adapter(name)
         if self.model is self.base_model:
             self.model = PeftModel.from_pretrained(self.base_model, path, adapter_name=name)
@@ -58,10 +63,15 @@ class AdapterSet:
 
             pack_linears(self.model)
         self._paths[name] = path
+        self._holders[name] = self._holders.get(name, 0) + 1
 
-    def unload(self, name: str) -> None:
+    def unload(self, name: str) -> bool:
+        """Drop one hold on ``name``; True when that was the last and the adapter left the model."""
         if name not in self._paths:
             raise NotFound("adapter", f"adapter {name!r} is not loaded")
+        if self._holders[name] > 1:
+            self._holders[name] -= 1
+            return False
         if len(self._paths) == 1:
             # peft cannot run with zero adapters; take the LoRA layers out and go back to the plain model
             self.base_model = self.model.unload()
@@ -70,7 +80,9 @@ class AdapterSet:
         else:
             self.model.delete_adapter(name)
         del self._paths[name]
+        del self._holders[name]
         self._forget_state()
+        return True
 
     def _forget_state(self) -> None:
         self._selected = None

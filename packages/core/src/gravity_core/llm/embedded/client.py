@@ -83,6 +83,7 @@ class EmbeddedLLM(LLMClient):
 
     # --------------------------------------------------------------- adapters
     def load_adapter(self, name: str, path: str) -> None:
+        """Attach the adapter at ``path`` as ``name``; each load is one hold (see AdapterSet)."""
         with self._lock:
             self._adapters.load(name, path)
             self.scorer.forget_prefix()
@@ -90,8 +91,10 @@ class EmbeddedLLM(LLMClient):
         log.info("adapter_loaded", adapter=name, path=path)
 
     def unload_adapter(self, name: str) -> None:
+        """Drop one hold on ``name``; the adapter leaves the model with the last."""
         with self._lock:
-            self._adapters.unload(name)
+            if not self._adapters.unload(name):
+                return  # another owner in this process still serves it
             self.scorer.forget_prefix()
             self.generator.engine.forget_prefixes(name)
 
