@@ -8,15 +8,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from gravity.v1 import profile_pb2, profile_pb2_grpc
-from gravity_core.errors import NotFound
+from gravity_core.errors import NotFound, RateLimited
 from gravity_core.grpc import make_channel, require_field, wait_for_serving
 from gravity_core.grpc.client import health_status
 from gravity_core.service import start_in_thread
 
 
 class _Profiles(profile_pb2_grpc.ProfilerServiceServicer):
+    def __init__(self) -> None:
+        self.refusals = 0
+
     def GetProfile(self, request, context):
         user_id = require_field(request, "user_id")
+        if user_id == "busy":
+            if self.refusals < 2:
+                self.refusals += 1
+                raise RateLimited("busy: 8 calls in flight; retry shortly", retry_after_s=0.05)
+            return profile_pb2.GetProfileResponse(profile=profile_pb2.UserProfile(user_id="busy"))
         if user_id == "boom":
             raise RuntimeError("secret internal detail")
         if user_id != "known":
@@ -285,6 +293,34 @@ def test_call_with_retry_waits_out_unavailable_but_not_other_errors() -> None:
 
     with pytest.raises(grpc.RpcError):  # gives up once the deadline is spent
         call_with_retry(down, timeout_s=0.5)
+
+
+def test_a_refusal_for_load_says_when_to_return_and_is_retried_after_it(running) -> None:
+    from gravity_core.grpc import call_with_retry
+    from gravity_core.grpc.client import pushback_s
+
+    stub = profile_pb2_grpc.ProfilerServiceStub(make_channel(running.target))
+    request = profile_pb2.GetProfileRequest(user_id="busy")
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetProfile(request, timeout=10)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "8 calls in flight" in err.value.details()
+    assert pushback_s(err.value) == 0.05
+
+    busy = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+    reply = call_with_retry(lambda remaining: stub.GetProfile(request, timeout=remaining), 30, busy)
+    assert reply.profile.user_id == "busy"  # refused once more, then answered
+
+    # RESOURCE_EXHAUSTED without the trailer (gRPC's own message size limit) is final, not retried
+    attempts: list[float] = []
+
+    def too_large(remaining: float) -> str:
+        attempts.append(remaining)
+        raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    with pytest.raises(grpc.RpcError):
+        call_with_retry(too_large, 30, busy)
+    assert len(attempts) == 1
 
 
 def test_a_deadline_spent_on_a_refusing_server_reports_the_refusal() -> None:

@@ -32,7 +32,15 @@ class Unavailable(GravityError):
 
 
 class RateLimited(Unavailable):
-    """A dependency refused for now because of load or quota (HTTP 429); retry later (RESOURCE_EXHAUSTED)."""
+    """A dependency refused for now because of load or quota (HTTP 429); retry later (RESOURCE_EXHAUSTED).
+
+    ``retry_after_s`` goes out as HTTP's Retry-After and gRPC's ``retry-after-ms`` trailer: it is what tells
+    a client this RESOURCE_EXHAUSTED is worth retrying (gRPC also uses the code for its message size limits).
+    """
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ConfigError(GravityError):

@@ -82,19 +82,29 @@ class ServiceClient:
         return self._channel
 
     def _call(
-        self, method: Callable[..., T], request: Any, timeout_s: float | None = None, retry: bool = True
+        self,
+        method: Callable[..., T],
+        request: Any,
+        timeout_s: float | None = None,
+        retry: bool = True,
+        retry_on: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.UNAVAILABLE,),
     ) -> T:
-        """A unary call; idempotent ones (``retry``) are retried on UNAVAILABLE until the deadline."""
-        horizon = timeout_s or self.timeout_s or NO_DEADLINE_S
+        """A unary call; idempotent ones (``retry``) are retried on ``retry_on`` codes until the deadline."""
+        horizon = self.horizon(timeout_s)
         try:
             if not retry:
                 return method(request, timeout=horizon, wait_for_ready=self.wait_for_ready)
             return call_with_retry(
                 lambda remaining: method(request, timeout=remaining, wait_for_ready=self.wait_for_ready),
                 horizon,
+                retry_on,
             )
         except grpc.RpcError as exc:
             raise self.failed(exc, method, horizon) from None
+
+    def horizon(self, timeout_s: float | None) -> float:
+        """The deadline of a call: its own, else the client's, else none to speak of."""
+        return timeout_s or self.timeout_s or NO_DEADLINE_S
 
     def failed(self, exc: grpc.RpcError, method: Any, timeout_s: float | None) -> ServiceCallError:
         """``exc`` as raised by a call of ``method`` (unary or streaming), naming the RPC, target and deadline."""

@@ -136,6 +136,22 @@ def wait_for_serving(
     raise Unavailable(f"service {service or '(server)'} not SERVING after {timeout_s:.0f}s (last: {status})")
 
 
+# Trailer of a refusal for load: how many milliseconds to wait before asking again (the server's pushback)
+RETRY_AFTER_MS = "retry-after-ms"
+
+
+def pushback_s(exc: grpc.RpcError) -> float | None:
+    """The wait a server asked for with its refusal (``retry-after-ms``); None when it named none."""
+    trailers = exc.trailing_metadata() if isinstance(exc, grpc.Call) else None
+    for key, value in trailers or ():
+        if key == RETRY_AFTER_MS:
+            try:
+                return max(int(value), 0) / 1000
+            except ValueError:
+                return None
+    return None
+
+
 def call_with_retry(
     call: Callable[[float], Any],
     timeout_s: float,
@@ -144,6 +160,9 @@ def call_with_retry(
 ) -> Any:
     """``call(remaining_seconds)`` until it succeeds, retrying ``retry_on`` codes with backoff until the
     overall deadline.
+
+    RESOURCE_EXHAUSTED in ``retry_on`` is retried only with the server's ``retry-after-ms`` trailer (a
+    refusal for load, RateLimited), after at least that long.
 
     The channel's retry policy covers blips (gRPC caps it at 5 attempts); this covers a server that is
     restarting — down, then up but still loading its model (UNAVAILABLE) — for as long as the caller is
@@ -166,8 +185,15 @@ def call_with_retry(
                 raise refused from None
             if code not in retry_on:
                 raise
+            wait = backoff
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # a message over gRPC's size limit is final; only a refusal for load says when to return
+                pushback = pushback_s(exc)
+                if pushback is None:
+                    raise
+                wait = max(wait, pushback)
             refused = exc
-            if deadline - time.monotonic() <= backoff:
+            if deadline - time.monotonic() <= wait:
                 raise
-        time.sleep(backoff)
+        time.sleep(wait)
         backoff = min(backoff * 2, max_backoff_s)

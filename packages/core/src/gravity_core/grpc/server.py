@@ -4,7 +4,8 @@
   Kafka is down or during shutdown;
 * server reflection, so grpcurl and friends work;
 * errors raised by servicers become status codes with a message naming the field:
-  InvalidInput -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, RateLimited -> RESOURCE_EXHAUSTED,
+  InvalidInput -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, RateLimited -> RESOURCE_EXHAUSTED (with its
+  ``retry-after-ms`` trailer, which the clients' retry honours),
   Unavailable -> UNAVAILABLE,
   DeadlineExceeded -> DEADLINE_EXCEEDED, other GravityError -> FAILED_PRECONDITION, anything else ->
   INTERNAL (logged with its traceback, never sent to the client);
@@ -33,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gravity_core.config import GrpcSettings
 from gravity_core.errors import ConfigError, GravityError, InvalidInput, NotFound, RateLimited, Unavailable
+from gravity_core.grpc.client import RETRY_AFTER_MS
 from gravity_core.logging import get_logger
 from gravity_core.metrics import RPC_REQUESTS, RPC_SECONDS
 from gravity_core.ops import OpsServer
@@ -91,6 +93,8 @@ class _ErrorInterceptor(grpc.ServerInterceptor):
             code, message = status_for(exc)
             if code == grpc.StatusCode.INTERNAL:
                 log.exception("rpc_internal_error", method=method)
+            if isinstance(exc, RateLimited):
+                context.set_trailing_metadata(((RETRY_AFTER_MS, str(round(exc.retry_after_s * 1000))),))
             context.abort(code, message)
 
         rpc = method.rsplit("/", 1)[-1]
