@@ -266,6 +266,67 @@ def test_a_full_batch_leaves_threads_for_the_cheap_calls(generator_settings, tar
         running.stop()
 
 
+def test_descriptions_beyond_the_threads_are_refused_at_once_and_the_client_retries(
+    generator_settings, target_book
+) -> None:
+    """With every description thread taken, one more Personalize is refused with RESOURCE_EXHAUSTED and a
+    retry-after-ms trailer instead of queueing in gRPC in front of ListMethods and health checks; the typed
+    client waits it out and gets its description."""
+    from gravity_core.clients.generator import build_request
+    from gravity_core.grpc import wait_for_serving
+    from gravity_core.grpc.client import pushback_s
+    from gravity_generator.service import start_generator
+
+    profile, book = target_book
+    settings = generator_settings(
+        **{
+            "generator.max_batch": 1,
+            "generator.grpc_workers": 1,
+            "grpc.max_workers": 1,
+            "generator.max_new_tokens": 400,
+        }
+    )
+    running = start_generator(settings)
+    try:
+        wait_for_serving(make_channel(running.target), timeout_s=600)
+        admission = running.service.admission
+        assert admission.limit == 1  # max_batch 1: the 8 control threads are all the rest
+        request = build_request(user_id=profile.user_id, parent_asin=book.parent_asin, method="base-rewrite")
+        with GeneratorClient(running.target, timeout_s=600) as client, ThreadPoolExecutor(2) as pool:
+            first = pool.submit(client.personalize, request=request)
+            while admission.inflight < 1 and not first.done():
+                time.sleep(0.01)
+            stub = generation_pb2_grpc.GeneratorServiceStub(client.channel)
+            refusals = []
+            for call in (
+                lambda: stub.Personalize(request, timeout=60),
+                lambda: list(
+                    stub.PersonalizeStream(
+                        generation_pb2.PersonalizeStreamRequest(request=request), timeout=60
+                    )
+                ),
+            ):
+                with pytest.raises(grpc.RpcError) as err:
+                    call()
+                refusals.append(err.value)
+            assert not first.done()  # refused while the first was still being written
+            for refusal in refusals:
+                assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "1 descriptions are in flight" in refusal.details()
+                assert pushback_s(refusal) == 1.0
+            assert client.list_methods(timeout_s=5)  # the cheap calls still have their threads
+
+            second = pool.submit(client.personalize, request=request)
+            streamed = list(client.stream(request=request))
+            assert first.result().completion_tokens > 0
+            assert second.result().text == first.result().text  # greedy: the same description
+            final = streamed[-1]
+            assert isinstance(final, generation_pb2.PersonalizeResponse) and final.text == first.result().text
+        assert admission.inflight == 0
+    finally:
+        running.stop()
+
+
 def test_a_call_error_names_the_call_and_its_target() -> None:
     """A timed-out call says which RPC on which server: the demo once ended on a bare "DEADLINE_EXCEEDED:
     Deadline Exceeded" with five services and a dozen kinds of calls to suspect. (A service's own refusal

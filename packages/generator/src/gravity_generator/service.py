@@ -26,6 +26,7 @@ from gravity_core.logging import get_logger
 from gravity_core.service import RunningService, run, start_in_thread
 from gravity_core.skips import SkipLog
 from gravity_core.web.server import HttpServer
+from gravity_generator.admission import Admission
 from gravity_generator.app import GeneratorApp, check_paths, load_config
 from gravity_generator.requests import deadline_from, to_response
 from gravity_generator.serving import PersonalizeServing
@@ -38,15 +39,17 @@ log = get_logger(__name__)
 class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
     """gRPC's router: protobuf in and out, the work in :class:`PersonalizeServing` (shared with HTTP)."""
 
-    def __init__(self, serving: PersonalizeServing) -> None:
+    def __init__(self, serving: PersonalizeServing, admission: Admission) -> None:
         self.serving = serving
+        self.admission = admission
 
     def Personalize(
         self, request: generation_pb2.PersonalizeRequest, context: grpc.ServicerContext
     ) -> generation_pb2.PersonalizeResponse:
         check_deadline(context)
-        job = self.serving.job(request, deadline_from(context.time_remaining()), context.is_active)
-        return to_response(self.serving.personalize(job), job)
+        with self.admission.slot():
+            job = self.serving.job(request, deadline_from(context.time_remaining()), context.is_active)
+            return to_response(self.serving.personalize(job), job)
 
     def PersonalizeStream(
         self, request: generation_pb2.PersonalizeStreamRequest, context: grpc.ServicerContext
@@ -54,12 +57,15 @@ class GeneratorServicer(generation_pb2_grpc.GeneratorServiceServicer):
         check_deadline(context)
         if not request.HasField("request"):
             raise InvalidInput("request", "is required")
-        job = self.serving.job(request.request, deadline_from(context.time_remaining()), context.is_active)
-        for event in self.serving.stream(job):
-            if isinstance(event, str):
-                yield generation_pb2.PersonalizeStreamResponse(delta=event)
-            else:
-                yield generation_pb2.PersonalizeStreamResponse(final=to_response(event, job))
+        with self.admission.slot():
+            job = self.serving.job(
+                request.request, deadline_from(context.time_remaining()), context.is_active
+            )
+            for event in self.serving.stream(job):
+                if isinstance(event, str):
+                    yield generation_pb2.PersonalizeStreamResponse(delta=event)
+                else:
+                    yield generation_pb2.PersonalizeStreamResponse(final=to_response(event, job))
 
     def ListMethods(
         self, request: generation_pb2.ListMethodsRequest, context: grpc.ServicerContext
@@ -94,6 +100,7 @@ class GeneratorService:
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
         self.serving = PersonalizeServing(self.app)
+        self.admission = Admission(inflight_limit(settings, self.cfg))
         self.loops: list[ConsumerLoop[Any]] = []
         self.load_error: str | None = None
         self._stopping = threading.Event()
@@ -102,7 +109,7 @@ class GeneratorService:
     def register(self, host: ServiceHost) -> None:
         host.add(
             generation_pb2_grpc.add_GeneratorServiceServicer_to_server,
-            GeneratorServicer(self.serving),
+            GeneratorServicer(self.serving, self.admission),
             "gravity.v1.GeneratorService",
         )
 
@@ -189,6 +196,11 @@ class GeneratorService:
 
 # gRPC threads kept beyond a full batch for the cheap calls (ListMethods, health, Status of the others).
 CONTROL_THREADS = 8
+
+
+def inflight_limit(settings: Settings, cfg: GeneratorSettings) -> int:
+    """Personalize calls admitted at once over gRPC: every worker thread but the control threads."""
+    return host_settings(settings, cfg).grpc.max_workers - CONTROL_THREADS
 
 
 def host_settings(settings: Settings, cfg: GeneratorSettings) -> Settings:

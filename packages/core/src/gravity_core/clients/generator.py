@@ -15,6 +15,7 @@ only gravity-core's base install (no torch).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,13 @@ import grpc
 from gravity.v1 import generation_pb2, generation_pb2_grpc, profile_pb2
 from gravity_core import names
 from gravity_core.clients.base import ServiceCallError, ServiceClient
+from gravity_core.grpc import call_with_retry
 
 GeneratorCallError = ServiceCallError
+
+# A description may be asked for again: the server refuses one it has no room for (RESOURCE_EXHAUSTED) or is
+# restarting (UNAVAILABLE) before it starts writing.
+RETRY_BUSY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 @dataclass(frozen=True)
@@ -87,28 +93,38 @@ class GeneratorClient(ServiceClient):
     ) -> generation_pb2.PersonalizeResponse:
         """Keyword arguments as :func:`build_request`; or ``request=<PersonalizeRequest>``."""
         message = request.pop("request", None) or build_request(**request)
-        return self._call(self._stub.Personalize, message, timeout_s)
+        return self._call(self._stub.Personalize, message, timeout_s, retry_on=RETRY_BUSY)
 
     def stream(
         self, *, timeout_s: float | None = None, **request: Any
     ) -> Iterator[str | generation_pb2.PersonalizeResponse]:
         """Text deltas as they are generated, then the final PersonalizeResponse."""
-        message = request.pop("request", None) or build_request(**request)
-        call = self._stub.PersonalizeStream(
-            generation_pb2.PersonalizeStreamRequest(request=message),
-            timeout=timeout_s or self.timeout_s,
-            wait_for_ready=self.wait_for_ready,
+        message = generation_pb2.PersonalizeStreamRequest(
+            request=request.pop("request", None) or build_request(**request)
         )
+        horizon = self.horizon(timeout_s)
+        calls: list[Any] = []
+
+        def start(remaining: float) -> list[generation_pb2.PersonalizeStreamResponse]:
+            # a refusal (busy, restarting) comes before the first event: nothing was shown yet, so retry
+            call = self._stub.PersonalizeStream(
+                message, timeout=remaining, wait_for_ready=self.wait_for_ready
+            )
+            calls.append(call)
+            return list(itertools.islice(call, 1))
+
         try:
-            for event in call:
+            first = call_with_retry(start, horizon, RETRY_BUSY)
+            for event in itertools.chain(first, calls[-1]):
                 if event.WhichOneof("event") == "delta":
                     yield event.delta
                 elif event.WhichOneof("event") == "final":
                     yield event.final
         except grpc.RpcError as exc:
-            raise self.failed(exc, self._stub.PersonalizeStream, timeout_s or self.timeout_s) from None
+            raise self.failed(exc, self._stub.PersonalizeStream, horizon) from None
         finally:
-            call.cancel()
+            for call in calls:
+                call.cancel()
 
     def list_methods(self, timeout_s: float | None = 30.0) -> list[generation_pb2.MethodInfo]:
         return list(
