@@ -66,6 +66,34 @@ def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_f
     assert clock.remaining_s() == pytest.approx(5 * REFERENCE_S["pairs+training"] + REFERENCE_S["judging"])
 
 
+def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(monkeypatch) -> None:
+    """The demo's first estimates said 21 minutes left with 11 to go: generation and recovery, which run
+    beside training, were added after it."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    clock = StageClock(lambda _: None)
+    clock.plan("broker", "broker")
+    clock.plan("profiling", "profiling", units=8)
+    clock.plan("pairs+training", "training", units=8)
+    clock.plan("generation", "generation", units=72, after=("profiling",), ends_after=("pairs+training",))
+    clock.plan("recovery", "recovery", units=2, after=("pairs+training",))
+    clock.plan("judging", "judging", units=8, after=("generation",))
+    with clock.step("broker"):
+        now[0] += REFERENCE_S["broker"]  # the reference speed
+    with clock.step("profiling"):
+        now[0] += 8 * REFERENCE_S["profiling"]
+    training, judging = 8 * REFERENCE_S["pairs+training"], 8 * REFERENCE_S["judging"]
+    assert 72 * REFERENCE_S["generation"] < training  # as measured: generation waits for the adapters
+    assert clock.remaining_s() == pytest.approx(training + judging)
+
+    clock.begin("pairs+training")
+    clock.begin("generation")
+    now[0] += 100
+    clock.set_progress("generation", 48, 72)  # the prompt-only descriptions are ahead of training...
+    # ... and still end with it: the adapters' descriptions need the adapters
+    assert clock.remaining_s() == pytest.approx(training - 100 + judging)
+
+
 def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert thread_env(5, environ={}) == dict.fromkeys(THREAD_VARIABLES, "1")

@@ -172,6 +172,8 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
         "generation",
         "personalizing descriptions (gRPC Generator): prompt-only methods while the adapters train",
         readers * opts.books_per_user * 9,
+        after=("profiling",),
+        ends_after=("pairs+training",),  # the adapters' descriptions
     )
     if opts.recovery_readers:
         clock.plan(
@@ -179,12 +181,14 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
             "profiler recovery on planted readers with a known truth (gravity fidelity), beside the last "
             "descriptions",
             float(opts.recovery_readers),
+            after=("pairs+training",),
         )
     clock.plan(
         "judging",
         "judging (gRPC Judge, paper and debiased protocols: top-1 win rate, preference gain, "
         "interestingness, similarity)",
         readers * opts.books_per_user,
+        after=("generation",),
     )
     with clock.step("broker") as note:
         broker = EmbeddedBroker(log_path=out / "logs" / "broker.log").start()

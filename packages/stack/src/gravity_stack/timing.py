@@ -7,8 +7,10 @@ The estimate scales a reference run (``REFERENCE_S``: the root README's measured
 bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this
 run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference, the stages not
 begun are expected to take ``d / r`` times their reference; running stages that report progress are
-extrapolated from their own pace. Units of work scale it too (more readers, more descriptions). It is an
-estimate and printed as one.
+extrapolated from their own pace. Units of work scale it too (more readers, more descriptions). Stages are
+placed on the demo's own schedule — each begins once the stages it waits for ended (``after``) and may have
+to outlast others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are
+not added up. It is an estimate and printed as one.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from dataclasses import dataclass, field
 
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
-    "broker": 1.0,
-    "services": 6.0,
-    "ingest": 1.0,
-    # a first run (empty response cache, README): 1,452 s in all
-    "profiling": 36.1,  # per reader (289 s for 8)
-    "pairs+training": 94.6,  # per reader (757 s for 8; three adapters trained on the cohort)
-    "generation": 9.4,  # per description (675 s for 72, overlapping training)
-    "judging": 42.6,  # per (reader, book) (341 s for 8)
-    "recovery": 41.0,  # per planted reader (82 s for 2)
+    # a first run on a fresh clone (empty response cache and GRAVITY_HOME, README): 855 s in all
+    "broker": 0.5,
+    "services": 3.0,
+    "ingest": 0.5,
+    "profiling": 25.1,  # per reader (201 s for 8)
+    "pairs+training": 51.3,  # per reader (410 s for 8; three adapters trained on the cohort)
+    "generation": 5.24,  # per description (377 s for 72, overlapping training)
+    "judging": 26.0,  # per (reader, book) (208 s for 8)
+    "recovery": 25.5,  # per planted reader (51 s for 2, beside judging)
 }
 
 
@@ -41,6 +43,9 @@ class Stage:
     ended: float | None = None
     # Fraction of this stage's work done, when the stage can tell (descriptions written, adapters trained).
     progress: float | None = None
+    # the stages it begins after (None: every stage planned before it) and those it cannot end before
+    after: tuple[str, ...] | None = None
+    ends_after: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -58,8 +63,16 @@ class StageClock:
     started: float = field(default_factory=lambda: time.monotonic())
     _last_note: str = ""
 
-    def plan(self, name: str, title: str, units: float = 1.0) -> None:
-        self.stages.append(Stage(name, title, units))
+    def plan(
+        self,
+        name: str,
+        title: str,
+        units: float = 1.0,
+        after: tuple[str, ...] | None = None,
+        ends_after: tuple[str, ...] = (),
+    ) -> None:
+        """A stage of the run, in the order stages begin; ``after`` and ``ends_after`` name earlier ones."""
+        self.stages.append(Stage(name, title, units, after=after, ends_after=ends_after))
 
     def set_units(self, name: str, units: float) -> None:
         self._stage(name).units = units
@@ -107,28 +120,31 @@ class StageClock:
     def remaining_s(self) -> float | None:
         """Expected seconds left, or None before any stage finished (nothing to scale by yet).
 
-        Stages running now overlap, so the longest of their remainders counts, plus every stage not begun.
-        A running stage that reports its progress is extrapolated from its own pace; one that does not is
-        expected to take its scaled reference time (and, once past it, nothing more: the estimate then
-        understates, which is why stages report progress)."""
+        Each stage's end is placed on the schedule: a stage not begun starts when the stages it waits for
+        are expected to end and takes its scaled reference time; a running stage that reports its progress
+        is extrapolated from its own pace; one that does not is expected to take its scaled reference time
+        (and, once past it, nothing more: the estimate then understates, which is why stages report
+        progress). The time left is the latest of those ends."""
         done = [s for s in self.stages if s.ended is not None]
         reference_done = sum(REFERENCE_S[s.name] * s.units for s in done)
         if not done or reference_done <= 0:
             return None
         speed = sum(s.seconds for s in done) / reference_done
-        running: list[float] = []
-        later = 0.0
-        for s in self.stages:
+        ends: dict[str, float] = {}  # seconds from now
+        for i, s in enumerate(self.stages):
             if s.ended is not None:
+                ends[s.name] = 0.0
                 continue
             expected = REFERENCE_S[s.name] * s.units * speed
             if s.started is None:
-                later += expected
+                waits = s.after if s.after is not None else [p.name for p in self.stages[:i]]
+                end = max((ends[w] for w in waits), default=0.0) + expected
             elif s.progress:
-                running.append(s.seconds * (1.0 - s.progress) / s.progress)
+                end = s.seconds * (1.0 - s.progress) / s.progress
             else:
-                running.append(max(0.0, expected - s.seconds))
-        return max(running, default=0.0) + later
+                end = max(0.0, expected - s.seconds)
+            ends[s.name] = max([end, *(ends[o] for o in s.ends_after)])
+        return max(ends.values(), default=0.0)
 
     def eta_text(self) -> str:
         left = self.remaining_s()
