@@ -322,6 +322,14 @@ def test_descriptions_beyond_the_threads_are_refused_at_once_and_the_client_retr
             assert second.result().text == first.result().text  # greedy: the same description
             final = streamed[-1]
             assert isinstance(final, generation_pb2.PersonalizeResponse) and final.text == first.result().text
+
+            # a stream the client walks away from gives its place back
+            for _ in client.stream(request=request):
+                assert admission.inflight == 1
+                break  # cancels the call
+            waited = time.monotonic() + 30
+            while admission.inflight and time.monotonic() < waited:
+                time.sleep(0.05)
         assert admission.inflight == 0
     finally:
         running.stop()
