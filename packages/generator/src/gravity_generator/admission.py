@@ -1,10 +1,11 @@
-"""Admission of descriptions over gRPC: at most ``limit`` Personalize calls in the server at once.
+"""Admission of descriptions: at most ``limit`` in the server at once, one more refused with RateLimited.
 
-gRPC's sync server runs each call on a worker thread and *queues* a call when every thread is taken, whatever
+Both surfaces use it: HTTP's chat completions (generator.http_max_inflight, answered 429) and gRPC's
+Personalize calls, where the limit also protects the server's threads. gRPC's sync server runs each call on a worker thread and *queues* a call when every thread is taken, whatever
 the call. A client flooding Personalize would queue the cheap calls behind it — ListMethods, the other
 services' Status polls, and the health checks Kubernetes restarts a pod over. So descriptions take at most
 ``limit`` threads (the workers minus the control threads kept for the rest); one more is refused at once with
-RESOURCE_EXHAUSTED, which the typed client retries with backoff, like HTTP's 429 (generator.http_max_inflight).
+RESOURCE_EXHAUSTED and its ``retry-after-ms`` trailer, which the typed client waits out.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from gravity_core.errors import RateLimited
 
 
 class Admission:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, what: str) -> None:
+        """``what`` completes the refusal: "busy: <limit> <what>; retry shortly"."""
         self.limit = limit
+        self.what = what
         self._inflight = 0
         self._lock = threading.Lock()
 
@@ -26,17 +29,21 @@ class Admission:
     def inflight(self) -> int:
         return self._inflight
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
+    def admit(self) -> None:
+        """Take a place, or raise RateLimited; whoever holds it calls :meth:`release` once."""
         with self._lock:
             if self._inflight >= self.limit:
-                raise RateLimited(
-                    f"busy: {self.limit} descriptions are in flight over gRPC (the generator's gRPC threads "
-                    "beyond its control threads: generator.grpc_workers); retry shortly"
-                )
+                raise RateLimited(f"busy: {self.limit} {self.what}; retry shortly")
             self._inflight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        self.admit()
         try:
             yield
         finally:
-            with self._lock:
-                self._inflight -= 1
+            self.release()

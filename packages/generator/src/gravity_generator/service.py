@@ -100,7 +100,11 @@ class GeneratorService:
         skips = SkipLog(on_skip=self.bus.skip_to_dlq if self.bus is not None else None)
         self.app = GeneratorApp(settings, self.cfg, micro_batch=True, skips=skips)
         self.serving = PersonalizeServing(self.app)
-        self.admission = Admission(inflight_limit(settings, self.cfg))
+        self.admission = Admission(
+            inflight_limit(settings, self.cfg),
+            "descriptions are in flight over gRPC (the generator's gRPC threads beyond its control "
+            "threads: generator.grpc_workers)",
+        )
         self.loops: list[ConsumerLoop[Any]] = []
         self.load_error: str | None = None
         self._stopping = threading.Event()

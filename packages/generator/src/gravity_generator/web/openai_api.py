@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 from gravity.v1 import generation_pb2
 from gravity_core.errors import RateLimited
 from gravity_core.web.security import bearer_token, same_secret
+from gravity_generator.admission import Admission
 from gravity_generator.engine import Result
 from gravity_generator.serving import PersonalizeServing
 from gravity_generator.web.openai_protocol import (
@@ -56,7 +58,8 @@ def _next(events: Iterator[Any]) -> Any:
 
 def error_for(exc: BaseException) -> JSONResponse:
     status, body = error_body(exc)
-    headers = {"retry-after": "1"} if status in (429, 503) else None
+    wait = exc.retry_after_s if isinstance(exc, RateLimited) else 1.0
+    headers = {"retry-after": str(math.ceil(wait))} if status in (429, 503) else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -103,8 +106,7 @@ class OpenAIApi:
     def __init__(self, serving: PersonalizeServing, token: str | None, max_inflight: int) -> None:
         self.serving = serving
         self.token = token
-        self.max_inflight = max_inflight
-        self.inflight = 0  # touched only on the event loop's thread
+        self.admission = Admission(max_inflight, "requests are generating (generator.http_max_inflight)")
         self._threads = anyio.CapacityLimiter(max_inflight)
 
     def denied(self, request: Request) -> Response | None:
@@ -151,13 +153,10 @@ class OpenAIApi:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             message = f"body: not valid JSON ({exc})"
             return JSONResponse(error_object(400, message, "body", "invalid_json"), status_code=400)
-        if self.inflight >= self.max_inflight:
-            return error_for(
-                RateLimited(
-                    f"busy: {self.inflight} requests are generating (generator.http_max_inflight); retry shortly"
-                )
-            )
-        self.inflight += 1
+        try:
+            self.admission.admit()
+        except RateLimited as exc:
+            return error_for(exc)
         handed_over = False
         try:
             chat = parse_request(body)
@@ -173,7 +172,7 @@ class OpenAIApi:
             return error_for(exc)
         finally:
             if not handed_over:
-                self.inflight -= 1
+                self.admission.release()
 
     def _translate(self, chat: ChatRequest) -> generation_pb2.PersonalizeRequest:
         return personalize_request(chat, self.serving.engine, self.serving.app.cfg)
@@ -201,7 +200,7 @@ class OpenAIApi:
             if not released:
                 released = True
                 events.close()
-                self.inflight -= 1
+                self.admission.release()
 
         async def body() -> AsyncIterator[bytes]:
             try:
