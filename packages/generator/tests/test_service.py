@@ -1,8 +1,11 @@
 """The gRPC Generator on the embedded SmolLM2 with really trained adapters: every method, streaming,
 validation, truncation and deadlines."""
 
+import contextlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
@@ -226,24 +229,34 @@ def test_metrics_name_the_series_operators_scale_and_alert_on(
     assert value("gravity_adapters_loaded", service="generator") >= len(loaded) > 0
 
 
-def test_a_full_batch_leaves_threads_for_the_cheap_calls(generator_settings, target_book) -> None:
-    """A client holding max_batch long Personalize calls: ListMethods still answers at once. With as many
-    gRPC threads as max_batch (the demo's 32 and 32) it queued behind them until its deadline."""
+@contextlib.contextmanager
+def _long_descriptions_generator(generator_settings, max_batch: int) -> Iterator[Any]:
+    """A serving generator with batches of ``max_batch``, as few gRPC threads as it allows and 400-token
+    descriptions (long enough to be in flight while a test makes its other calls)."""
     from gravity_core.grpc import wait_for_serving
     from gravity_generator.service import start_generator
 
-    profile, book = target_book
     settings = generator_settings(
         **{
-            "generator.max_batch": 2,
-            "generator.grpc_workers": 2,
-            "grpc.max_workers": 2,
+            "generator.max_batch": max_batch,
+            "generator.grpc_workers": max_batch,
+            "grpc.max_workers": max_batch,
             "generator.max_new_tokens": 400,
         }
     )
     running = start_generator(settings)
     try:
         wait_for_serving(make_channel(running.target), timeout_s=600)
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_full_batch_leaves_threads_for_the_cheap_calls(generator_settings, target_book) -> None:
+    """A client holding max_batch long Personalize calls: ListMethods still answers at once. With as many
+    gRPC threads as max_batch (the demo's 32 and 32) it queued behind them until its deadline."""
+    profile, book = target_book
+    with _long_descriptions_generator(generator_settings, max_batch=2) as running:
         engine = running.service.app.engine.writer.engine
         with GeneratorClient(running.target, timeout_s=600) as client, ThreadPoolExecutor(2) as pool:
             calls = [
@@ -262,8 +275,6 @@ def test_a_full_batch_leaves_threads_for_the_cheap_calls(generator_settings, tar
             assert "gravity" in {method_name(m) for m in methods}
             for call in calls:
                 assert call.result().completion_tokens > 0
-    finally:
-        running.stop()
 
 
 def test_descriptions_beyond_the_threads_are_refused_at_once_and_the_client_retries(
@@ -273,22 +284,10 @@ def test_descriptions_beyond_the_threads_are_refused_at_once_and_the_client_retr
     retry-after-ms trailer instead of queueing in gRPC in front of ListMethods and health checks; the typed
     client waits it out and gets its description."""
     from gravity_core.clients.generator import build_request
-    from gravity_core.grpc import wait_for_serving
     from gravity_core.grpc.client import pushback_s
-    from gravity_generator.service import start_generator
 
     profile, book = target_book
-    settings = generator_settings(
-        **{
-            "generator.max_batch": 1,
-            "generator.grpc_workers": 1,
-            "grpc.max_workers": 1,
-            "generator.max_new_tokens": 400,
-        }
-    )
-    running = start_generator(settings)
-    try:
-        wait_for_serving(make_channel(running.target), timeout_s=600)
+    with _long_descriptions_generator(generator_settings, max_batch=1) as running:
         admission = running.service.admission
         assert admission.limit == 1  # max_batch 1: the 8 control threads are all the rest
         request = build_request(user_id=profile.user_id, parent_asin=book.parent_asin, method="base-rewrite")
@@ -331,8 +330,6 @@ def test_descriptions_beyond_the_threads_are_refused_at_once_and_the_client_retr
             while admission.inflight and time.monotonic() < waited:
                 time.sleep(0.05)
         assert admission.inflight == 0
-    finally:
-        running.stop()
 
 
 def test_a_call_error_names_the_call_and_its_target() -> None:
