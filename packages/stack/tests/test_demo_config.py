@@ -22,7 +22,7 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
     """Pairs arrive in a burst (the first reader alone, the rest prepared together), so a partial count is not
     a pace to extrapolate from: 1 of 8 readers once predicted 282 minutes left."""
     from gravity_core.datasets import DatasetEntry, DatasetManifest, ShardEntry
-    from gravity_stack.demo import _training_progress
+    from gravity_stack.demo import TRAINING_PARTS_S, _training_progress
 
     def manifest(readers: int) -> DatasetManifest:
         shards = [
@@ -30,9 +30,14 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
         ]
         return DatasetManifest(datasets={"gravity": DatasetEntry(kind="dpo", shards=shards)})
 
-    assert _training_progress(None, set(), 8) == (0.0, 4.0)
-    assert _training_progress(manifest(1), set(), 8) == (0.0, 4.0)
-    assert _training_progress(manifest(8), {"gravity"}, 8) == (2.0, 4.0)
+    total = sum(TRAINING_PARTS_S.values())
+    assert _training_progress(None, set(), 8) == (0.0, total)
+    assert _training_progress(manifest(1), set(), 8) == (0.0, total)
+    # each part by its weight: the GRAVITY adapter's DPO outweighs the pairs
+    assert _training_progress(manifest(8), {"gravity"}, 8) == (
+        TRAINING_PARTS_S["pairs"] + TRAINING_PARTS_S["gravity"],
+        total,
+    )
 
 
 def test_generation_batches_32_rows_while_scoring_keeps_its_chunks(tmp_path: Path) -> None:

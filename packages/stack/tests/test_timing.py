@@ -94,6 +94,33 @@ def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(monkey
     assert clock.remaining_s() == pytest.approx(training - 100 + judging)
 
 
+def test_between_steps_of_progress_the_estimate_counts_down_instead_of_growing(monkeypatch) -> None:
+    """Training reports progress in steps minutes apart (the pairs, then each adapter). Measured at every
+    poll, the pace fell while the next adapter trained: the demo said 15 minutes left with 7 to go."""
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    clock = StageClock(lambda _: None)
+    clock.plan("broker", "broker")
+    clock.plan("pairs+training", "training", units=8)
+    clock.plan("judging", "judging", units=8)
+    with clock.step("broker"):
+        now[0] += REFERENCE_S["broker"]  # the reference speed
+    judging = 8 * REFERENCE_S["judging"]
+    clock.begin("pairs+training")
+    now[0] += 60
+    clock.set_progress("pairs+training", 1, 4)  # a quarter done in 60 s: 180 s to go at that pace
+    assert clock.remaining_s() == pytest.approx(180 + judging)
+    for _ in range(30):  # the next step runs; polls report the same progress
+        now[0] += 4
+        clock.set_progress("pairs+training", 1, 4)
+    assert clock.remaining_s() == pytest.approx(60 + judging)
+    now[0] += 100  # past the pace's end: the stage is expected to end any moment, not to take longer
+    clock.set_progress("pairs+training", 1, 4)
+    assert clock.remaining_s() == pytest.approx(judging)
+    clock.set_progress("pairs+training", 3, 4)  # the next step lands: the pace is measured again
+    assert clock.remaining_s() == pytest.approx(280 / 3 + judging)
+
+
 def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert thread_env(5, environ={}) == dict.fromkeys(THREAD_VARIABLES, "1")

@@ -37,6 +37,10 @@ from gravity_stack.processes import ServiceProcess, Supervisor
 from gravity_stack.timing import StageClock
 
 REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
+# Seconds of each part of pairs+training in the reference run (timing.REFERENCE_S's fresh clone): the cohort's
+# pairs, then each adapter in the trainer's queue order. Progress weighs the parts by them: DPO on the
+# GRAVITY pairs takes twice as long as either other adapter.
+TRAINING_PARTS_S = {"pairs": 63.0, names.GRAVITY: 167.0, names.USER_SFT: 99.0, names.PREF_ALIGN: 80.0}
 # The demo's schedule: the profiler, pairgen and the judge each compute alone (profiles are published as one
 # batch, the trainer waits for the whole cohort, judging waits for every description), so each gets every core.
 # The trainer and the generator compute at the same time (prompt-only methods while the adapters train), but the
@@ -486,13 +490,13 @@ def collect_descriptions(
 
 
 def _training_progress(manifest: DatasetManifest | None, live: set[str], readers: int) -> tuple[float, float]:
-    """(done, total) of pairs+training: the cohort's pairs weigh as much as one adapter's training (measured
-    on the 8-reader demo: about 140 s of pairs against 120-230 s per adapter). The pairs count once every
-    reader has them: the pair generator prepares the profiles of one poll together, so the first reader's
-    pairs come alone and the rest at once, and extrapolating from that first reader predicted hours."""
-    adapters = sum(a in live for a in REQUIRED_ADAPTERS)
-    pairs = 1.0 if _readers_with_pairs(manifest) >= readers else 0.0
-    return pairs + adapters, 1.0 + len(REQUIRED_ADAPTERS)
+    """(done, total) of pairs+training in seconds of the reference run (TRAINING_PARTS_S), so each part
+    counts by its weight. The pairs count once every reader has them: the pair generator prepares the
+    profiles of one poll together, so the first reader's pairs come alone and the rest at once, and
+    extrapolating from that first reader predicted hours."""
+    done = TRAINING_PARTS_S["pairs"] if _readers_with_pairs(manifest) >= readers else 0.0
+    done += sum(TRAINING_PARTS_S[a] for a in REQUIRED_ADAPTERS if a in live)
+    return done, sum(TRAINING_PARTS_S.values())
 
 
 def _readers_with_pairs(manifest: DatasetManifest | None) -> int:

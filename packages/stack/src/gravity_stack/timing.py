@@ -7,7 +7,7 @@ The estimate scales a reference run (``REFERENCE_S``: the root README's measured
 bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this
 run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference, the stages not
 begun are expected to take ``d / r`` times their reference; running stages that report progress are
-extrapolated from their own pace. Units of work scale it too (more readers, more descriptions). Stages are
+extrapolated from their own pace, measured when the progress last moved and counted down since. Units of work scale it too (more readers, more descriptions). Stages are
 placed on the demo's own schedule — each begins once the stages it waits for ended (``after``) and may have
 to outlast others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are
 not added up. It is an estimate and printed as one.
@@ -41,8 +41,10 @@ class Stage:
     units: float = 1.0
     started: float | None = None
     ended: float | None = None
-    # Fraction of this stage's work done, when the stage can tell (descriptions written, adapters trained).
+    # Fraction of this stage's work done, when the stage can tell (descriptions written, adapters trained),
+    # and the stage's own seconds when that fraction was reached.
     progress: float | None = None
+    progress_s: float = 0.0
     # the stages it begins after (None: every stage planned before it) and those it cannot end before
     after: tuple[str, ...] | None = None
     ends_after: tuple[str, ...] = ()
@@ -82,8 +84,12 @@ class StageClock:
 
     def set_progress(self, name: str, done: float, total: float) -> None:
         """How far a running stage is: its time left is then extrapolated from its own pace."""
-        if total > 0:
-            self._stage(name).progress = min(1.0, max(0.0, done / total))
+        if total <= 0:
+            return
+        stage = self._stage(name)
+        fraction = min(1.0, max(0.0, done / total))
+        if fraction != stage.progress:
+            stage.progress, stage.progress_s = fraction, stage.seconds
 
     def finished(self, name: str) -> bool:
         return self._stage(name).ended is not None
@@ -122,9 +128,12 @@ class StageClock:
 
         Each stage's end is placed on the schedule: a stage not begun starts when the stages it waits for
         are expected to end and takes its scaled reference time; a running stage that reports its progress
-        is extrapolated from its own pace; one that does not is expected to take its scaled reference time
-        (and, once past it, nothing more: the estimate then understates, which is why stages report
-        progress). The time left is the latest of those ends."""
+        is extrapolated from its pace when the progress last moved, and counted down since (progress comes
+        in steps minutes apart, such as an adapter trained: measured at every poll, the pace fell as the
+        next step ran, and the estimate rose to 15 minutes while the first adapter trained, with 7 left);
+        one that does not is expected to take its scaled reference time. Either, once past its expected
+        end, is expected to end any moment: the estimate then understates. The time left is the latest of
+        those ends."""
         done = [s for s in self.stages if s.ended is not None]
         reference_done = sum(REFERENCE_S[s.name] * s.units for s in done)
         if not done or reference_done <= 0:
@@ -140,7 +149,7 @@ class StageClock:
                 waits = s.after if s.after is not None else [p.name for p in self.stages[:i]]
                 end = max((ends[w] for w in waits), default=0.0) + expected
             elif s.progress:
-                end = s.seconds * (1.0 - s.progress) / s.progress
+                end = max(0.0, s.progress_s / s.progress - s.seconds)
             else:
                 end = max(0.0, expected - s.seconds)
             ends[s.name] = max([end, *(ends[o] for o in s.ends_after)])
