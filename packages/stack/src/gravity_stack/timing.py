@@ -5,12 +5,13 @@ start and end on the run's clock; the table shows both, and the total is the wal
 
 The estimate scales a reference run (``REFERENCE_S``: the root README's measured first `gravity demo` on the
 bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlapped schedule) by how fast this
-run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference, the stages not
-begun are expected to take ``d / r`` times their reference; running stages that report progress are
-extrapolated from their own pace, measured when the progress last moved and counted down since. Units of work scale it too (more readers, more descriptions). Stages are
-placed on the demo's own schedule — each begins once the stages it waits for ended (``after``) and may have
-to outlast others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are
-not added up. It is an estimate and printed as one.
+run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference (once ``r`` is
+long enough to tell), the stages not begun are expected to take ``d / r`` times their reference; running
+stages that report progress are extrapolated from their own pace, measured when the progress last moved and
+counted down since. Units of work scale it too (more readers, more descriptions). Stages are placed on the
+demo's own schedule — each begins once the stages it waits for ended (``after``) and may have to outlast
+others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are not added
+up. It is an estimate and printed as one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ REFERENCE_S: dict[str, float] = {
     "judging": 26.0,  # per (reader, book) (208 s for 8)
     "recovery": 25.5,  # per planted reader (51 s for 2, beside judging)
 }
+
+
+# Reference seconds the stages done must add up to before their pace scales the estimate.
+MIN_PACE_S = 30.0
 
 
 @dataclass
@@ -138,7 +143,9 @@ class StageClock:
         reference_done = sum(REFERENCE_S[s.name] * s.units for s in done)
         if not done or reference_done <= 0:
             return None
-        speed = sum(s.seconds for s in done) / reference_done
+        # Seconds-long stages (the broker, the services) say little about the model's pace: scaled by them,
+        # the demo began by saying 9 minutes with 14 to go. Until a longer stage has ended, the reference.
+        speed = sum(s.seconds for s in done) / reference_done if reference_done >= MIN_PACE_S else 1.0
         ends: dict[str, float] = {}  # seconds from now
         for i, s in enumerate(self.stages):
             if s.ended is not None:
