@@ -377,13 +377,9 @@ def _recovery(clock: StageClock, config_path: Path, out: Path, readers: int) -> 
     """The real profiler library on small planted readers, scored against their truth (not the demo's readers,
     whose true profiles nobody knows). It runs beside the generator's last descriptions, on one thread: a
     second would spin against the generator's and slow both."""
-    from transformers.utils import logging as transformers_logging
-
     from gravity_fidelity.report import recovery_line
     from gravity_fidelity.steps import quick_recovery
 
-    # The model loads in this process, whose console is the demo's: no weight-loading bar between its lines.
-    transformers_logging.disable_progress_bar()
     settings = load_settings(config_path, env={}, overrides={"llm.defaults.threads": 1})
     with clock.step("recovery") as note:
         line = recovery_line(quick_recovery(settings, out, readers=readers))
