@@ -10,9 +10,17 @@ from gravity_stack.processes import THREAD_VARIABLES, thread_env
 from gravity_stack.timing import REFERENCE_S, StageClock
 
 
-def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_overlap(monkeypatch) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The clock the stages read: ``now[0] += s`` lets ``s`` seconds pass."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    return clock
+
+
+def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_overlap(
+    now: list[float],
+) -> None:
     lines: list[str] = []
     clock = StageClock(lines.append)
     clock.plan("broker", "broker")
@@ -50,10 +58,8 @@ def test_estimate_scales_the_reference_by_this_runs_speed_and_the_table_shows_ov
 
 
 def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_from_its_pace(
-    monkeypatch,
+    now: list[float],
 ) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     clock = StageClock(lambda _: None)
     clock.plan("broker", "broker")
     clock.plan("pairs+training", "training", units=1)
@@ -70,11 +76,9 @@ def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_f
     assert clock.remaining_s() == pytest.approx(5 * REFERENCE_S["pairs+training"] + REFERENCE_S["judging"])
 
 
-def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(monkeypatch) -> None:
+def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(now: list[float]) -> None:
     """The demo's first estimates said 21 minutes left with 11 to go: generation and recovery, which run
     beside training, were added after it."""
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     clock = StageClock(lambda _: None)
     clock.plan("broker", "broker")
     clock.plan("profiling", "profiling", units=8)
@@ -98,11 +102,9 @@ def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(monkey
     assert clock.remaining_s() == pytest.approx(training - 100 + judging)
 
 
-def test_between_steps_of_progress_the_estimate_counts_down_instead_of_growing(monkeypatch) -> None:
+def test_between_steps_of_progress_the_estimate_counts_down_instead_of_growing(now: list[float]) -> None:
     """Training reports progress in steps minutes apart (the pairs, then each adapter). Measured at every
     poll, the pace fell while the next adapter trained: the demo said 15 minutes left with 7 to go."""
-    now = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     clock = StageClock(lambda _: None)
     clock.plan("broker", "broker")
     clock.plan("pairs+training", "training", units=8)
