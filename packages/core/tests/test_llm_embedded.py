@@ -1,5 +1,8 @@
 """The embedded backend on the real SmolLM2-135M-Instruct."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -292,22 +295,40 @@ def test_choice_scores_match_a_plain_forward_pass(embedded_llm) -> None:
         assert got.logprobs == pytest.approx(totals, abs=2e-2)
 
 
-@pytest.mark.model
-def test_threads_0_keeps_the_processes_own_thread_count() -> None:
-    """`gravity demo` gives each service its share of the cores through OMP_NUM_THREADS; loading a model with
-    the default `threads = 0` must keep it (a fixed half of the cores starved services computing alone)."""
-    import os
-    import subprocess
-    import sys
-
+def _load_in_a_new_process(then: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Load the embedded model in a new Python process (its thread count and console are its own), run
+    ``then`` there, and return what it printed."""
     code = (
         "import torch\n"
         "from gravity_core.config import LLMEndpoint\n"
         "from gravity_core.llm.embedded.loading import load\n"
-        "load(LLMEndpoint(backend='embedded', model='smollm2-135m'))\n"
-        "print(torch.get_num_threads())\n"
+        "load(LLMEndpoint(backend='embedded', model='smollm2-135m'))\n" + then
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "GRAVITY_LOGGING__LEVEL": "WARNING"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "GRAVITY_LOGGING__LEVEL": "WARNING", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.mark.model
+def test_threads_0_keeps_the_processes_own_thread_count() -> None:
+    """`gravity demo` gives each service its share of the cores through OMP_NUM_THREADS; loading a model with
+    the default `threads = 0` must keep it (a fixed half of the cores starved services computing alone)."""
+    out = _load_in_a_new_process("print(torch.get_num_threads())\n", OMP_NUM_THREADS="2")
     assert out.stdout.strip().splitlines()[-1] == "2"  # the old default, half of 2 cores, gave 1
+
+
+@pytest.mark.model
+def test_loading_draws_no_progress_bar_and_leaves_the_setting_as_it_was() -> None:
+    """The demo's recovery check loads the model in the demo's own process: transformers' weight-loading bar
+    showed among its console lines (and in every service's JSON log)."""
+    out = _load_in_a_new_process(
+        "from transformers.utils import logging\nprint(logging.is_progress_bar_enabled())\n"
+    )
+    assert "Loading weights" not in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "True"

@@ -24,6 +24,8 @@ def load_model(path: str, hardware: Hardware) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from gravity_core.llm.models import quiet_weight_loading
+
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[hardware.precision]
     kwargs: dict[str, Any] = {"dtype": dtype}
     if hardware.quantize_4bit:
@@ -37,4 +39,5 @@ def load_model(path: str, hardware: Hardware) -> Any:
             bnb_4bit_compute_dtype=dtype,
         )
         kwargs["device_map"] = {"": PartialState().local_process_index}
-    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    with quiet_weight_loading():
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)

@@ -155,6 +155,22 @@ def _gguf_read_once() -> Iterator[None]:
         setattr(gguf, "get_tensor_name_map", original_name_map)  # noqa: B010
 
 
+@contextlib.contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """No transformers progress bar while weights load. The loaders log how long loading took in the
+    service's own format; a tqdm bar among a console's lines (the demo's recovery check loads a model in the
+    demo's own process) or in a JSON log is noise. The bar's setting is global, so it is restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def looks_like_hub_id(name: str) -> bool:
     """``ORG/NAME`` that is not a path on this machine."""
     text = name.strip()

@@ -11,7 +11,7 @@ import torch
 from gravity_core.config import LLMEndpoint
 from gravity_core.llm.embedded import packed as packing
 from gravity_core.llm.embedded.device import pick_device, pick_dtype
-from gravity_core.llm.models import resolve_model_path
+from gravity_core.llm.models import quiet_weight_loading, resolve_model_path
 from gravity_core.logging import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +46,8 @@ def load(endpoint: LLMEndpoint) -> LoadedModel:
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    with quiet_weight_loading():
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     torch.nn.Module.to(model, torch.device(device))  # transformers types its own .to() wrapper wrongly
     model.eval()
     packed = packing.supported(model)
