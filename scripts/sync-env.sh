@@ -30,5 +30,5 @@ for pkg in $(sed -n 's/^name = "\(nvidia-[^"]*\|triton\|cuda-[^"]*\)"$/\1/p' uv.
     skip+=(--no-install-package "$pkg")
 done
 uv sync --frozen --all-packages "${skip[@]}"
-uv pip install --python .venv/bin/python --no-deps "$cpu_wheel"
+uv pip install --python .venv/bin/python --no-deps --compile-bytecode "$cpu_wheel"
 .venv/bin/python -c 'import torch; print("sync-env: torch", torch.__version__, "cuda:", torch.cuda.is_available())'
