@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,11 @@ class Embedder:
 
                 _models[key] = SentenceTransformer(path, device=self.settings.device)
             self._model = _models[key]
-        self.dim = int(self._model.get_sentence_embedding_dimension())  # type: ignore[attr-defined]
+        # sentence-transformers 5 renamed the method and warns on the old name (a FutureWarning in every
+        # service's log); older releases, which the dependency range admits, have only the old one.
+        model: Any = self._model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32, unit-norm rows."""
