@@ -332,3 +332,20 @@ def test_loading_draws_no_progress_bar_and_leaves_the_setting_as_it_was() -> Non
     )
     assert "Loading weights" not in out.stderr
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_loading_an_adapter_warns_about_nothing_of_ours_to_fix(tiny_adapter: Path) -> None:
+    """peft asks the model whether it checkpoints gradients through a name transformers 5 deprecates: every
+    adapter the generator hot-loaded wrote that FutureWarning into its JSON log."""
+    import warnings
+
+    from gravity_core.config import LLMEndpoint
+    from gravity_core.llm.embedded import EmbeddedLLM
+
+    llm = EmbeddedLLM(LLMEndpoint(max_tokens=8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        llm.load_adapter("tiny", str(tiny_adapter))
+        llm.load_adapter("tiny-2", str(tiny_adapter))  # the second goes through PeftModel.load_adapter
+    llm.unload_adapter("tiny-2")
+    llm.unload_adapter("tiny")

@@ -11,6 +11,7 @@ backend's lock around every method here.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,12 @@ class AdapterSet:
     def load(self, name: str, path: str) -> None:
         from peft import PeftModel
 
+        # peft asks the model through a name transformers 5 deprecated; the warning is theirs to act on, and
+        # would otherwise land in the service's log at every hot load. Idempotent: an identical filter is
+        # replaced, not added again.
+        warnings.filterwarnings(
+            "ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning
+        )
         if not os.path.isfile(os.path.join(path, "adapter_config.json")):
             raise NotFound("adapter", f"{path} has no adapter_config.json")
         if name in self._paths:
