@@ -334,9 +334,10 @@ def test_loading_draws_no_progress_bar_and_leaves_the_setting_as_it_was() -> Non
     assert out.stdout.strip().splitlines()[-1] == "True"
 
 
-def test_loading_an_adapter_warns_about_nothing_of_ours_to_fix(tiny_adapter: Path) -> None:
-    """peft asks the model whether it checkpoints gradients through a name transformers 5 deprecates: every
-    adapter the generator hot-loaded wrote that FutureWarning into its JSON log."""
+def test_loading_and_unloading_adapters_warns_about_nothing_of_ours_to_fix(tiny_adapter: Path) -> None:
+    """peft asks the model whether it checkpoints gradients through a name transformers 5 deprecates, and
+    notes which adapter it makes active when the active one is deleted: every adapter the generator
+    hot-loaded or dropped wrote one of those warnings into its JSON log."""
     import warnings
 
     from gravity_core.config import LLMEndpoint
@@ -345,7 +346,8 @@ def test_loading_an_adapter_warns_about_nothing_of_ours_to_fix(tiny_adapter: Pat
     llm = EmbeddedLLM(LLMEndpoint(max_tokens=8))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", UserWarning)
         llm.load_adapter("tiny", str(tiny_adapter))
         llm.load_adapter("tiny-2", str(tiny_adapter))  # the second goes through PeftModel.load_adapter
-    llm.unload_adapter("tiny-2")
-    llm.unload_adapter("tiny")
+        llm.unload_adapter("tiny")  # the active one
+        llm.unload_adapter("tiny-2")

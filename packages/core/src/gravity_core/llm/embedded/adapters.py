@@ -48,12 +48,7 @@ class AdapterSet:
     def load(self, name: str, path: str) -> None:
         from peft import PeftModel
 
-        # peft asks the model through a name transformers 5 deprecated; the warning is theirs to act on, and
-        # would otherwise land in the service's log at every hot load. Idempotent: an identical filter is
-        # replaced, not added again.
-        warnings.filterwarnings(
-            "ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning
-        )
+        _quiet_peft_notices()
         if not os.path.isfile(os.path.join(path, "adapter_config.json")):
             raise NotFound("adapter", f"{path} has no adapter_config.json")
         if name in self._paths:
@@ -85,6 +80,7 @@ class AdapterSet:
             self.model = self.base_model
             self.model.eval()
         else:
+            _quiet_peft_notices()
             self.model.delete_adapter(name)
         del self._paths[name]
         del self._holders[name]
@@ -142,3 +138,16 @@ class AdapterSet:
             if adapter is not None:
                 layer.set_adapter(adapter)
         self._selected = choice
+
+
+def _quiet_peft_notices() -> None:
+    """Keep two peft notices out of the service's log: it asks the model through a name transformers 5
+    deprecated (theirs to act on), and deleting the active adapter makes it name another one active, which
+    means nothing here because every request sets its own adapter (``AdapterSet.scope``). An identical filter
+    replaces the previous one, so calling this at every load adds nothing."""
+    warnings.filterwarnings(
+        "ignore", message=r".*is_gradient_checkpointing.*deprecated", category=FutureWarning
+    )
+    warnings.filterwarnings(
+        "ignore", message=r"Adapter .* was active which is now deleted", category=UserWarning
+    )
