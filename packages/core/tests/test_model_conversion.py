@@ -11,10 +11,13 @@ from gravity_core.llm.models import SMOLLM2_DIRNAME, ensure_smollm2
 pytestmark = pytest.mark.model
 
 
-def test_the_gguf_is_read_once_and_converts_to_the_same_files(tmp_path: Path, monkeypatch) -> None:
+def test_the_gguf_is_read_once_and_converts_to_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     """transformers parses the GGUF header for the tokenizer's config, the tokenizer, the model's config and
     the weights, and builds the tensor-name map per submodule: shared, a first run converts in about 40 s
-    instead of 65 here, into the same bytes."""
+    instead of 65 here, into the same bytes, with no weight-loading or shard-writing bar in the converting
+    service's log."""
     import gguf
 
     reference = ensure_smollm2()  # the converted model every other test uses
@@ -32,10 +35,13 @@ def test_the_gguf_is_read_once_and_converts_to_the_same_files(tmp_path: Path, mo
 
     monkeypatch.setattr(gguf, "GGUFReader", counting_reader)
     monkeypatch.setattr(gguf, "get_tensor_name_map", counting_name_map)
+    capfd.readouterr()
     converted = ensure_smollm2(tmp_path)
+    err = capfd.readouterr().err
 
     assert converted == tmp_path / SMOLLM2_DIRNAME
     assert len(parses) == 1 and len(name_maps) == 1, (parses, name_maps)
     assert gguf.GGUFReader is counting_reader and gguf.get_tensor_name_map is counting_name_map
     for name in ("model.safetensors", "tokenizer.json", "config.json", "tokenizer_config.json"):
         assert (converted / name).read_bytes() == (reference / name).read_bytes(), name
+    assert "Loading weights" not in err and "Writing model shards" not in err

@@ -44,7 +44,10 @@ class Embedder:
             if key not in _models:
                 from sentence_transformers import SentenceTransformer
 
-                _models[key] = SentenceTransformer(path, device=self.settings.device)
+                from gravity_core.llm.models import quiet_weight_loading
+
+                with quiet_weight_loading():
+                    _models[key] = SentenceTransformer(path, device=self.settings.device)
             self._model = _models[key]
         # sentence-transformers 5 renamed the method and warns on the old name (a FutureWarning in every
         # service's log); older releases, which the dependency range admits, have only the old one.

@@ -103,7 +103,7 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
         log.info("converting_gguf", source=str(gguf), target=str(target))
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        with _gguf_read_once():
+        with _gguf_read_once(), quiet_weight_loading():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The GGUF quantizer marks the model as quantized, which blocks saving and training; the weights
@@ -117,7 +117,8 @@ def ensure_smollm2(target_root: Path | None = None) -> Path:
             tokenizer.pad_token = tokenizer.eos_token
         tmp = root / f".{SMOLLM2_DIRNAME}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(str(tmp))
+        with quiet_weight_loading():
+            model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / _MARKER).write_text(json.dumps({"source": str(gguf), "format": "safetensors"}))
         shutil.rmtree(target, ignore_errors=True)
@@ -157,9 +158,11 @@ def _gguf_read_once() -> Iterator[None]:
 
 @contextlib.contextmanager
 def quiet_weight_loading() -> Iterator[None]:
-    """No transformers progress bar while weights load. The loaders log how long loading took in the
-    service's own format; a tqdm bar among a console's lines (the demo's recovery check loads a model in the
-    demo's own process) or in a JSON log is noise. The bar's setting is global, so it is restored after."""
+    """No transformers progress bar while weights load or save. Every loader of ours (the embedded model, the
+    trainer's, the sentence embedder, the GGUF conversion) logs the step in the service's own format; a tqdm
+    bar among a console's lines (the demo's recovery check loads a model in the demo's own process) or in a JSON
+    log is noise. The bar's setting is global, so it is restored after. (transformers draws the one-time GGUF
+    dequantization bar with tqdm directly, past this setting.)"""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
