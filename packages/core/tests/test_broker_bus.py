@@ -156,6 +156,46 @@ def test_records_published_a_moment_apart_are_prepared_together(broker, make_set
     bus.close()
 
 
+def test_records_that_belong_together_are_awaited_past_the_linger(broker, make_settings) -> None:
+    """``prepare_awaits`` keeps the poll waiting past ``prepare_linger_s`` while it says more records belong
+    with those it has (pairgen: the rest of a cohort that two profiler replicas publish seconds apart)."""
+    settings = make_settings(broker=broker)
+    bus = Bus(settings.kafka, "test")
+    bus.ensure_topics()
+    t = settings.kafka.topics
+    prepared: list[list[str]] = []
+    handled: list[str] = []
+    done = threading.Event()
+
+    def handler(profile: profile_pb2.UserProfile, record) -> None:
+        handled.append(profile.user_id)
+        if len(handled) == 4:
+            done.set()
+
+    loop = ConsumerLoop(
+        bus,
+        t.profiles,
+        "awaits",
+        profile_pb2.UserProfile,
+        handler,
+        prepare=lambda messages: prepared.append(sorted(m.user_id for m in messages)),
+        prepare_size=8,
+        prepare_linger_s=0.5,
+        prepare_awaits=lambda messages: len(messages) < 4,
+        prepare_await_s=30.0,
+    ).start()
+    assert loop.ready.wait(60)
+    for user in ("a", "b"):
+        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
+    time.sleep(2.5)
+    for user in ("c", "d"):
+        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
+    assert done.wait(60)
+    loop.stop()
+    assert prepared == [["a", "b", "c", "d"]] and sorted(handled) == ["a", "b", "c", "d"]
+    bus.close()
+
+
 def test_unreachable_broker_is_unavailable(make_settings) -> None:
     from gravity_core.broker import free_port
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, cast
 
 import grpc
@@ -262,3 +263,53 @@ def test_profiles_arriving_together_get_their_pref_align_descriptions_in_one_bat
     assert any(r.dataset_complete for r in refs)  # the last one handled (partitions interleave)
     # 3 readers x 1 book x (aligned, misaligned), generated in one call
     assert counting.batches == [6]
+
+
+def test_a_cohort_published_seconds_apart_still_gets_one_pref_align_batch(
+    broker, make_settings, sample_files, sample_catalog, embedder, embedded_llm, sample_profiles
+) -> None:
+    """Two profiler replicas publish one cohort's profiles seconds apart (past the poll's one-second linger):
+    the consumer waits for the rest of the cohort, up to ``cohort_wait_s``, so the PrefAlign descriptions
+    still go out in one batch; a member that never comes costs that wait, not the others' pairs."""
+    settings = make_settings(
+        broker=broker,
+        **{
+            "pairgen.datasets": ["pref-align"],
+            "pairgen.pref_align_min_books": 1,
+            "pairgen.pref_align_max_books": 1,
+            "pairgen.pref_align_max_tokens": 16,
+            "pairgen.cohort_wait_s": 8.0,
+            "pairgen.meta": str(sample_files["meta_Books.jsonl"]),
+        },
+    )
+    bus = Bus(settings.kafka, "test")
+    topics = settings.kafka.topics
+    refs_in = bus.consumer(topics.shards, "shard-reader")
+    counting = _CountingLLM(embedded_llm)
+    svc = PairGenService(settings, catalog=sample_catalog, embedder=embedder, llm=cast(LLMClient, counting))
+    running = start_in_thread(svc, settings, port=0)
+    channel = make_channel(running.target, settings.grpc)
+    try:
+        wait_for_serving(channel, timeout_s=90)  # consuming: each part arrives on its own
+        apart = [_copy(p, cohort_id="c5", cohort_size=3) for p in sample_profiles[:3]]
+        for profile in apart[:2]:
+            bus.publish(topics.profiles, profile.user_id, profile)
+        time.sleep(3.0)
+        bus.publish(topics.profiles, apart[2].user_id, apart[2])
+        refs = drain(refs_in, pairs_pb2.ShardRef, 3, timeout_s=180)
+        assert {r.user_id for r in refs} == {p.user_id for p in apart}
+        assert counting.batches == [6]  # 3 readers x (aligned, misaligned) in one call
+
+        # a cohort of 3 whose third profile never comes: the two are handled once the wait is over
+        counting.batches.clear()
+        waiting = [_copy(p, cohort_id="c6", cohort_size=3) for p in sample_profiles[3:5]]
+        for profile in waiting:
+            bus.publish(topics.profiles, profile.user_id, profile)
+        refs = drain(refs_in, pairs_pb2.ShardRef, 2, timeout_s=180)
+        assert {r.user_id for r in refs} == {p.user_id for p in waiting}
+        assert counting.batches == [4]
+    finally:
+        channel.close()
+        running.stop()
+        refs_in.close()
+        bus.close()

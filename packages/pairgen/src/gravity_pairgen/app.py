@@ -165,6 +165,27 @@ class PairGenApp:
             generated = self.generator.prefetch(jobs)
             log.info("pref_align_prefetched", profiles=len(jobs), descriptions=generated)
 
+    def awaits_cohort(self, profiles: list[profile_pb2.UserProfile]) -> bool:
+        """Whether members of these profiles' cohorts are still to come (the consumer's ``prepare_awaits``):
+        neither among ``profiles`` nor accounted for in the cohort's manifest. Several profiler replicas
+        publish one cohort's profiles seconds apart; waiting for the rest keeps their PrefAlign descriptions
+        in one batch."""
+        arrived: dict[str, set[str]] = {}
+        sizes: dict[str, int] = {}
+        for profile in profiles:
+            try:
+                cohort = cohort_of(profile.cohort_id)
+            except RecordError:
+                continue
+            arrived.setdefault(cohort, set()).add(profile.user_id)
+            sizes[cohort] = max(sizes.get(cohort, 0), profile.cohort_size)
+        for cohort, users in arrived.items():
+            accounting = self.manifests.read_accounting(cohort)
+            size = accounting.declared_cohort_size or sizes[cohort]
+            if len(users | accounting.members_seen(self.manifests.read(cohort))) < size:
+                return True
+        return False
+
     def write_user(
         self,
         profile: profile_pb2.UserProfile,

@@ -90,6 +90,13 @@ class CohortAccounting(BaseModel):
     def cohort_size(self) -> int:
         return max(0, self.declared_cohort_size - len(self.rejected))
 
+    def members_seen(self, manifest: DatasetManifest | None) -> set[str]:
+        """Every member this cohort has accounted for so far: with shards or empty in a dataset, or rejected."""
+        seen = set(self.rejected) | {u for users in self.empty.values() for u in users}
+        if manifest is not None:
+            seen |= {s.user_id for entry in manifest.datasets.values() for s in entry.shards}
+        return seen
+
     def complete(self, manifest: DatasetManifest, dataset: str) -> bool:
         size = self.cohort_size()
         entry = manifest.datasets.get(dataset)

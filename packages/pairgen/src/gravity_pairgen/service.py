@@ -98,6 +98,8 @@ class PairGenService:
             on_rejected=self.app.account_rejected,
             prepare=self.app.prepare,
             prepare_size=self.app.cfg.llm_batch_users,
+            prepare_awaits=self.app.awaits_cohort,
+            prepare_await_s=self.app.cfg.cohort_wait_s,
         ).start()
 
 

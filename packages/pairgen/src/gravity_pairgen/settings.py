@@ -57,6 +57,9 @@ class PairGenSettings(BaseModel):
     # Users whose PrefAlign generations share one chat_batch call (batch mode; the service prepares up to
     # this many profiles of one poll together).
     llm_batch_users: int = Field(16, ge=1)
+    # How long the consumer waits, from a cohort's first profile, for the rest of it before generating the
+    # PrefAlign descriptions of the profiles it has (several profiler replicas publish a cohort seconds apart).
+    cohort_wait_s: float = Field(30.0, ge=0.0)
 
     # Service
     consumer_group: str = "pairgen"

@@ -333,8 +333,11 @@ class ConsumerLoop(Generic[M]):
     ``prepare(messages)``, when given, sees the records of one poll (up to ``prepare_size``, the consumer's
     ``max_poll_records``; otherwise it polls one at a time) before they are handled one by one, so a handler
     can do work for several records at once (pairgen generates their PrefAlign descriptions in one batch); a
-    poll that finds fewer waits up to ``prepare_linger_s`` for the rest. It is an optimisation only: it
-    commits nothing, and an error in it is logged and the records are handled as if it had not run.
+    poll that finds fewer waits up to ``prepare_linger_s`` for the rest, and then, while ``prepare_awaits``
+    says more records that belong with these are on their way (pairgen: the rest of a cohort, whose profiles
+    several profiler replicas publish seconds apart), up to ``prepare_await_s`` from the first record. It is
+    an optimisation only: it commits nothing, and an error in it is logged and the records are handled as if
+    it had not run.
 
     Runs in its own thread (:meth:`start`) until :meth:`stop`. ``processed`` and ``dead_lettered`` count
     outcomes; ``ready`` is set once the consumer joined its group. With ``group=None`` the loop replays the
@@ -353,6 +356,8 @@ class ConsumerLoop(Generic[M]):
         prepare: Callable[[list[M]], object] | None = None,
         prepare_size: int = 16,
         prepare_linger_s: float = 1.0,
+        prepare_awaits: Callable[[list[M]], bool] | None = None,
+        prepare_await_s: float = 0.0,
     ) -> None:
         """``on_rejected(record, reason)`` runs for a record about to be dead-lettered (a consumer that counts
         records per cohort accounts for it there); it must be idempotent, since a retry runs it again."""
@@ -365,6 +370,8 @@ class ConsumerLoop(Generic[M]):
         self.prepare = prepare
         self.prepare_size = max(1, prepare_size) if prepare is not None else 1
         self.prepare_linger_s = max(0.0, prepare_linger_s)
+        self.prepare_awaits = prepare_awaits
+        self.prepare_await_s = max(0.0, prepare_await_s)
         self.name = name or f"consume-{topic}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -447,24 +454,46 @@ class ConsumerLoop(Generic[M]):
     def _poll(self, consumer: Any) -> dict[Any, list[Any]]:
         """One poll; with ``prepare``, a poll that found fewer than ``prepare_size`` records waits up to
         ``prepare_linger_s`` for more (records published together reach the consumer a few at a time, and
-        the first would otherwise be handled alone)."""
+        the first would otherwise be handled alone), then as long as :meth:`_awaiting` says more belong."""
         batch: dict[Any, list[Any]] = {
             tp: list(records) for tp, records in consumer.poll(timeout_ms=500).items()
         }
         if self.prepare is None or not batch:
             return batch
-        deadline = time.monotonic() + self.prepare_linger_s
+        began = time.monotonic()
         count = sum(map(len, batch.values()))
         while count < self.prepare_size and not self._stop.is_set():
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
-                break
+            left_s = began + self.prepare_linger_s - time.monotonic()
+            if left_s <= 0:
+                left_s = min(1.0, began + self.prepare_await_s - time.monotonic())
+                if left_s <= 0 or not self._awaiting(batch):
+                    break
             for tp, records in consumer.poll(
-                timeout_ms=left_ms, max_records=self.prepare_size - count
+                timeout_ms=max(1, int(left_s * 1000)), max_records=self.prepare_size - count
             ).items():
                 batch.setdefault(tp, []).extend(records)
                 count += len(records)
         return batch
+
+    def _awaiting(self, batch: dict[Any, list[Any]]) -> bool:
+        if self.prepare_awaits is None:
+            return False
+        messages = self._decodable([record for records in batch.values() for record in records])
+        try:
+            return bool(messages) and self.prepare_awaits(messages)
+        except Exception as exc:  # an optimisation: never let it stop the records being handled
+            log.warning("prepare_awaits_failed", topic=self.topic, error=f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _decodable(self, records: list[Any]) -> list[M]:
+        """The records' messages; one that cannot be decoded is left out (dead-lettered when it is handled)."""
+        messages = []
+        for record in records:
+            try:
+                messages.append(decode(record.value, self.message_type, list(record.headers or [])))
+            except RecordError:
+                continue
+        return messages
 
     def _report_lag(self, consumer: Any) -> None:
         """gravity_consumer_lag per assigned partition, where the broker reports a high watermark."""
@@ -482,12 +511,7 @@ class ConsumerLoop(Generic[M]):
         """Hand the decodable ``records`` to ``prepare`` (two or more: one alone gains nothing)."""
         if self.prepare is None or len(records) < 2:
             return
-        messages = []
-        for record in records:
-            try:
-                messages.append(decode(record.value, self.message_type, list(record.headers or [])))
-            except RecordError:
-                continue  # dead-lettered when it is handled
+        messages = self._decodable(records)
         if len(messages) < 2:
             return
         try:
