@@ -136,8 +136,14 @@ class ProfilerApp:
             cohort_id = outcome.cohort_id or cohort_id_for(
                 [(u.user_id, input_digest(u)) for u in session.inputs(outcome.qualifying)]
             )
-            for user in session.inputs(outcome.qualifying):
-                self.store.enqueue(user.to_request(cohort_id, len(outcome.qualifying)))
+            self.store.enqueue_cohort(
+                self.owner,
+                cohort_id,
+                (
+                    user.to_request(cohort_id, len(outcome.qualifying))
+                    for user in session.inputs(outcome.qualifying)
+                ),
+            )
         finally:
             session.close()
         log.info(

@@ -4,6 +4,7 @@ profiler/
   catalog.sqlite                 item metadata received over IngestRecords (kept across restarts)
   profiles/<key>.json            the latest profile of each user (protobuf JSON), replaced on rebuild
   pending/<cohort>/<key>.pb      accepted, not yet published work: a BuildProfileRequest per user
+  staging/<owner>/<cohort>/      an ingest's requests while they are written, renamed into pending/ at once
   claimed/<owner>/<cohort>/<key>.pb   work a live worker took (several processes may share this store)
   claimed/<owner>.lock           held by that worker's process while it lives
   failed/<cohort>/<key>.pb       work that failed for a reason retrying cannot fix (also dead-lettered)
@@ -19,13 +20,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from google.protobuf.message import DecodeError
 
 from gravity.v1 import profile_pb2
+from gravity_core import files
 from gravity_core.artifacts import ArtifactStore
 from gravity_core.catalog import Catalog
 from gravity_core.proto_io import from_dict, to_json
@@ -76,6 +81,47 @@ class ProfilerStore:
     def _pending_rel(self, cohort_id: str, user_id: str, kind: str = "pending") -> str:
         return f"{ROOT}/{kind}/{user_key(cohort_id)}/{user_key(user_id)}.pb"
 
+    def enqueue_cohort(
+        self, owner: str, cohort_id: str, requests: Iterable[profile_pb2.BuildProfileRequest]
+    ) -> int:
+        """Queue an ingest's requests so that other workers see all of them or none: they are written under
+        staging/ and the cohort's directory is renamed into pending/ in one step. A replica polling the queue
+        mid-ingest would otherwise claim the first few alone and split the cohort's batch. Returns how many."""
+        stage = self.root / "staging" / owner / user_key(cohort_id)
+        shutil.rmtree(stage, ignore_errors=True)
+        count = 0
+        for request in requests:
+            files.write_bytes(
+                stage / f"{user_key(request.user_id)}.pb", request.SerializeToString(deterministic=True)
+            )
+            count += 1
+        if not count:
+            return 0
+        target = self.root / "pending" / user_key(cohort_id)
+        try:
+            os.rename(stage, target)  # atomic; refused when the cohort already has queued work
+        except OSError:
+            for path in sorted(stage.glob("*.pb")):
+                self._move_into(path, target)
+            with contextlib.suppress(OSError):
+                stage.rmdir()
+        files.fsync_dir(target.parent)
+        with contextlib.suppress(OSError):
+            stage.parent.rmdir()
+        return count
+
+    @staticmethod
+    def _move_into(path: Path, directory: Path) -> None:
+        # a worker removes a cohort's directory once it claimed the last item: make it again and retry
+        for _ in range(5):
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, directory / path.name)
+                return
+            except FileNotFoundError:
+                continue
+        os.replace(path, directory / path.name)
+
     def enqueue(self, request: profile_pb2.BuildProfileRequest) -> None:
         self.artifacts.write_bytes(
             self._pending_rel(request.cohort_id, request.user_id),
@@ -96,8 +142,6 @@ class ProfilerStore:
 
     def open_claims(self, owner: str) -> None:
         """Start claiming work as ``owner`` (unique per process): hold its lock for the life of the process."""
-        from filelock import FileLock
-
         self._owner_lock = FileLock(str(self.root / "claimed" / f"{owner}.lock"))
         self._owner_lock.acquire(timeout=0)
 
@@ -124,9 +168,8 @@ class ProfilerStore:
 
     def release_orphans(self) -> int:
         """Put the claims of workers that are gone (their lock is free) back in the queue; returns how many."""
-        from filelock import FileLock, Timeout
-
         released = 0
+        self._drop_orphan_staging()
         for owner_dir in (d for d in (self.root / "claimed").iterdir() if d.is_dir()):
             lock = FileLock(str(owner_dir.with_name(f"{owner_dir.name}.lock")))
             try:
@@ -149,6 +192,22 @@ class ProfilerStore:
                 with contextlib.suppress(OSError):
                     owner_dir.with_name(f"{owner_dir.name}.lock").unlink()
         return released
+
+    def _drop_orphan_staging(self) -> None:
+        """An ingest a dead worker was staging never answered its client (who retries): drop it."""
+        staging = self.root / "staging"
+        if not staging.is_dir():
+            return
+        for owner_dir in (d for d in staging.iterdir() if d.is_dir()):
+            lock = FileLock(str(self.root / "claimed" / f"{owner_dir.name}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # alive
+            try:
+                shutil.rmtree(owner_dir, ignore_errors=True)
+            finally:
+                lock.release()
 
     def load_pending(self, item: PendingItem) -> profile_pb2.BuildProfileRequest | None:
         """The queued request, or None when the file is gone or unreadable (the caller moves it aside)."""
