@@ -57,3 +57,14 @@ def test_generation_batches_32_rows_while_scoring_keeps_its_chunks(tmp_path: Pat
     assert generator.max_batch == GENERATION_BATCH
     # the demo sends 32 at once: the generator must still have threads for its ListMethods polls
     assert host_settings(settings, generator).grpc.max_workers > GENERATION_BATCH
+
+
+def test_each_profiler_replica_takes_its_share_of_the_readers(tmp_path: Path) -> None:
+    """Two profiler processes of one thread each share the queue: each claims half of the demo's readers in one
+    batch (a batch of all eight would leave the second process idle)."""
+    from gravity_profiler.settings import ProfilerSettings
+
+    for users, replicas, batch in ((8, 2, 4), (2, 2, 1), (8, 1, 8), (5, 2, 3)):
+        opts = DemoOptions(out=tmp_path, users=users, profiler_replicas=replicas)
+        config = demo_config(opts, "127.0.0.1:9092", {}, sample_dir() / "meta_Books.jsonl")
+        assert Settings.model_validate(config).section("profiler", ProfilerSettings).batch_users == batch

@@ -47,3 +47,20 @@ def test_stopping_the_supervisor_terminates_every_process_before_waiting_for_any
     assert len(terms) == len(exits) == len(names), lines
     assert max(terms) < min(exits), lines  # shut down side by side, not one after another
     assert all(not p.alive() and p.proc is not None and p.proc.returncode == 0 for p in supervisor)
+
+
+def test_a_replica_runs_the_same_service_on_a_port_and_log_of_its_own(tmp_path: Path) -> None:
+    from gravity_core.config import GrpcSettings
+
+    grpc = GrpcSettings(host="127.0.0.1", ports={"profiler": 50100})
+    first = ServiceProcess.serve("profiler", tmp_path / "config.toml", tmp_path, grpc, co_located=2)
+    second = ServiceProcess.serve(
+        "profiler", tmp_path / "config.toml", tmp_path, grpc, co_located=2, replica=2
+    )
+    assert (first.name, first.target, first.log_path.name) == ("profiler", "127.0.0.1:50100", "profiler.log")
+    assert second.name == "profiler-2" and second.log_path.name == "profiler-2.log"
+    port = int(second.target.rsplit(":", 1)[1])
+    assert port != 50100 and list(second.command[-4:]) == ["serve", "profiler", "--port", str(port)]
+    assert first.env.get("OMP_NUM_THREADS") == second.env.get(
+        "OMP_NUM_THREADS"
+    )  # each its share of the cores

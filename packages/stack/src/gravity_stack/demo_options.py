@@ -44,6 +44,12 @@ class DemoOptions(BaseModel):
         le=64,
         description="Planted readers for the closing profiler-recovery line (gravity fidelity); 0 skips it",
     )
+    profiler_replicas: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Profiler processes sharing its queue, each with its share of the cores and of the readers",
+    )
     timeout_s: float = Field(3600.0, gt=0, description="Give up on a stage after this many seconds")
     # dotted settings overrides for every service (tests)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from gravity_core.broker import free_port
 from gravity_core.child_process import own_session_dying_with_parent
 from gravity_core.config import GrpcSettings
 from gravity_core.errors import Unavailable
@@ -78,17 +79,25 @@ class ServiceProcess:
         grpc: GrpcSettings,
         co_located: int = 1,
         yielding: bool = False,
+        replica: int = 1,
     ) -> ServiceProcess:
         """`gravity serve NAME --config FILE`, logging to ``log_dir/NAME.log``, health-checked at its gRPC target.
 
         ``co_located`` services share this machine's cores: each gets its share as its math-library thread
-        count; a ``yielding`` one takes every core and yields them at its barriers (see ``thread_env``)."""
+        count; a ``yielding`` one takes every core and yields them at its barriers (see ``thread_env``).
+        ``replica`` 2, 3, ... is another process of the same service (``NAME-2``, logging to ``NAME-2.log``) on
+        a free port of its own; replicas share the service's durable state (the profiler's queue)."""
+        label, args, target = name, ["serve", name], grpc.target(name)
+        if replica > 1:
+            port = free_port()
+            label, args = f"{name}-{replica}", [*args, "--port", str(port)]
+            target = f"{target.rsplit(':', 1)[0]}:{port}"
         return cls(
-            name,
-            gravity_command("serve", name, config=config_path),
-            log_dir / f"{name}.log",
+            label,
+            gravity_command(*args, config=config_path),
+            log_dir / f"{label}.log",
             env=thread_env(co_located, yielding=yielding),
-            target=grpc.target(name),
+            target=target,
         )
 
     def start(self) -> ServiceProcess:
