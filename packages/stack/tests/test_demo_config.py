@@ -68,3 +68,11 @@ def test_each_profiler_replica_takes_its_share_of_the_readers(tmp_path: Path) ->
         opts = DemoOptions(out=tmp_path, users=users, profiler_replicas=replicas)
         config = demo_config(opts, "127.0.0.1:9092", {}, sample_dir() / "meta_Books.jsonl")
         assert Settings.model_validate(config).section("profiler", ProfilerSettings).batch_users == batch
+
+
+def test_every_demo_option_is_a_flag_of_gravity_demo() -> None:
+    from gravity_stack.cli import demo
+
+    flags = {p.name for p in demo.params}
+    fields = set(DemoOptions.model_fields) - {"extra"}
+    assert "out_dir" in flags and fields - {"out"} <= flags, fields - flags

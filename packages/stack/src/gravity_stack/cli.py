@@ -52,6 +52,7 @@ from gravity_stack.demo_options import DemoOptions
     "items_per_trait",
     "min_reviews",
     "recovery_readers",
+    "profiler_replicas",
     "timeout_s",
 )
 def demo(
