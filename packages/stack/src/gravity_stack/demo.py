@@ -171,10 +171,8 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
     services = service_names()
     readers = float(opts.readers or 8)
     clock.plan("broker", "starting the embedded Kafka-compatible broker")
-    clock.plan(
-        "services",
-        f"starting services ({', '.join(services)}); the profiler first, as {opts.profiler_replicas} processes",
-    )
+    profilers = f"{opts.profiler_replicas} processes" if opts.profiler_replicas > 1 else "1 process"
+    clock.plan("services", f"starting services ({', '.join(services)}); the profiler first, as {profilers}")
     clock.plan("ingest", "streaming the reviews into the profiler (gRPC IngestRecords)")
     clock.plan("profiling", "profiling readers (demographics, interests, 150 values, Big Five)", readers)
     clock.plan(
