@@ -61,4 +61,4 @@ def test_an_ingest_a_dead_replica_was_staging_is_dropped_and_a_live_ones_kept(tm
     assert store.release_orphans() == 0  # a staged ingest is not queued work: its client retries
     assert not (store.root / "staging" / "dead").exists()
     assert (store.root / "staging" / "alive" / "c1" / "u1.pb").is_file()
-    assert store.pending() == []
+    assert store.pending() == [] and not (store.root / "claimed" / "dead.lock").exists()

@@ -199,7 +199,8 @@ class ProfilerStore:
         if not staging.is_dir():
             return
         for owner_dir in (d for d in staging.iterdir() if d.is_dir()):
-            lock = FileLock(str(self.root / "claimed" / f"{owner_dir.name}.lock"))
+            lock_path = self.root / "claimed" / f"{owner_dir.name}.lock"
+            lock = FileLock(str(lock_path))
             try:
                 lock.acquire(timeout=0)
             except Timeout:
@@ -208,6 +209,9 @@ class ProfilerStore:
                 shutil.rmtree(owner_dir, ignore_errors=True)
             finally:
                 lock.release()
+                if not lock_path.with_suffix("").exists():  # no claims left to release under it either
+                    with contextlib.suppress(OSError):
+                        lock_path.unlink()
 
     def load_pending(self, item: PendingItem) -> profile_pb2.BuildProfileRequest | None:
         """The queued request, or None when the file is gone or unreadable (the caller moves it aside)."""
