@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,51 +167,47 @@ class ProfilerStore:
         return out
 
     def release_orphans(self) -> int:
-        """Put the claims of workers that are gone (their lock is free) back in the queue; returns how many."""
+        """Put the claims of workers that are gone (their lock is free) back in the queue, and drop the ingests
+        they were staging (never answered, so their clients retry); returns how many claims went back."""
+        staging = self.root / "staging"
+        staged = [d for d in staging.iterdir() if d.is_dir()] if staging.is_dir() else []
+        for owner_dir in staged:
+            with self._owner_gone(owner_dir.name) as gone:
+                if gone:
+                    shutil.rmtree(owner_dir, ignore_errors=True)
         released = 0
-        self._drop_orphan_staging()
         for owner_dir in (d for d in (self.root / "claimed").iterdir() if d.is_dir()):
-            lock = FileLock(str(owner_dir.with_name(f"{owner_dir.name}.lock")))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue  # alive
-            try:
+            with self._owner_gone(owner_dir.name) as gone:
+                if not gone:
+                    continue
                 for path in sorted(owner_dir.glob("*/*.pb")):
-                    target = self.root / "pending" / path.parent.name / path.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
+                    self._move_into(path, self.root / "pending" / path.parent.name)
                     released += 1
                 for cohort in owner_dir.iterdir():
                     with contextlib.suppress(OSError):
                         cohort.rmdir()
                 with contextlib.suppress(OSError):
                     owner_dir.rmdir()
-            finally:
-                lock.release()
-                with contextlib.suppress(OSError):
-                    owner_dir.with_name(f"{owner_dir.name}.lock").unlink()
         return released
 
-    def _drop_orphan_staging(self) -> None:
-        """An ingest a dead worker was staging never answered its client (who retries): drop it."""
-        staging = self.root / "staging"
-        if not staging.is_dir():
+    @contextlib.contextmanager
+    def _owner_gone(self, owner: str) -> Iterator[bool]:
+        """Whether ``owner``'s process is gone: its lock is free, and held here meanwhile. After, the lock file
+        goes too once nothing of the owner's is left under claimed/."""
+        lock_path = self.root / "claimed" / f"{owner}.lock"
+        lock = FileLock(str(lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False  # alive
             return
-        for owner_dir in (d for d in staging.iterdir() if d.is_dir()):
-            lock_path = self.root / "claimed" / f"{owner_dir.name}.lock"
-            lock = FileLock(str(lock_path))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue  # alive
-            try:
-                shutil.rmtree(owner_dir, ignore_errors=True)
-            finally:
-                lock.release()
-                if not lock_path.with_suffix("").exists():  # no claims left to release under it either
-                    with contextlib.suppress(OSError):
-                        lock_path.unlink()
+        try:
+            yield True
+        finally:
+            lock.release()
+            if not (self.root / "claimed" / owner).exists():
+                with contextlib.suppress(OSError):
+                    lock_path.unlink()
 
     def load_pending(self, item: PendingItem) -> profile_pb2.BuildProfileRequest | None:
         """The queued request, or None when the file is gone or unreadable (the caller moves it aside)."""
