@@ -44,10 +44,11 @@ REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 TRAINING_PARTS_S = {"pairs": 63.0, names.GRAVITY: 167.0, names.USER_SFT: 99.0, names.PREF_ALIGN: 80.0}
 # The demo's schedule: the profiler, pairgen and the judge each compute alone (profiles are published as one
 # batch, the trainer waits for the whole cohort, judging waits for every description), so each gets every core:
-# the profiler as ``profiler_replicas`` processes with a share each (two processes of one thread profile the
-# demo's readers in 13% less time than one process of two threads: packages/stack/README.md). The trainer and the generator compute at the same time (prompt-only methods while the adapters train), but the
-# generator only for part of it: it keeps half the cores, and the trainer takes every core while sleeping at its
-# barriers (thread_env's ``yielding``), so it trains on both once the generator has caught up.
+# the profiler as ``profiler_replicas`` processes with a share each (two processes of one thread were 5-17%
+# faster than one of two threads in alternated runs: packages/stack/README.md). The trainer and the generator
+# compute at the same time (prompt-only methods while the adapters train), but the generator only for part of
+# it: it keeps half the cores, and the trainer takes every core while sleeping at its barriers (thread_env's
+# ``yielding``), so it trains on both once the generator has caught up.
 CO_LOCATED = {"generator": 2}
 YIELDING = frozenset({"trainer"})
 # Started once the profiles are published: the generator's first descriptions wait for the cohort's held-out
@@ -251,7 +252,8 @@ def _run(
 
     replicas = {"profiler": opts.profiler_replicas}
 
-    def start(name: str) -> None:
+    def start(name: str) -> list[ServiceProcess]:
+        started = []
         for replica in range(1, replicas.get(name, 1) + 1):
             process = ServiceProcess.serve(
                 name,
@@ -262,15 +264,14 @@ def _run(
                 yielding=name in YIELDING,
                 replica=replica,
             )
-            supervisor.add(process).start()
+            started.append(supervisor.add(process).start())
+        return started
 
     with clock.step("services") as note:
-        for name in services:
-            if name not in DEFERRED:
-                start(name)
+        started = {name: start(name) for name in services if name not in DEFERRED}
         # Profiling needs only the profiler; the others finish loading while it works (their topics wait).
         # Every replica is up before the readers are queued, so each takes its share of them.
-        profilers = [p for p in supervisor if p.name.split("-")[0] == "profiler"]
+        profilers = started["profiler"]
         for process in profilers:
             process.wait_serving(timeout_s=600, grpc_settings=grpc_settings)
         note(f"profiler SERVING on {', '.join(p.target for p in profilers)}")
