@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -119,81 +120,73 @@ def test_transient_failure_is_retried_not_dropped(broker, make_settings) -> None
     bus.close()
 
 
-def test_records_published_a_moment_apart_are_prepared_together(broker, make_settings) -> None:
-    """A poll that finds fewer records than ``prepare_size`` waits a little for the rest: the profiler
-    publishes a cohort's profiles together, and without the wait the first one was handled alone."""
+def _prepared_batches(
+    broker, make_settings, group: str, parts: list[tuple[float, list[str]]], **loop_options: Any
+) -> tuple[list[list[str]], list[str]]:
+    """Publish ``parts`` (a pause, then profiles with these user ids) to a ConsumerLoop with ``prepare``;
+    the batches ``prepare`` saw (each sorted) and the ids handled once every record was."""
     settings = make_settings(broker=broker)
     bus = Bus(settings.kafka, "test")
     bus.ensure_topics()
     t = settings.kafka.topics
+    total = sum(len(users) for _, users in parts)
     prepared: list[list[str]] = []
     handled: list[str] = []
     done = threading.Event()
 
     def handler(profile: profile_pb2.UserProfile, record) -> None:
         handled.append(profile.user_id)
-        if len(handled) == 3:
+        if len(handled) == total:
             done.set()
 
     loop = ConsumerLoop(
         bus,
         t.profiles,
-        "linger",
+        group,
         profile_pb2.UserProfile,
         handler,
-        prepare=lambda messages: prepared.append([m.user_id for m in messages]),
-        prepare_size=8,
-        prepare_linger_s=5.0,
+        prepare=lambda messages: prepared.append(sorted(m.user_id for m in messages)),
+        **loop_options,
     ).start()
     assert loop.ready.wait(60)
-    bus.publish(t.profiles, "a", profile_pb2.UserProfile(user_id="a"))
-    time.sleep(0.5)
-    for user in ("b", "c"):
-        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
+    for pause_s, users in parts:
+        time.sleep(pause_s)
+        for user in users:
+            bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
     assert done.wait(60)
     loop.stop()
-    assert [sorted(batch) for batch in prepared] == [["a", "b", "c"]] and sorted(handled) == ["a", "b", "c"]
     bus.close()
+    return prepared, sorted(handled)
+
+
+def test_records_published_a_moment_apart_are_prepared_together(broker, make_settings) -> None:
+    """A poll that finds fewer records than ``prepare_size`` waits a little for the rest: the profiler
+    publishes a cohort's profiles together, and without the wait the first one was handled alone."""
+    prepared, handled = _prepared_batches(
+        broker,
+        make_settings,
+        "linger",
+        [(0.0, ["a"]), (0.5, ["b", "c"])],
+        prepare_size=8,
+        prepare_linger_s=5.0,
+    )
+    assert prepared == [["a", "b", "c"]] and handled == ["a", "b", "c"]
 
 
 def test_records_that_belong_together_are_awaited_past_the_linger(broker, make_settings) -> None:
     """``prepare_awaits`` keeps the poll waiting past ``prepare_linger_s`` while it says more records belong
     with those it has (pairgen: the rest of a cohort that two profiler replicas publish seconds apart)."""
-    settings = make_settings(broker=broker)
-    bus = Bus(settings.kafka, "test")
-    bus.ensure_topics()
-    t = settings.kafka.topics
-    prepared: list[list[str]] = []
-    handled: list[str] = []
-    done = threading.Event()
-
-    def handler(profile: profile_pb2.UserProfile, record) -> None:
-        handled.append(profile.user_id)
-        if len(handled) == 4:
-            done.set()
-
-    loop = ConsumerLoop(
-        bus,
-        t.profiles,
+    prepared, handled = _prepared_batches(
+        broker,
+        make_settings,
         "awaits",
-        profile_pb2.UserProfile,
-        handler,
-        prepare=lambda messages: prepared.append(sorted(m.user_id for m in messages)),
+        [(0.0, ["a", "b"]), (2.5, ["c", "d"])],
         prepare_size=8,
         prepare_linger_s=0.5,
         prepare_awaits=lambda messages: len(messages) < 4,
         prepare_await_s=30.0,
-    ).start()
-    assert loop.ready.wait(60)
-    for user in ("a", "b"):
-        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
-    time.sleep(2.5)
-    for user in ("c", "d"):
-        bus.publish(t.profiles, user, profile_pb2.UserProfile(user_id=user))
-    assert done.wait(60)
-    loop.stop()
-    assert prepared == [["a", "b", "c", "d"]] and sorted(handled) == ["a", "b", "c", "d"]
-    bus.close()
+    )
+    assert prepared == [["a", "b", "c", "d"]] and handled == ["a", "b", "c", "d"]
 
 
 def test_unreachable_broker_is_unavailable(make_settings) -> None:

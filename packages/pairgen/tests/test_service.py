@@ -230,12 +230,9 @@ class _CountingLLM:
         return getattr(self.llm, name)
 
 
-def test_profiles_arriving_together_get_their_pref_align_descriptions_in_one_batch(
-    broker, make_settings, sample_files, sample_catalog, embedder, embedded_llm, sample_profiles
-) -> None:
-    """Profiles read in one poll are prepared together: one generation call for every reader's PrefAlign
-    descriptions instead of one per reader, each of which leaves most of the model's batch empty."""
-    settings = make_settings(
+def _pref_align_only(make_settings, broker, sample_files, **more: Any):
+    """Settings for a pairgen that builds only PrefAlign pairs: one book per reader, 16-token descriptions."""
+    return make_settings(
         broker=broker,
         **{
             "pairgen.datasets": ["pref-align"],
@@ -243,8 +240,17 @@ def test_profiles_arriving_together_get_their_pref_align_descriptions_in_one_bat
             "pairgen.pref_align_max_books": 1,
             "pairgen.pref_align_max_tokens": 16,
             "pairgen.meta": str(sample_files["meta_Books.jsonl"]),
+            **more,
         },
     )
+
+
+def test_profiles_arriving_together_get_their_pref_align_descriptions_in_one_batch(
+    broker, make_settings, sample_files, sample_catalog, embedder, embedded_llm, sample_profiles
+) -> None:
+    """Profiles read in one poll are prepared together: one generation call for every reader's PrefAlign
+    descriptions instead of one per reader, each of which leaves most of the model's batch empty."""
+    settings = _pref_align_only(make_settings, broker, sample_files)
     bus = Bus(settings.kafka, "test")
     refs_in = bus.consumer(settings.kafka.topics.shards, "shard-reader")
     profiles = [_copy(p, cohort_id="c3", cohort_size=3) for p in sample_profiles[:3]]
@@ -271,17 +277,7 @@ def test_a_cohort_published_seconds_apart_still_gets_one_pref_align_batch(
     """Two profiler replicas publish one cohort's profiles seconds apart (past the poll's one-second linger):
     the consumer waits for the rest of the cohort, up to ``cohort_wait_s``, so the PrefAlign descriptions
     still go out in one batch; a member that never comes costs that wait, not the others' pairs."""
-    settings = make_settings(
-        broker=broker,
-        **{
-            "pairgen.datasets": ["pref-align"],
-            "pairgen.pref_align_min_books": 1,
-            "pairgen.pref_align_max_books": 1,
-            "pairgen.pref_align_max_tokens": 16,
-            "pairgen.cohort_wait_s": 8.0,
-            "pairgen.meta": str(sample_files["meta_Books.jsonl"]),
-        },
-    )
+    settings = _pref_align_only(make_settings, broker, sample_files, **{"pairgen.cohort_wait_s": 8.0})
     bus = Bus(settings.kafka, "test")
     topics = settings.kafka.topics
     refs_in = bus.consumer(topics.shards, "shard-reader")
