@@ -93,11 +93,15 @@ def _sample_books(n: int) -> list:  # type: ignore[type-arg]
 
 
 @pytest.mark.model
-def test_real_run_on_the_embedded_judge(tmp_path: Path, profiles_path: Path, embedded_llm) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("processes", [1, 2], ids=["in-process", "two-worker-processes"])
+def test_real_run_on_the_embedded_judge(  # type: ignore[no-untyped-def]
+    tmp_path: Path, profiles_path: Path, embedded_llm, processes: int
+) -> None:
     """Two readers and two books of the bundled sample, both protocols on SmolLM2 (constrained-greedy
     paper ranking, balanced top-pick orders and A/B pairs from log-probabilities), MiniLM similarity:
     report.json/md/html with both protocols, their agreement, the genre-cluster breakdown and
-    judgments.jsonl."""
+    judgments.jsonl. With two worker processes (what the demo runs) the two units are judged at once, and the
+    slot priors are still estimated over both."""
     from judge_fixtures import generation
 
     texts = {k: v.replace("VIVID", "vivid") for k, v in METHOD_TEXTS.items() if k != "base-rewrite"}
@@ -114,7 +118,8 @@ def test_real_run_on_the_embedded_judge(tmp_path: Path, profiles_path: Path, emb
     write_jsonl(rows, gens)
     config = tmp_path / "gravity.toml"
     config.write_text(
-        "[llm.defaults]\nmax_tokens = 64\n\n[cache]\nenabled = false\n\n[judge]\nbootstrap_samples = 100\n"
+        f"[llm.defaults]\nmax_tokens = 64\nprocesses = {processes}\n\n[cache]\nenabled = false\n\n"
+        "[judge]\nbootstrap_samples = 100\n"
     )
     out = tmp_path / "report"
     result = CliRunner().invoke(

@@ -59,6 +59,22 @@ def test_generation_batches_32_rows_while_scoring_keeps_its_chunks(tmp_path: Pat
     assert host_settings(settings, generator).grpc.max_workers > GENERATION_BATCH
 
 
+def test_the_judge_runs_in_worker_processes_that_judge_units_in_parallel(tmp_path: Path) -> None:
+    """The demo's judge scores in two worker processes of one thread each (its own model copies, the
+    annotator's scoring chunks), and judges as many units at once as it has workers."""
+    from gravity_judge.pipeline import concurrency_for
+
+    for processes in (2, 1):
+        opts = DemoOptions(out=tmp_path, judge_processes=processes)
+        settings = Settings.model_validate(
+            demo_config(opts, "127.0.0.1:9092", {}, sample_dir() / "meta_Books.jsonl")
+        )
+        judge = settings.llm.role("judge")
+        assert judge.processes == processes
+        assert judge.model_copy(update={"processes": 1}) == settings.llm.role("annotator")
+        assert concurrency_for(settings) == processes
+
+
 def test_each_profiler_replica_takes_its_share_of_the_readers(tmp_path: Path) -> None:
     """Two profiler processes of one thread each share the queue: each claims half of the demo's readers in one
     batch (a batch of all eight would leave the second process idle)."""

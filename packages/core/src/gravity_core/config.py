@@ -59,6 +59,10 @@ class LLMEndpoint(_Section):
     # loaded); 0 = PyTorch's default (OMP_NUM_THREADS when set, else every core). Two spinning OpenMP
     # threads on a 2-core machine shared with other work measured 5x slower than one thread in the generator.
     threads: int = Field(default=0, ge=0)
+    # Worker processes holding the model, each with threads / processes of the cores (llm/process_pool.py):
+    # calls from concurrent threads run in parallel. For roles whose calls are independent (the judge's units);
+    # one process of two threads keeps two cores only ~70% busy on small scoring batches.
+    processes: int = Field(default=1, ge=1)
     # Encoded prompt prefixes kept for reuse by later prompts that start the same way (0 = off).
     prefix_cache_mb: int = Field(default=256, ge=0)
     # Whether the endpoint returns token log-probabilities (OpenAI, vLLM and llama.cpp do).

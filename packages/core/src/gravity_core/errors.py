@@ -17,6 +17,9 @@ class InvalidInput(GravityError):
         self.field = field
         self.message = message
 
+    def __reduce__(self) -> tuple[type[GravityError], tuple[str, str]]:
+        return type(self), (self.field, self.message)  # pickled as built (a worker process's error)
+
 
 class NotFound(GravityError):
     """Something a request refers to does not exist. ``field`` names the reference."""
@@ -25,6 +28,9 @@ class NotFound(GravityError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+    def __reduce__(self) -> tuple[type[GravityError], tuple[str, str]]:
+        return type(self), (self.field, self.message)  # pickled as built (a worker process's error)
 
 
 class Unavailable(GravityError):
@@ -41,6 +47,9 @@ class RateLimited(Unavailable):
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type[GravityError], tuple[str, float]]:
+        return type(self), (str(self), self.retry_after_s)
 
 
 class ConfigError(GravityError):

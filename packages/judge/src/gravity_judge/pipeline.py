@@ -30,9 +30,10 @@ def judge_llm(settings: Settings) -> LLMClient:
 
 
 def concurrency_for(settings: Settings) -> int:
-    """Units judged at once: the embedded model serializes calls anyway; an endpoint takes several."""
+    """Units judged at once: one per worker process of an embedded model (one process serializes its calls
+    anyway), up to ``concurrency`` against an endpoint."""
     endpoint = settings.llm.role("judge")
-    return 1 if endpoint.backend == "embedded" else max(1, endpoint.concurrency)
+    return endpoint.processes if endpoint.backend == "embedded" else max(1, endpoint.concurrency)
 
 
 def evaluate(

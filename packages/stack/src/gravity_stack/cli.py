@@ -53,6 +53,7 @@ from gravity_stack.demo_options import DemoOptions
     "min_reviews",
     "recovery_readers",
     "profiler_replicas",
+    "judge_processes",
     "timeout_s",
 )
 def demo(

@@ -50,6 +50,12 @@ class DemoOptions(BaseModel):
         le=8,
         description="Profiler processes sharing its queue, each with its share of the cores and of the readers",
     )
+    judge_processes: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Judge worker processes, each with its share of the cores, judging readers in parallel",
+    )
     timeout_s: float = Field(3600.0, gt=0, description="Give up on a stage after this many seconds")
     # dotted settings overrides for every service (tests)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -39,7 +39,7 @@ __all__ = [
     "parse_choice",
 ]
 
-_embedded: dict[tuple[str, str, str, int, int], LLMClient] = {}
+_embedded: dict[tuple[str, str, str, int, int, int], LLMClient] = {}
 _caches: dict[str, ResponseCache] = {}
 _lock = threading.Lock()
 
@@ -48,13 +48,18 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
     """Build a client for ``endpoint``. Embedded models are loaded once per process and shared by roles."""
     inner: LLMClient
     if endpoint.backend == "embedded":
-        key = (endpoint.model, endpoint.device, endpoint.dtype, endpoint.max_batch_size, endpoint.max_tokens)
+        key = (
+            endpoint.model,
+            endpoint.device,
+            endpoint.dtype,
+            endpoint.max_batch_size,
+            endpoint.max_tokens,
+            endpoint.processes,
+        )
         with _lock:
             if key not in _embedded:
                 require("models", f"the embedded LLM backend (model {endpoint.model!r})")
-                from gravity_core.llm.embedded import EmbeddedLLM
-
-                _embedded[key] = EmbeddedLLM(endpoint)
+                _embedded[key] = _load_embedded(endpoint)
             inner = _embedded[key]
     else:
         from gravity_core.llm.openai_backend import OpenAILLM
@@ -66,6 +71,16 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
     with _lock:
         store = _caches.setdefault(path, ResponseCache(path))
     return CachedLLM(inner, store)
+
+
+def _load_embedded(endpoint: LLMEndpoint) -> LLMClient:
+    if endpoint.processes > 1:
+        from gravity_core.llm.process_pool import ProcessPoolLLM
+
+        return ProcessPoolLLM(endpoint)
+    from gravity_core.llm.embedded import EmbeddedLLM
+
+    return EmbeddedLLM(endpoint)
 
 
 def llm_for_role(settings: Settings, role: str) -> LLMClient:
