@@ -12,7 +12,7 @@ import pytest
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import NotFound, Unavailable
-from gravity_core.llm import make_llm
+from gravity_core.llm import make_llm, process_pool
 from gravity_core.llm.embedded import EmbeddedLLM
 from gravity_core.llm.process_pool import ProcessPoolLLM, worker_threads
 from gravity_core.llm.types import GenerationParams
@@ -39,8 +39,6 @@ def test_each_worker_gets_its_share_of_the_cores() -> None:
 
 
 def test_make_llm_serves_an_endpoint_with_processes_from_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gravity_core.llm import process_pool
-
     built: list[int] = []
     monkeypatch.setattr(process_pool, "ProcessPoolLLM", lambda endpoint: built.append(endpoint.processes))
     make_llm(LLMEndpoint(processes=3, max_tokens=7), cache=None)
@@ -66,15 +64,17 @@ def test_calls_from_two_threads_run_in_two_workers_at_once(pool: ProcessPoolLLM)
     holds both threads until each has taken a worker) must be on two different processes."""
     seen: list[int] = []
     both_taken = threading.Barrier(2, timeout=120)
-    original = pool._idle.get
+    original = pool._take
 
     def take() -> object:
         worker = original()
+        while worker is None:
+            worker = original()
         seen.append(worker.process.pid)
         both_taken.wait()
         return worker
 
-    pool._idle.get = take  # type: ignore[method-assign]
+    pool._take = take  # type: ignore[method-assign]
     try:
         calls_before = pool.usage.calls
         threads = [
@@ -85,7 +85,7 @@ def test_calls_from_two_threads_run_in_two_workers_at_once(pool: ProcessPoolLLM)
         for t in threads:
             t.join(timeout=300)
     finally:
-        pool._idle.get = original  # type: ignore[method-assign]
+        pool._take = original  # type: ignore[method-assign]
     assert sorted(seen) == sorted(_pids(pool))
     assert pool.usage.calls == calls_before + 2  # the workers' counters come back to the pool
 
@@ -105,7 +105,9 @@ def test_an_adapter_is_loaded_in_every_worker(pool: ProcessPoolLLM, tiny_adapter
     assert pool.info.adapters == []
 
 
-def test_a_worker_that_dies_fails_its_call_and_is_started_again_with_its_adapters(tiny_adapter: Path) -> None:
+def test_a_worker_that_dies_fails_its_call_and_is_started_again_with_its_adapters(
+    tiny_adapter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     llm = ProcessPoolLLM(LLMEndpoint(processes=2, threads=2))
     try:
         llm.load_adapter("tiny", str(tiny_adapter))
@@ -132,6 +134,20 @@ def test_a_worker_that_dies_fails_its_call_and_is_started_again_with_its_adapter
         assert victim.process.pid != old_pid and victim.alive()
         for a in answers:
             assert a.probabilities == pytest.approx(expected.probabilities, abs=1e-5)
+
+        # workers that cannot be started again: a call fails at once instead of waiting for one forever
+        def cannot_start(self: object, holds: object) -> None:
+            raise RuntimeError("no memory for another model")
+
+        monkeypatch.setattr(process_pool._Worker, "restart", cannot_start)
+        for worker in llm._workers:
+            os.kill(worker.process.pid, 9)
+            worker.process.join(timeout=30)
+        for _ in range(2):
+            with pytest.raises(Unavailable, match="exited"):
+                llm.score_choices(QUESTION, ("yes", "no"))
+        with pytest.raises(Unavailable, match="could not be started again"):
+            llm.score_choices(QUESTION, ("yes", "no"))
     finally:
         llm.close()
 

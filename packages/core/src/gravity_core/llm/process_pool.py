@@ -185,6 +185,9 @@ class ProcessPoolLLM(LLMClient):
         self._usage_lock = threading.Lock()
         # Every adapter load still held, in order: a restarted worker replays them (EmbeddedLLM counts holds).
         self._holds: list[tuple[str, str]] = []
+        # Workers that died and could not be started again; with all of them gone a call fails, never waits.
+        self._lost: set[int] = set()
+        self._closed = False
         self._workers = [_Worker(each, i) for i in range(endpoint.processes)]
         try:
             self._context_window = min(w.ready().context_window for w in self._workers)
@@ -208,8 +211,23 @@ class ProcessPoolLLM(LLMClient):
             self.endpoint.model, "embedded", self._context_window, sorted({n for n, _ in self._holds})
         )
 
+    def _take(self) -> _Worker | None:
+        """A free worker, or None after a second without one (the caller checks again)."""
+        try:
+            return self._idle.get(timeout=1.0)
+        except queue.Empty:
+            if self._closed:
+                raise Unavailable("the LLM worker pool is closed") from None
+            if len(self._lost) == len(self._workers):
+                raise Unavailable(
+                    "every LLM worker process died and could not be started again (llm_worker_restart_failed "
+                    "in the log says why)"
+                ) from None
+            return None
+
     def _run(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        worker = self._idle.get()
+        while (worker := self._take()) is None:
+            pass
         try:
             result, usage = worker.call(_Call(method, args, kwargs))
         except WorkerDied:
@@ -228,18 +246,24 @@ class ProcessPoolLLM(LLMClient):
         """Start a dead worker again (off the caller's thread) and return it to the pool once it is up."""
 
         def restart() -> None:
+            if self._closed:
+                return
             try:
                 worker.restart(list(self._holds))
                 log.warning("llm_worker_restarted", worker=worker.index)
                 self._idle.put(worker)
             except Exception as exc:  # leaves the pool one worker short, which the log says
+                self._lost.add(worker.index)
                 log.error("llm_worker_restart_failed", worker=worker.index, error=str(exc))
 
         threading.Thread(target=restart, name=f"llm-worker-{worker.index}-restart", daemon=True).start()
 
     def _on_every_worker(self, method: str, *args: Any) -> None:
         """Run on every worker, each once it is free (an adapter must be in all of them)."""
-        taken = [self._idle.get() for _ in self._workers]
+        taken: list[_Worker] = []
+        while len(taken) < len(self._workers) - len(self._lost):
+            if (worker := self._take()) is not None:
+                taken.append(worker)
         call = _Call(method, args, {})
         try:
             for worker in taken:
@@ -326,5 +350,6 @@ class ProcessPoolLLM(LLMClient):
             del self._holds[held[-1]]
 
     def close(self) -> None:
+        self._closed = True
         for worker in self._workers:
             worker.stop()
