@@ -126,11 +126,6 @@ class FakeLLM(LLMClient):
     def info(self) -> ModelInfo:
         return ModelInfo("fake", self.backend, 4096, sorted(self.loaded))
 
-    def chat(
-        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
-    ) -> Completion:
-        return self.chat_batch([messages], params, adapter)[0]
-
     def chat_batch(
         self,
         conversations: Sequence[Conversation],

@@ -127,11 +127,6 @@ class CachedLLM(LLMClient):
             params=dataclasses.asdict(params) if params else None,
         )
 
-    def chat(
-        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
-    ) -> Completion:
-        return self.chat_batch([messages], params, adapter)[0]
-
     def chat_batch(
         self,
         conversations: Sequence[Conversation],

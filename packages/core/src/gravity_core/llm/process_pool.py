@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import Unavailable, Unsupported
@@ -41,6 +41,9 @@ from gravity_core.llm.types import (
     Usage,
 )
 from gravity_core.logging import get_logger
+
+if TYPE_CHECKING:
+    from gravity_core.llm.embedded.prompting import Prompter
 
 log = get_logger(__name__)
 
@@ -197,7 +200,7 @@ class ProcessPoolLLM(LLMClient):
         self._idle: queue.Queue[_Worker] = queue.Queue()
         for worker in self._workers:
             self._idle.put(worker)
-        self._tokenizer: Any = None
+        self._prompter: Prompter | None = None
         log.info(
             "llm_process_pool_started",
             model=endpoint.model,
@@ -277,11 +280,6 @@ class ProcessPoolLLM(LLMClient):
                 self._idle.put(worker)
 
     # ------------------------------------------------------------- generation
-    def chat(
-        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
-    ) -> Completion:
-        return self.chat_batch([messages], params, adapter)[0]
-
     def chat_batch(
         self,
         conversations: Sequence[Conversation],
@@ -328,15 +326,17 @@ class ProcessPoolLLM(LLMClient):
         )
 
     def count_tokens(self, text: str) -> int:
-        """Counted here with the model's tokenizer (as the embedded prompter does), not behind a worker's
+        """Counted here by the embedded prompter's rule on the model's tokenizer, not behind a worker's
         running call."""
-        if self._tokenizer is None:
+        if self._prompter is None:
             from transformers import AutoTokenizer
 
+            from gravity_core.llm.embedded.prompting import Prompter
             from gravity_core.llm.models import resolve_model_path
 
-            self._tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(self.endpoint.model))
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(self.endpoint.model))
+            self._prompter = Prompter(tokenizer, self._context_window, self.endpoint.model)
+        return self._prompter.count_tokens(text)
 
     # --------------------------------------------------------------- adapters
     def load_adapter(self, name: str, path: str) -> None:

@@ -135,10 +135,11 @@ class LLMClient(abc.ABC):
     @abc.abstractmethod
     def info(self) -> ModelInfo: ...
 
-    @abc.abstractmethod
     def chat(
         self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
-    ) -> Completion: ...
+    ) -> Completion:
+        """One conversation: a batch of one, unless the backend has a cheaper single call."""
+        return self.chat_batch([messages], params, adapter)[0]
 
     @abc.abstractmethod
     def chat_batch(

@@ -106,11 +106,6 @@ class EmbeddedLLM(LLMClient):
     def _params(self, params: GenerationParams | None) -> GenerationParams:
         return params or GenerationParams(max_tokens=self.endpoint.max_tokens)
 
-    def chat(
-        self, messages: Conversation, params: GenerationParams | None = None, adapter: str | None = None
-    ) -> Completion:
-        return self.chat_batch([messages], params, adapter)[0]
-
     def chat_batch(
         self,
         conversations: Sequence[Conversation],
