@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,19 @@ def _dataset_in_store(make_pairs: Callable[..., Path], store: ArtifactStore) -> 
     return target
 
 
-def _broken_copy(store: ArtifactStore, pairs: Path, name: str, created_at_ms: int) -> Path:
-    """A copy of the dataset under another manifest (so another run) whose manifest reads fine but one shard does
-    not match it: the run fails after it was queued."""
-    broken = store.path(f"datasets/{name}")
-    shutil.copytree(pairs, broken)
-    manifest = json.loads((broken / "manifest.json").read_text())
+def _copy(store: ArtifactStore, pairs: Path, name: str, created_at_ms: int) -> Path:
+    """A copy of the dataset under another manifest, so another run."""
+    copy = store.path(f"datasets/{name}")
+    shutil.copytree(pairs, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
     manifest["created_at_ms"] = created_at_ms
-    (broken / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _broken_copy(store: ArtifactStore, pairs: Path, name: str, created_at_ms: int) -> Path:
+    """A copy whose manifest reads fine but one shard does not match it: the run fails after it was queued."""
+    broken = _copy(store, pairs, name, created_at_ms)
     (broken / "gravity" / "A1JAPAN.parquet").write_bytes(b"tampered")
     return broken
 
@@ -179,6 +185,29 @@ def _zygotes() -> list[int]:
     return found
 
 
+@contextlib.contextmanager
+def _trainer_with_two_datasets(
+    broker: Any,
+    make_settings: Callable[..., Any],
+    make_pairs: Callable[..., Path],
+    copy: Callable[..., Path],
+    **config: Any,
+) -> Iterator[tuple[Any, Any, list[str]]]:
+    """A running trainer service (stub, worker) and two copies of one dataset (``copy``), so two runs."""
+    settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}, **config})
+    store = ArtifactStore.from_settings(settings)
+    pairs = _dataset_in_store(make_pairs, store)
+    datasets = [str(copy(store, pairs, f"copy-{n}", created_at_ms=n)) for n in (1, 2)]
+    running = start_trainer(settings)
+    channel = make_channel(running.target)
+    try:
+        wait_for_serving(channel, timeout_s=120)
+        yield training_pb2_grpc.TrainerServiceStub(channel), running.service.worker, datasets  # type: ignore[attr-defined]
+    finally:
+        channel.close()
+        running.stop()
+
+
 @pytest.mark.broker
 @pytest.mark.model
 def test_runs_are_forked_from_one_process_that_imported_once(
@@ -186,18 +215,13 @@ def test_runs_are_forked_from_one_process_that_imported_once(
 ) -> None:
     """gravity_trainer.warm: every run gets a process of its own, forked from the one zygote that imported the
     training stack; each run writes to its own log, and the zygote does not outlive the service."""
-    settings = make_settings(broker=broker, **{"trainer.overrides": {"gravity-dpo": TINY}})
-    store = ArtifactStore.from_settings(settings)
-    pairs = _dataset_in_store(make_pairs, store)
-    # two datasets whose shards do not match their manifests: each run fails fast
-    datasets = [str(_broken_copy(store, pairs, f"broken-{n}", created_at_ms=n)) for n in (1, 2)]
-    running = start_trainer(settings)
-    channel = make_channel(running.target)
-    stub = training_pb2_grpc.TrainerServiceStub(channel)
-    worker = running.service.worker  # type: ignore[attr-defined]
     seen: list[tuple[int, bool, int]] = []  # (run pid, forked by the zygote, zygote pid)
-    try:
-        wait_for_serving(channel, timeout_s=120)
+    # two datasets whose shards do not match their manifests: each run fails fast
+    with _trainer_with_two_datasets(broker, make_settings, make_pairs, _broken_copy) as (
+        stub,
+        worker,
+        datasets,
+    ):
         runs = [stub.Submit(training_pb2.SubmitRequest(dataset=d, recipe="gravity-dpo")) for d in datasets]
         for run in runs:
             final = list(stub.Status(training_pb2.StatusRequest(run_id=run.run_id), timeout=300))[-1]
@@ -207,12 +231,109 @@ def test_runs_are_forked_from_one_process_that_imported_once(
             assert worker.last_child is not None and worker._zygote is not None
             seen.append((*worker.last_child, worker._zygote.pid))
         assert _zygotes() == [seen[0][2]]
-    finally:
-        channel.close()
-        running.stop()
     assert [forked for _, forked, _ in seen] == [True, True]
     assert seen[0][0] != seen[1][0] and seen[0][2] == seen[1][2]  # a process per run, one zygote for both
     assert worker._zygote is None and not _zygotes()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.broker
+@pytest.mark.model
+def test_concurrent_runs_train_side_by_side_in_processes_of_their_own(
+    broker: Any, make_settings: Callable[..., Any], make_pairs: Callable[..., Path]
+) -> None:
+    """[trainer] concurrent_runs = 2: two queued runs are running at the same moment, each in its own process
+    forked from the one zygote, and each ends with its own adapter."""
+    together: dict[str, int] = {}
+    parents: set[int] = set()
+    config = {"trainer.concurrent_runs": 2}
+    with _trainer_with_two_datasets(broker, make_settings, make_pairs, _copy, **config) as (
+        stub,
+        worker,
+        datasets,
+    ):
+        runs = [stub.Submit(training_pb2.SubmitRequest(dataset=d, recipe="gravity-dpo")) for d in datasets]
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not together:
+            now = worker.running()
+            if len(now) == 2:
+                together, parents = now, {_parent(pid) for pid in now.values()}
+            elif all(r.terminal for r in worker.runs.all()):
+                break
+            time.sleep(0.1)
+        finals = [
+            list(stub.Status(training_pb2.StatusRequest(run_id=r.run_id), timeout=600))[-1] for r in runs
+        ]
+        zygote = worker._zygote.pid if worker._zygote is not None else None
+    assert set(together) == {r.run_id for r in runs}, "the two runs never trained at the same time"
+    assert len(set(together.values())) == 2 and parents == {zygote}
+    assert [f.state for f in finals] == [training_pb2.RUN_STATE_SUCCEEDED] * 2, [f.message for f in finals]
+    assert len({f.adapter.adapter_id for f in finals}) == 2
+    assert all(f.adapter.steps == 1 for f in finals)
+    assert not _zygotes()
+
+
+def test_a_run_is_claimed_by_one_worker_slot_only(tmp_path: Path) -> None:
+    """Slots side by side claim distinct runs, oldest first, and each claim marks its run RUNNING."""
+    import threading
+
+    store = RunStore(tmp_path)
+    for n in range(6):
+        store.put(
+            RunRecord(
+                run_id=f"r{n}",
+                pairs_dir="/p",
+                dataset="gravity",
+                recipe="gravity-dpo",
+                manifest_sha256="s",
+                created_at_ms=n,
+            )
+        )
+    claimed: list[str] = []
+    start = threading.Barrier(4)
+
+    def claim() -> None:
+        start.wait()
+        while (record := store.claim_next()) is not None:
+            claimed.append(record.run_id)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == [f"r{n}" for n in range(6)]  # every run once, none twice
+    assert {(r.state, r.attempts) for r in store.all()} == {("running", 1)}
+    assert store.claim_next() is None
+
+
+def test_a_run_that_starts_while_the_worker_stops_is_stopped_too(tmp_path: Path) -> None:
+    """stop() terminates the runs it sees; a slot whose run process started just after that stops its own."""
+    import subprocess
+
+    from gravity_trainer.settings import TrainerSettings
+    from gravity_trainer.worker import RunWorker
+
+    worker = RunWorker(RunStore(tmp_path), None, None, TrainerSettings(), "base", tmp_path)  # type: ignore[arg-type]
+    late = subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    def start_as_the_worker_stops(*_: Any) -> subprocess.Popen[bytes]:
+        worker._stop.set()
+        return late
+
+    worker._start_child = start_as_the_worker_stops  # type: ignore[method-assign]
+    record = RunRecord(
+        run_id="r", pairs_dir="/p", dataset="gravity", recipe="gravity-dpo", manifest_sha256="s"
+    )
+    try:
+        worker._run_child(record, tmp_path / "out", tmp_path / "progress.jsonl", tmp_path / "train.log")
+        assert late.poll() is not None, "the run kept running after the worker stopped"
+    finally:
+        late.kill()
+        late.wait()
 
 
 def test_runs_survive_a_restart(tmp_path: Path) -> None:

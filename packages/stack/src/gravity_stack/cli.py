@@ -54,6 +54,7 @@ from gravity_stack.demo_options import DemoOptions
     "recovery_readers",
     "profiler_replicas",
     "judge_processes",
+    "train_concurrency",
     "timeout_s",
 )
 def demo(

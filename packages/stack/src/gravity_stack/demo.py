@@ -48,7 +48,8 @@ TRAINING_PARTS_S = {"pairs": 63.0, names.GRAVITY: 167.0, names.USER_SFT: 99.0, n
 # faster than one of two threads in alternated runs: packages/stack/README.md). The trainer and the generator
 # compute at the same time (prompt-only methods while the adapters train), but the generator only for part of
 # it: it keeps half the cores, and the trainer takes every core while sleeping at its barriers (thread_env's
-# ``yielding``), so it trains on both once the generator has caught up.
+# ``yielding``), so it trains on both once the generator has caught up; its runs train ``train_concurrency``
+# at a time, so one run's serial stretches (optimizer steps, evaluation, saving) leave no core idle.
 CO_LOCATED = {"generator": 2}
 YIELDING = frozenset({"trainer"})
 # Started once the profiles are published: the generator's first descriptions wait for the cohort's held-out
@@ -136,6 +137,9 @@ def demo_config(opts: DemoOptions, bootstrap: str, ports: dict[str, int], meta: 
             overrides={names.RECIPE_FOR_DATASET[d]: dict(train_overrides) for d in REQUIRED_ADAPTERS},
             # the first run is queued about a minute in: its imports are done by then
             warm_on_start=True,
+            # the three runs are queued together; one run alone kept ~1.3-1.5 of the 2 cores busy once the
+            # generator had caught up (packages/stack/README.md), two side by side fill them
+            concurrent_runs=opts.train_concurrency,
         ),
         # http_port 0: any free port (logged as http_started), so parallel stacks never collide on 8000
         "generator": GeneratorSettings(

@@ -56,6 +56,12 @@ class DemoOptions(BaseModel):
         le=8,
         description="Judge worker processes, each with its share of the cores, judging readers in parallel",
     )
+    train_concurrency: int = Field(
+        2,
+        ge=1,
+        le=3,
+        description="Adapters the trainer trains at once, each run in its own process sharing the cores",
+    )
     timeout_s: float = Field(3600.0, gt=0, description="Give up on a stage after this many seconds")
     # dotted settings overrides for every service (tests)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -123,6 +123,21 @@ class RunStore:
         queued = [r for r in self.all() if r.state == QUEUED]
         return queued[0] if queued else None
 
+    def claim_next(self) -> RunRecord | None:
+        """The oldest queued run, marked RUNNING in the same step, so that workers running side by side never
+        take the same run."""
+        with self._lock:
+            record = self.next_queued()
+            if record is None:
+                return None
+            return self.update(
+                record.run_id,
+                state=RUNNING,
+                attempts=record.attempts + 1,
+                message="starting",
+                step=record.step,
+            )
+
     def recover(self) -> list[RunRecord]:
         """After a restart, runs that were running go back to the queue (they resume from their checkpoint)."""
         recovered = []

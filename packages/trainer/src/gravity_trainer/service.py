@@ -4,7 +4,7 @@
   complete dataset, and the record is committed once the run is durably queued.
 * gRPC TrainerService: Submit queues a run, Status streams its progress until it ends, ListAdapters lists
   the adapters in the artifact store; the servicer routes each to :class:`gravity_trainer.app.TrainerApp`.
-* One run at a time (see worker.py); each publishes its AdapterRef to gravity.adapters.v1 (key = method) or,
+* ``[trainer] concurrent_runs`` runs at a time, default one (see worker.py); each publishes its AdapterRef to gravity.adapters.v1 (key = method) or,
   when it fails, is marked FAILED with the reason and dead-lettered. Runs survive restarts.
 """
 

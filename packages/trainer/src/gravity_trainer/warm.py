@@ -4,13 +4,14 @@ Importing torch, transformers, PEFT and TRL takes about 25 s of one core on a 2-
 `import trl; trl.DPOTrainer` 29 s), and a fresh process per run pays it every time — a third of a demo-sized run,
 and, for the runs queued behind the first, CPU taken from the run that is training. The zygote pays it once: it
 imports, then waits on stdin for runs (one JSON line each: the run's ``gravity train`` arguments and its log
-file), forks a child per run and reports the child's pid and, when it ends, its exit status on stdout. A run
+file), forks a child per run and reports the child's pid and, when it ends, its exit status on stdout; runs
+forked while others still run train side by side (``[trainer] concurrent_runs``). A run
 still gets a process of its own (memory back after every run; a crash never takes the service or the zygote
 down). Forking is safe here because the zygote never computes: no OpenMP pool or other worker threads exist
 to be lost in the child (PyTorch's DataLoader forks its workers the same way).
 
-When the service closes the zygote's stdin it exits once its current run (which the service terminates first)
-has ended; a zygote that died is replaced by a fresh one, and a run the zygote cannot take starts in a fresh
+When the service closes the zygote's stdin it exits once its runs (which the service terminates first)
+have ended; a zygote that died is replaced by a fresh one, and a run the zygote cannot take starts in a fresh
 process as before.
 """
 
@@ -19,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -61,6 +64,8 @@ class Zygote:
             start_new_session=True,
         )
         self._changed = threading.Condition()
+        # one request in flight at a time: the zygote answers requests in order, and the n-th pid is the n-th's
+        self._requesting = threading.Lock()
         self._forked: list[int] = []
         self._exits: dict[int, int] = {}
         self._closed = False
@@ -82,17 +87,18 @@ class Zygote:
         if self.process.stdin is None or not self.alive():
             return None
         request = json.dumps({"argv": argv, "log_file": str(log_file)}) + "\n"
-        with self._changed:
-            before = len(self._forked)
-        try:
-            self.process.stdin.write(request.encode("utf-8"))
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            return None
-        with self._changed:
-            self._changed.wait_for(lambda: len(self._forked) > before or self._closed, timeout_s)
-            if len(self._forked) > before:
-                return ForkedRun(self._forked[before], self)
+        with self._requesting:
+            with self._changed:
+                before = len(self._forked)
+            try:
+                self.process.stdin.write(request.encode("utf-8"))
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                return None
+            with self._changed:
+                self._changed.wait_for(lambda: len(self._forked) > before or self._closed, timeout_s)
+                if len(self._forked) > before:
+                    return ForkedRun(self._forked[before], self)
         return None
 
     def exit_status(self, pid: int) -> int | None:
@@ -139,26 +145,44 @@ class Zygote:
 
 
 def serve_forks(run: Callable[[list[str]], None]) -> None:
-    """In the zygote: import the training stack, then fork ``run(argv)`` for every request until end-of-file."""
+    """In the zygote: import the training stack, then fork ``run(argv)`` for every request until end-of-file,
+    without waiting for the runs already forked; exit once the last of them has ended."""
     # the replies get a descriptor of their own; whatever an import prints to stdout goes nowhere
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
     preload()
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            replies.close()
-            _become_run(run, [str(arg) for arg in request["argv"]], Path(request["log_file"]))
-        replies.write(json.dumps({"pid": pid}) + "\n")
+
+    def reply(message: dict[str, int]) -> None:
+        replies.write(json.dumps(message) + "\n")
         replies.flush()
-        _, status = os.waitpid(pid, 0)
-        replies.write(json.dumps({"pid": pid, "exit": os.waitstatus_to_exitcode(status)}) + "\n")
-        replies.flush()
+
+    running: set[int] = set()
+    pending = b""
+    reading = True
+    while reading or running:
+        # one thread, no signal handlers: poll stdin for requests and reap ended runs in turn
+        if reading and select.select([0], [], [], 0.25)[0]:
+            chunk = os.read(0, 65536)
+            reading = bool(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in filter(bytes.strip, lines):
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    replies.close()
+                    _become_run(run, [str(arg) for arg in request["argv"]], Path(request["log_file"]))
+                running.add(pid)
+                reply({"pid": pid})
+        for pid in list(running):
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            if ended:
+                running.discard(pid)
+                reply({"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+        if not reading and running:
+            time.sleep(0.25)  # stdin is closed: only the runs are left to wait for
 
 
 def _become_run(run: Callable[[list[str]], None], argv: list[str], log_file: Path) -> None:

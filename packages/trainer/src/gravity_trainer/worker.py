@@ -1,4 +1,5 @@
-"""The service's run executor: one training run at a time, each in its own process.
+"""The service's run executor: queued training runs, ``[trainer] concurrent_runs`` at a time (default one),
+each in its own process.
 
 A child process (``python -m gravity_trainer.launch`` or the configured launcher, e.g. accelerate) keeps the
 service responsive and gives the memory back after every run; a crash of the run never takes the service
@@ -59,36 +60,44 @@ class RunWorker:
         self.env = env
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._child: RunProcess | None = None
+        self._threads: list[threading.Thread] = []
+        self._children: dict[str, RunProcess] = {}  # run id -> its process, while it runs
         self._child_lock = threading.Lock()
         self._zygote: Zygote | None = None
-        self.current: str | None = None
         # pid of the last run's process and whether the zygote forked it (tests, logs)
         self.last_child: tuple[int, bool] | None = None
+
+    def running(self) -> dict[str, int]:
+        """The runs whose process is alive now: run id -> pid."""
+        with self._child_lock:
+            children = dict(self._children)
+        return {run_id: child.pid for run_id, child in children.items() if child.poll() is None}
 
     # ------------------------------------------------------------ lifecycle
     def start(self, warm_now: bool = False) -> RunWorker:
         """``warm_now``: start the zygote's imports now rather than with the first run."""
         if warm_now:
             self._warm_zygote()
-        self._thread = threading.Thread(target=self._loop, name="trainer-worker", daemon=True)
-        self._thread.start()
+        for slot in range(self.section.concurrent_runs):
+            thread = threading.Thread(target=self._loop, name=f"trainer-worker-{slot}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """Stop the current run's process (its record stays RUNNING, so the next start resumes it)."""
+        """Stop the running runs' processes (their records stay RUNNING, so the next start resumes them)."""
         self._stop.set()
         self._wake.set()
         with self._child_lock:
-            child = self._child
-        if child is not None and child.poll() is None:
-            _terminate(child, timeout_s)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+            children = list(self._children.values())
+        for child in children:
+            if child.poll() is None:
+                _terminate(child, timeout_s)
+        for thread in self._threads:
+            thread.join(timeout_s)
         with self._child_lock:
             zygote, self._zygote = self._zygote, None
         if zygote is not None:
@@ -97,7 +106,8 @@ class RunWorker:
     # ---------------------------------------------------------------- loop
     def _loop(self) -> None:
         while not self._stop.is_set():
-            record = self.runs.next_queued()
+            # claimed and marked RUNNING in one step: the other slots never take the same run
+            record = self.runs.claim_next()
             if record is None:
                 self._wake.wait(2.0)
                 self._wake.clear()
@@ -117,13 +127,8 @@ class RunWorker:
         out = run_dir / "adapter"
         progress_file = run_dir / "progress.jsonl"
         progress_file.unlink(missing_ok=True)
-        self.current = record.run_id
-        self.runs.update(
-            record.run_id, state=RUNNING, attempts=record.attempts + 1, message="starting", step=record.step
-        )
         log.info("run_started", run=record.run_id, recipe=record.recipe, dataset=record.dataset)
         code, error = self._run_child(record, out, progress_file, run_dir / "train.log")
-        self.current = None
         if self._stop.is_set():
             return  # stopped by the service: the record stays RUNNING and resumes on the next start
         if code != 0:
@@ -213,7 +218,12 @@ class RunWorker:
         return cmd
 
     def _environment(self) -> dict[str, str]:
-        return dict(self.env if self.env is not None else os.environ)
+        env = dict(self.env if self.env is not None else os.environ)
+        if self.section.concurrent_runs > 1:
+            # runs side by side share the cores: OpenMP threads that spin while they wait would take them from
+            # the other run (the zygote's runs inherit its environment, so it gets this too)
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        return env
 
     def _warm_zygote(self) -> Zygote | None:
         """The zygote runs are forked from (default launcher, ``warm_start``), started on first use and replaced
@@ -250,15 +260,18 @@ class RunWorker:
     ) -> tuple[int, str]:
         child = self._start_child(record, out, progress_file, log_file)
         with self._child_lock:
-            self._child = child
+            self._children[record.run_id] = child
         tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
         while child.poll() is None:
             if self._stop.wait(0.5):
+                # stop() terminates the runs it saw; one that started while it looked is stopped here
+                if child.poll() is None:
+                    _terminate(child, 20.0)
                 break
             tail.poll()
         tail.poll()
         with self._child_lock:
-            self._child = None
+            self._children.pop(record.run_id, None)
         code = child.poll()
         return (code if code is not None else -1), _last_error(log_file)
 
