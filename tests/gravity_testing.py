@@ -21,6 +21,17 @@ import pytest
 from gravity_core.config import Settings, load_settings
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _close_embedded_pools() -> Iterator[None]:
+    """A test module's pooled embedded models are stopped after it: the registry would otherwise keep their
+    worker processes (~1 GB each) for the whole session, and with the end-to-end demo's processes beside them
+    the suite ran out of the machine's 24 GB."""
+    yield
+    from gravity_core.llm import close_embedded_pools
+
+    close_embedded_pools()
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Any]:
     """A Tansu broker for the whole session; tests isolate themselves with their own topic names."""

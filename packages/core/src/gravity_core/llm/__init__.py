@@ -34,6 +34,7 @@ __all__ = [
     "ResponseCache",
     "StreamEvent",
     "Usage",
+    "close_embedded_pools",
     "llm_for_role",
     "make_llm",
     "parse_choice",
@@ -71,6 +72,23 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
     with _lock:
         store = _caches.setdefault(path, ResponseCache(path))
     return CachedLLM(inner, store)
+
+
+def close_embedded_pools() -> int:
+    """Stop the worker processes of every embedded model loaded in a pool (``processes > 1``) and forget those
+    pools; the next ``make_llm`` for such an endpoint starts a new one. A service keeps its pool for its
+    lifetime; a long-lived process that used one for a while (a test session) calls this to give the workers'
+    memory back. In-process models stay loaded: their engine thread keeps serving the clients already handed
+    out, so forgetting them would free nothing and load a second copy. Returns how many pools were stopped."""
+    from gravity_core.llm.process_pool import ProcessPoolLLM
+
+    with _lock:
+        pools = {key: client for key, client in _embedded.items() if isinstance(client, ProcessPoolLLM)}
+        for key in pools:
+            del _embedded[key]
+    for pool in pools.values():
+        pool.close()
+    return len(pools)
 
 
 def _load_embedded(endpoint: LLMEndpoint) -> LLMClient:
