@@ -336,6 +336,44 @@ def test_a_run_that_starts_while_the_worker_stops_is_stopped_too(tmp_path: Path)
         late.wait()
 
 
+def test_stop_ends_every_running_run_and_leaves_it_to_resume(tmp_path: Path) -> None:
+    """Two slots, two runs in real processes: stop() ends both and their records stay RUNNING."""
+    import subprocess
+
+    from gravity_trainer.settings import TrainerSettings
+    from gravity_trainer.worker import RunWorker
+
+    store = RunStore(tmp_path)
+    for n in range(2):
+        store.put(
+            RunRecord(
+                run_id=f"r{n}", pairs_dir="/p", dataset="gravity", recipe="gravity-dpo", manifest_sha256="s"
+            )
+        )
+    section = TrainerSettings(concurrent_runs=2, warm_start=False)
+    worker = RunWorker(store, None, None, section, "base", tmp_path)  # type: ignore[arg-type]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def sleeper(*_: Any) -> subprocess.Popen[bytes]:
+        started.append(subprocess.Popen(["sleep", "60"], start_new_session=True))
+        return started[-1]
+
+    worker._start_child = sleeper  # type: ignore[method-assign]
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(worker.running()) < 2:
+            assert time.monotonic() < deadline, "the two runs never ran together"
+            time.sleep(0.05)
+        worker.stop(timeout_s=5)
+        assert [p.poll() is not None for p in started] == [True, True]
+        assert [r.state for r in store.all()] == ["running", "running"]
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+
+
 def test_runs_survive_a_restart(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     store.put(

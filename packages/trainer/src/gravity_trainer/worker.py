@@ -59,6 +59,7 @@ class RunWorker:
         self.work_root = work_root
         self.env = env
         self._stop = threading.Event()
+        self._stop_timeout_s = 20.0  # how long a stopping run gets after SIGTERM before SIGKILL
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._children: dict[str, RunProcess] = {}  # run id -> its process, while it runs
@@ -88,16 +89,15 @@ class RunWorker:
         self._wake.set()
 
     def stop(self, timeout_s: float = 20.0) -> None:
-        """Stop the running runs' processes (their records stay RUNNING, so the next start resumes them)."""
+        """Stop the running runs' processes (their records stay RUNNING, so the next start resumes them).
+
+        Each slot stops its own run, so runs stop in parallel, and a run whose process was starting at this
+        moment is stopped as well."""
+        self._stop_timeout_s = timeout_s
         self._stop.set()
         self._wake.set()
-        with self._child_lock:
-            children = list(self._children.values())
-        for child in children:
-            if child.poll() is None:
-                _terminate(child, timeout_s)
         for thread in self._threads:
-            thread.join(timeout_s)
+            thread.join(timeout_s + 10.0)  # SIGTERM, up to timeout_s, then SIGKILL and its 5 s wait
         with self._child_lock:
             zygote, self._zygote = self._zygote, None
         if zygote is not None:
@@ -264,9 +264,8 @@ class RunWorker:
         tail = _Tail(progress_file, lambda e: self._on_progress(record.run_id, e))
         while child.poll() is None:
             if self._stop.wait(0.5):
-                # stop() terminates the runs it saw; one that started while it looked is stopped here
                 if child.poll() is None:
-                    _terminate(child, 20.0)
+                    _terminate(child, self._stop_timeout_s)
                 break
             tail.poll()
         tail.poll()
