@@ -165,3 +165,24 @@ def test_collecting_finished_descriptions_keeps_the_progress_already_reached() -
     clock.set_progress = record  # type: ignore[method-assign]
     assert collect_descriptions(work, clock) == list(range(24))
     assert seen and min(seen) == 1.0
+
+
+def test_the_printed_estimates_are_checked_against_the_real_end_and_the_inputs_kept(now: list[float]) -> None:
+    clock = StageClock(lambda line: None)
+    clock.plan("profiling", "profiling", units=1)
+    clock.plan("judging", "judging", units=1)
+    assert clock.estimate_errors() is None and clock.estimate_summary() == ""
+    with clock.step("profiling"):
+        now[0] += REFERENCE_S["profiling"]  # the reference's speed: judging is expected to take its reference
+    clock.begin("judging")  # prints an estimate: REFERENCE_S["judging"] left
+    now[0] += 2 * REFERENCE_S["judging"]  # ... but it takes twice that
+    clock.end("judging")
+    assert clock.estimates == [(pytest.approx(REFERENCE_S["profiling"]), REFERENCE_S["judging"])]
+    assert clock.estimate_errors() == pytest.approx((REFERENCE_S["judging"], REFERENCE_S["judging"]))
+    assert "1 time-left estimates printed were off by" in clock.estimate_summary()
+    assert [(event, name) for _, event, name, _ in clock.events] == [
+        ("begin", "profiling"),
+        ("end", "profiling"),
+        ("begin", "judging"),
+        ("end", "judging"),
+    ]

@@ -219,11 +219,17 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
             report = _run(opts, out, reviews, meta, demographics, broker, supervisor, clock)
     finally:
         broker.stop()
+    errors = clock.estimate_errors()
     report["_demo"] = {
         "seconds": round(clock.elapsed, 1),
-        "time_table": clock.table(),
+        "time_table": "\n".join(filter(None, [clock.table(), clock.estimate_summary()])),
         "readers": report.get("_readers", 0),
         "stages": clock.as_dict(),
+        "estimate_error_s": None
+        if errors is None
+        else {"mean": round(errors[0], 1), "worst": round(errors[1], 1)},
+        "estimates": clock.estimates,
+        "events": clock.events,
         "out": str(out),
     }
     report.pop("_readers", None)

@@ -68,6 +68,11 @@ class StageClock:
     echo: Callable[[str], None]
     stages: list[Stage] = field(default_factory=list)
     started: float = field(default_factory=lambda: time.monotonic())
+    # What the estimate was fed and what it said, on the run's clock: (seconds, event, stage, value) and
+    # (seconds, seconds left as printed). At the end, the printed estimates are checked against the real end,
+    # and the events let another estimator be tried on the same run.
+    events: list[tuple[float, str, str, float]] = field(default_factory=list)
+    estimates: list[tuple[float, float]] = field(default_factory=list)
     _last_note: str = ""
 
     def plan(
@@ -83,6 +88,7 @@ class StageClock:
 
     def set_units(self, name: str, units: float) -> None:
         self._stage(name).units = units
+        self._record("units", name, units)
 
     def units(self, name: str) -> float:
         return self._stage(name).units
@@ -95,6 +101,7 @@ class StageClock:
         fraction = min(1.0, max(0.0, done / total))
         if fraction != stage.progress:
             stage.progress, stage.progress_s = fraction, stage.seconds
+            self._record("progress", name, fraction)
 
     def finished(self, name: str) -> bool:
         return self._stage(name).ended is not None
@@ -111,18 +118,23 @@ class StageClock:
     def begin(self, name: str) -> None:
         stage = self._stage(name)
         stage.started = time.monotonic()
+        self._record("begin", name)
         number = self.stages.index(stage) + 1
         self.echo(f"[{number}/{len(self.stages)}] {stage.title}{self.eta_text()}")
 
     def end(self, name: str) -> None:
         stage = self._stage(name)
         stage.ended = time.monotonic()
+        self._record("end", name)
         self.echo(f"      done in {stage.seconds:.0f}s (total {self.elapsed:.0f}s)")
 
     def note(self, message: str) -> None:
         if message != self._last_note:
             self.echo(f"      {message}")
             self._last_note = message
+
+    def _record(self, event: str, name: str, value: float = 0.0) -> None:
+        self.events.append((round(self.elapsed, 2), event, name, value))
 
     @property
     def elapsed(self) -> float:
@@ -166,6 +178,7 @@ class StageClock:
         left = self.remaining_s()
         if left is None:
             return ""
+        self.estimates.append((round(self.elapsed, 2), round(left, 1)))
         return f"  (about {_minutes(left)} left, estimated)"
 
     def table(self) -> str:
@@ -198,6 +211,23 @@ class StageClock:
         if overlap > 1:
             lines.append(f"(stages overlapped for {overlap:.0f}s: the shares add up to more than 100%)")
         return "\n".join(lines)
+
+    def estimate_errors(self) -> tuple[float, float] | None:
+        """Mean and worst absolute error, in seconds, of the time-left estimates printed so far, against the
+        run ending now; None if none was printed."""
+        if not self.estimates:
+            return None
+        errors = [abs(left - (self.elapsed - t)) for t, left in self.estimates]
+        return sum(errors) / len(errors), max(errors)
+
+    def estimate_summary(self) -> str:
+        errors = self.estimate_errors()
+        if errors is None:
+            return ""
+        return (
+            f"(the {len(self.estimates)} time-left estimates printed were off by {errors[0]:.0f}s on average "
+            f"and {errors[1]:.0f}s at worst)"
+        )
 
     def as_dict(self) -> dict[str, dict[str, float]]:
         return {
