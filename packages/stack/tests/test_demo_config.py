@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gravity_core.config import Settings
 from gravity_core.sample import sample_dir
 from gravity_stack.demo import demo_config
@@ -22,7 +24,7 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
     """Pairs arrive in a burst (the first reader alone, the rest prepared together), so a partial count is not
     a pace to extrapolate from: 1 of 8 readers once predicted 282 minutes left."""
     from gravity_core.datasets import DatasetEntry, DatasetManifest, ShardEntry
-    from gravity_stack.demo import TRAINING_PARTS_S, _training_progress
+    from gravity_stack.demo import _training_progress
 
     def manifest(readers: int) -> DatasetManifest:
         shards = [
@@ -30,14 +32,26 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
         ]
         return DatasetManifest(datasets={"gravity": DatasetEntry(kind="dpo", shards=shards)})
 
-    total = sum(TRAINING_PARTS_S.values())
-    assert _training_progress(None, set(), 8) == (0.0, total)
-    assert _training_progress(manifest(1), set(), 8) == (0.0, total)
-    # each part by its weight: the GRAVITY adapter's DPO outweighs the pairs
-    assert _training_progress(manifest(8), {"gravity"}, 8) == (
-        TRAINING_PARTS_S["pairs"] + TRAINING_PARTS_S["gravity"],
-        total,
+    assert _training_progress(None, set(), 8, 2) == (0.0, 1.0)
+    assert _training_progress(manifest(1), set(), 8, 2) == (0.0, 1.0)
+    pairs_only = _training_progress(manifest(8), set(), 8, 2)[0]
+    assert 0.0 < pairs_only < 0.5
+    assert _training_progress(manifest(8), {"gravity", "user-sft", "pref-align"}, 8, 2) == (1.0, 1.0)
+
+
+def test_training_progress_places_each_adapter_on_the_trainers_schedule() -> None:
+    """With two runs at a time, UserSFT (second in the queue, shorter than GRAVITY) ends well past the
+    middle of the stage; weighed by its share alone it counted as 2/5 done, and the estimate doubled when it
+    ended. One at a time, the parts simply add up."""
+    from gravity_stack.demo import TRAINING_PARTS_S, training_fraction
+
+    one_at_a_time = training_fraction({"pairs", "gravity"}, 1)
+    assert one_at_a_time == pytest.approx(
+        (TRAINING_PARTS_S["pairs"] + TRAINING_PARTS_S["gravity"]) / sum(TRAINING_PARTS_S.values())
     )
+    two = {part: training_fraction({"pairs", part}, 2) for part in ("gravity", "user-sft", "pref-align")}
+    assert two["user-sft"] < two["gravity"] < two["pref-align"] == 1.0
+    assert two["user-sft"] > 0.5
 
 
 def test_generation_batches_32_rows_while_scoring_keeps_its_chunks(tmp_path: Path) -> None:

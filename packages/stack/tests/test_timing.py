@@ -7,7 +7,7 @@ import time
 import pytest
 
 from gravity_stack.processes import THREAD_VARIABLES, thread_env
-from gravity_stack.timing import REFERENCE_S, StageClock
+from gravity_stack.timing import REFERENCE_S, StageClock, slot_schedule
 
 
 @pytest.fixture
@@ -72,8 +72,11 @@ def test_running_stages_overlap_and_a_stage_reporting_progress_is_extrapolated_f
     now[0] += 10 * REFERENCE_S["pairs+training"]  # training overran its reference tenfold
     clock.set_progress("pairs+training", 2, 3)  # ... and is two thirds done
     clock.set_progress("generation", 10, 10)
-    # half again what training took so far, plus judging, not the sum of the running stages' references
-    assert clock.remaining_s() == pytest.approx(5 * REFERENCE_S["pairs+training"] + REFERENCE_S["judging"])
+    # training: its pace (15 references in all) weighed 2/3, the reference, at least the 10 taken, 1/3; then
+    # judging. Not the sum of the running stages' references
+    assert clock.remaining_s() == pytest.approx(
+        10 / 3 * REFERENCE_S["pairs+training"] + REFERENCE_S["judging"]
+    )
 
 
 def test_overlapping_stages_are_placed_on_the_demos_schedule_not_added_up(now: list[float]) -> None:
@@ -111,20 +114,41 @@ def test_between_steps_of_progress_the_estimate_counts_down_instead_of_growing(n
     clock.plan("judging", "judging", units=8)
     with clock.step("broker"):
         now[0] += REFERENCE_S["broker"]  # the reference speed
-    judging = 8 * REFERENCE_S["judging"]
+    judging, reference = 8 * REFERENCE_S["judging"], 8 * REFERENCE_S["pairs+training"]
     clock.begin("pairs+training")
     now[0] += 60
-    clock.set_progress("pairs+training", 1, 4)  # a quarter done in 60 s: 180 s to go at that pace
-    assert clock.remaining_s() == pytest.approx(180 + judging)
+    clock.set_progress("pairs+training", 1, 4)  # a quarter done in 60 s: 240 s in all at that pace
+    in_all = 240 / 4 + reference * 3 / 4  # the pace weighs in by the fraction done, the reference by the rest
+    assert clock.remaining_s() == pytest.approx(in_all - 60 + judging)
     for _ in range(30):  # the next step runs; polls report the same progress
         now[0] += 4
         clock.set_progress("pairs+training", 1, 4)
-    assert clock.remaining_s() == pytest.approx(60 + judging)
-    now[0] += 100  # past the pace's end: the stage is expected to end any moment, not to take longer
-    clock.set_progress("pairs+training", 1, 4)
-    assert clock.remaining_s() == pytest.approx(judging)
+    assert clock.remaining_s() == pytest.approx(in_all - 180 + judging)
     clock.set_progress("pairs+training", 3, 4)  # the next step lands: the pace is measured again
-    assert clock.remaining_s() == pytest.approx(280 / 3 + judging)
+    assert clock.remaining_s() == pytest.approx(240 * 3 / 4 + reference / 4 - 180 + judging)
+
+
+def test_a_young_stage_leans_on_the_reference_and_an_old_one_on_its_pace(now: list[float]) -> None:
+    """The first descriptions share the cores with training: 9 of 48 done once made the demo say 21 minutes
+    left with 13 to go. Early progress weighs in little; near the end, the pace decides."""
+    clock = StageClock(lambda _: None)
+    clock.plan("broker", "broker")
+    clock.plan("generation", "generation", units=100)
+    with clock.step("broker"):
+        now[0] += REFERENCE_S["broker"]  # the reference speed
+    reference = 100 * REFERENCE_S["generation"]
+    clock.begin("generation")
+    now[0] += reference / 5
+    clock.set_progress("generation", 5, 100)  # a pace four times slower than the reference
+    young = clock.remaining_s()
+    assert young == pytest.approx(0.05 * 4 * reference + 0.95 * reference - reference / 5)
+    assert young < 4 * reference - reference / 5  # what the pace alone would say
+    now[0] += 3.6 * reference
+    clock.set_progress("generation", 95, 100)  # it kept that pace
+    # 4 references in all at its pace, weighed 0.95; the reference, at least the 3.8 taken, 0.05
+    assert clock.remaining_s() == pytest.approx(
+        0.95 * 4 * reference + 0.05 * 3.8 * reference - 3.8 * reference
+    )
 
 
 def test_co_located_services_share_the_cores_unless_the_user_chose(monkeypatch) -> None:
@@ -186,3 +210,17 @@ def test_the_printed_estimates_are_checked_against_the_real_end_and_the_inputs_k
         ("begin", "judging"),
         ("end", "judging"),
     ]
+
+
+def test_a_slot_schedule_shares_the_machine_among_the_parts_running_together() -> None:
+    parts = [("x", 10.0), ("y", 5.0), ("z", 5.0)]
+    # one slot: the parts add up after the lead-in
+    assert slot_schedule(("a", 10.0), parts, 1) == pytest.approx(
+        {"a": 1 / 3, "x": 2 / 3, "y": 5 / 6, "z": 1.0}
+    )
+    # two slots: x and y share the machine, so y ends 10 s in; z then shares it with what is left of x
+    assert slot_schedule(("a", 10.0), parts, 2) == pytest.approx({"a": 1 / 3, "y": 2 / 3, "x": 1.0, "z": 1.0})
+    # as many slots as parts: all three share it from the start
+    assert slot_schedule(("a", 10.0), parts, 3) == pytest.approx(
+        {"a": 1 / 3, "y": 5 / 6, "z": 5 / 6, "x": 1.0}
+    )

@@ -35,13 +35,15 @@ from gravity_stack import tomlwrite
 from gravity_stack.demo_options import DemoOptions
 from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import ServiceProcess, Supervisor
-from gravity_stack.timing import StageClock
+from gravity_stack.timing import StageClock, slot_schedule
 
 REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 # Seconds of each part of pairs+training in the reference run (timing.REFERENCE_S's fresh clone): the cohort's
-# pairs, then each adapter in the trainer's queue order. Progress weighs the parts by them: DPO on the
-# GRAVITY pairs takes twice as long as either other adapter.
-TRAINING_PARTS_S = {"pairs": 63.0, names.GRAVITY: 167.0, names.USER_SFT: 99.0, names.PREF_ALIGN: 80.0}
+# pairs, then each adapter in the trainer's queue order, as its share of the machine (a run's wall time
+# divided among the runs training beside it, from the trainer's log). Progress is where the parts reached
+# end on the trainer's schedule (timing.slot_schedule): with two runs at a time, UserSFT ends about 3/4 of
+# the way, not 2/5 as its share alone would say, and the estimate doubled when it did.
+TRAINING_PARTS_S = {"pairs": 164.5, names.GRAVITY: 206.5, names.USER_SFT: 200.0, names.PREF_ALIGN: 183.5}
 # The demo's schedule: the profiler, pairgen and the judge each compute alone (profiles are published as one
 # batch, the trainer waits for the whole cohort, judging waits for every description), so each gets every core:
 # the profiler as ``profiler_replicas`` processes with a share each (two processes of one thread were 5-17%
@@ -484,7 +486,9 @@ def _pairs_training_and_generation(
                 clock.end("pairs+training")
                 when_trained()
             done = sum(f.done() for f in work)
-            clock.set_progress("pairs+training", *_training_progress(manifest, live, len(accepted)))
+            clock.set_progress(
+                "pairs+training", *_training_progress(manifest, live, len(accepted), opts.train_concurrency)
+            )
             if targets is not None:
                 clock.set_progress("generation", done, clock.units("generation"))
             clock.note(_status(manifest, trainer, live, len(accepted), done, len(work)) + clock.eta_text())
@@ -519,14 +523,28 @@ def collect_descriptions(
     return rows
 
 
-def _training_progress(manifest: DatasetManifest | None, live: set[str], readers: int) -> tuple[float, float]:
-    """(done, total) of pairs+training in seconds of the reference run (TRAINING_PARTS_S), so each part
-    counts by its weight. The pairs count once every reader has them: the pair generator prepares the
-    profiles of one poll together, so the first reader's pairs come alone and the rest at once, and
-    extrapolating from that first reader predicted hours."""
-    done = TRAINING_PARTS_S["pairs"] if _readers_with_pairs(manifest) >= readers else 0.0
-    done += sum(TRAINING_PARTS_S[a] for a in REQUIRED_ADAPTERS if a in live)
-    return done, sum(TRAINING_PARTS_S.values())
+def _training_progress(
+    manifest: DatasetManifest | None, live: set[str], readers: int, concurrency: int
+) -> tuple[float, float]:
+    """(done, 1) of pairs+training: the latest point on the trainer's schedule (training_fraction) of the
+    parts done. The pairs count once every reader has them: the pair generator prepares the profiles of one
+    poll together, so the first reader's pairs come alone and the rest at once, and extrapolating from that
+    first reader predicted hours."""
+    done = {a for a in REQUIRED_ADAPTERS if a in live}
+    if _readers_with_pairs(manifest) >= readers:
+        done.add("pairs")
+    return training_fraction(done, concurrency), 1.0
+
+
+def training_fraction(done: set[str], concurrency: int) -> float:
+    """How far pairs+training is once the parts ``done`` have ended, with adapters trained ``concurrency`` at
+    a time in the trainer's queue order."""
+    ends = slot_schedule(
+        ("pairs", TRAINING_PARTS_S["pairs"]),
+        [(a, TRAINING_PARTS_S[a]) for a in REQUIRED_ADAPTERS],
+        concurrency,
+    )
+    return max((ends[part] for part in done), default=0.0)
 
 
 def _readers_with_pairs(manifest: DatasetManifest | None) -> int:

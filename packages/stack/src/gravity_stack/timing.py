@@ -17,21 +17,22 @@ up. It is an estimate and printed as one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
-    # a first run on a fresh clone (empty response cache and GRAVITY_HOME, README): 855 s in all
-    "broker": 0.5,
+    # a first run on a fresh clone at 05c52ad (empty response cache and GRAVITY_HOME, README; two adapters
+    # trained at a time; a slow afternoon, speed probe 3.06-3.26 s): 1,381 s in all
+    "broker": 0.3,
     "services": 3.0,
-    "ingest": 0.5,
-    "profiling": 25.1,  # per reader (201 s for 8)
-    "pairs+training": 51.3,  # per reader (410 s for 8; three adapters trained on the cohort)
-    "generation": 5.24,  # per description (377 s for 72, overlapping training)
-    "judging": 26.0,  # per (reader, book) (208 s for 8)
-    "recovery": 25.5,  # per planted reader (51 s for 2, beside judging)
+    "ingest": 0.3,
+    "profiling": 39.0,  # per reader (312 s for 8)
+    "pairs+training": 94.5,  # per reader (756 s for 8; three adapters trained on the cohort)
+    "generation": 8.86,  # per description (638 s for 72, overlapping training)
+    "judging": 32.3,  # per (reader, book) (258 s for 8)
+    "recovery": 31.5,  # per planted reader (63 s for 2, beside judging)
 }
 
 
@@ -168,7 +169,12 @@ class StageClock:
                 waits = s.after if s.after is not None else [p.name for p in self.stages[:i]]
                 end = max((ends[w] for w in waits), default=0.0) + expected
             elif s.progress:
-                end = max(0.0, s.progress_s / s.progress - s.seconds)
+                # The pace says little while a stage is young (its first descriptions share the cores with
+                # training: 9 of 48 once put 21 minutes left with 13 to go), so it weighs in by the fraction
+                # done, and the scaled reference (at least the time already taken) by the rest.
+                by_pace = s.progress_s / s.progress
+                by_reference = max(expected, s.seconds)
+                end = max(0.0, s.progress * by_pace + (1 - s.progress) * by_reference - s.seconds)
             else:
                 end = max(0.0, expected - s.seconds)
             ends[s.name] = max([end, *(ends[o] for o in s.ends_after)])
@@ -245,3 +251,26 @@ def _minutes(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f}s"
     return f"{seconds / 60:.0f} min"
+
+
+def slot_schedule(
+    lead_in: tuple[str, float], parts: Sequence[tuple[str, float]], slots: int
+) -> dict[str, float]:
+    """When each part ends, as a fraction of the whole, if the lead-in comes first, alone, and then
+    the parts run in their order, ``slots`` at a time, sharing the machine equally (a part's seconds are its
+    share of the machine's time: alone, it ends after that many; beside another, after twice as many). The
+    trainer's queue with ``concurrent_runs`` slots: with one slot the parts simply add up."""
+    now, ends = lead_in[1], {lead_in[0]: lead_in[1]}
+    queued, running = list(parts), {}
+    while queued or running:
+        while queued and len(running) < slots:
+            name, seconds = queued.pop(0)
+            running[name] = seconds
+        share = len(running)
+        ending = min(running, key=running.__getitem__)
+        step = running[ending]
+        now += step * share
+        running = {name: left - step for name, left in running.items()}
+        del running[ending]
+        ends[ending] = now
+    return {name: end / now for name, end in ends.items()} if now > 0 else {}
