@@ -261,7 +261,7 @@ def slot_schedule(
     share of the machine's time: alone, it ends after that many; beside another, after twice as many). The
     trainer's queue with ``concurrent_runs`` slots: with one slot the parts simply add up."""
     now, ends = lead_in[1], {lead_in[0]: lead_in[1]}
-    queued, running = list(parts), {}
+    queued, running = list(parts), dict[str, float]()
     while queued or running:
         while queued and len(running) < slots:
             name, seconds = queued.pop(0)
