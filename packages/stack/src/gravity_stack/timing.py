@@ -8,7 +8,10 @@ bundled sample, 8 readers, quiet 2-core machine, empty response cache, overlappe
 run has been so far: after the stages done in ``d`` seconds against ``r`` in the reference (once ``r`` is
 long enough to tell), the stages not begun are expected to take ``d / r`` times their reference; running
 stages that report progress are extrapolated from their own pace, measured when the progress last moved and
-counted down since. Units of work scale it too (more readers, more descriptions). Stages are placed on the
+counted down since, and weighed by the fraction done against the scaled reference for the rest (the
+trainer's parts report progress as the points where they end on its schedule: ``slot_schedule``). The
+estimates printed and their inputs are kept (``estimates``, ``events``), so a run says how far off its
+estimates were and another estimator can be replayed on it. Units of work scale it too (more readers, more descriptions). Stages are placed on the
 demo's own schedule — each begins once the stages it waits for ended (``after``) and may have to outlast
 others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are not added
 up. It is an estimate and printed as one.
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 # Seconds per stage in the reference run, per unit of that stage's work (see UNITS).
 REFERENCE_S: dict[str, float] = {
     # a first run on a fresh clone at 05c52ad (empty response cache and GRAVITY_HOME, README; two adapters
-    # trained at a time; a slow afternoon, speed probe 3.06-3.26 s): 1,381 s in all
+    # trained at a time; a slow evening, speed probe 3.06-3.26 s): 1,381 s in all
     "broker": 0.3,
     "services": 3.0,
     "ingest": 0.3,
