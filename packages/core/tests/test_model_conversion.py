@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gravity_core.llm.models import SMOLLM2_DIRNAME, ensure_smollm2
+from gravity_core.llm.models import SMOLLM2_DIRNAME, ensure_smollm2, smollm2_converted
 
 pytestmark = pytest.mark.model
 
@@ -36,8 +36,10 @@ def test_the_gguf_is_read_once_and_converts_to_the_same_files(
     monkeypatch.setattr(gguf, "GGUFReader", counting_reader)
     monkeypatch.setattr(gguf, "get_tensor_name_map", counting_name_map)
     capfd.readouterr()
+    assert not smollm2_converted(tmp_path)  # what the demo's estimate asks before a first run
     converted = ensure_smollm2(tmp_path)
     err = capfd.readouterr().err
+    assert smollm2_converted(tmp_path)
 
     assert converted == tmp_path / SMOLLM2_DIRNAME
     assert len(parses) == 1 and len(name_maps) == 1, (parses, name_maps)

@@ -27,6 +27,7 @@ from gravity_core.clients import GeneratorClient, JudgeClient, PairGenClient, Pr
 from gravity_core.config import check_settings, load_settings
 from gravity_core.datasets import DatasetManifest
 from gravity_core.errors import GravityError, Unavailable
+from gravity_core.llm.models import smollm2_converted
 from gravity_core.options import deep_merge, nest_dotted
 from gravity_core.proto_io import write_jsonl
 from gravity_core.registry import service_names
@@ -35,7 +36,7 @@ from gravity_stack import tomlwrite
 from gravity_stack.demo_options import DemoOptions
 from gravity_stack.ingest import choose_users, ingest_requests
 from gravity_stack.processes import ServiceProcess, Supervisor
-from gravity_stack.timing import StageClock, slot_schedule
+from gravity_stack.timing import MODEL_CONVERSION_S, StageClock, slot_schedule
 
 REQUIRED_ADAPTERS = (names.GRAVITY, names.USER_SFT, names.PREF_ALIGN)
 # Seconds of each part of pairs+training in the reference run (timing.REFERENCE_S's fresh clone): the cohort's
@@ -185,7 +186,12 @@ def run_demo(opts: DemoOptions, echo: Callable[[str], None]) -> dict[str, Any]:
     profilers = f"{opts.profiler_replicas} processes" if opts.profiler_replicas > 1 else "1 process"
     clock.plan("services", f"starting services ({', '.join(services)}); the profiler first, as {profilers}")
     clock.plan("ingest", "streaming the reviews into the profiler (gRPC IngestRecords)")
-    clock.plan("profiling", "profiling readers (demographics, interests, 150 values, Big Five)", readers)
+    clock.plan(
+        "profiling",
+        "profiling readers (demographics, interests, 150 values, Big Five)",
+        readers,
+        once_s=0.0 if smollm2_converted() else MODEL_CONVERSION_S,
+    )
     clock.plan(
         "pairs+training",
         "pairs -> training -> adapters (Kafka: profiles -> pairgen -> shards -> trainer -> adapters)",

@@ -89,15 +89,20 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+def smollm2_converted(target_root: Path | None = None) -> bool:
+    """Whether the bundled model's safetensors directory is already made (a first run makes it)."""
+    return ((target_root or models_dir()) / SMOLLM2_DIRNAME / _MARKER).is_file()
+
+
 def ensure_smollm2(target_root: Path | None = None) -> Path:
     """Convert the bundled GGUF to a safetensors directory once; return that directory."""
     root = target_root or models_dir()
     target = root / SMOLLM2_DIRNAME
-    if (target / _MARKER).is_file():
+    if smollm2_converted(root):
         return target
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / f"{SMOLLM2_DIRNAME}.lock"), timeout=1800):
-        if (target / _MARKER).is_file():
+        if smollm2_converted(root):
             return target
         gguf = smollm2_gguf_path()
         log.info("converting_gguf", source=str(gguf), target=str(target))
