@@ -32,11 +32,11 @@ def test_training_progress_counts_the_pairs_only_once_every_reader_has_them() ->
         ]
         return DatasetManifest(datasets={"gravity": DatasetEntry(kind="dpo", shards=shards)})
 
-    assert _training_progress(None, set(), 8, 2) == (0.0, 1.0)
-    assert _training_progress(manifest(1), set(), 8, 2) == (0.0, 1.0)
-    pairs_only = _training_progress(manifest(8), set(), 8, 2)[0]
+    assert _training_progress(None, set(), 8, 2) == 0.0
+    assert _training_progress(manifest(1), set(), 8, 2) == 0.0
+    pairs_only = _training_progress(manifest(8), set(), 8, 2)
     assert 0.0 < pairs_only < 0.5
-    assert _training_progress(manifest(8), {"gravity", "user-sft", "pref-align"}, 8, 2) == (1.0, 1.0)
+    assert _training_progress(manifest(8), {"gravity", "user-sft", "pref-align"}, 8, 2) == 1.0
 
 
 def test_training_progress_places_each_adapter_on_the_trainers_schedule() -> None:

@@ -492,9 +492,8 @@ def _pairs_training_and_generation(
                 clock.end("pairs+training")
                 when_trained()
             done = sum(f.done() for f in work)
-            clock.set_progress(
-                "pairs+training", *_training_progress(manifest, live, len(accepted), opts.train_concurrency)
-            )
+            trained = _training_progress(manifest, live, len(accepted), opts.train_concurrency)
+            clock.set_progress("pairs+training", trained, 1.0)
             if targets is not None:
                 clock.set_progress("generation", done, clock.units("generation"))
             clock.note(_status(manifest, trainer, live, len(accepted), done, len(work)) + clock.eta_text())
@@ -531,15 +530,15 @@ def collect_descriptions(
 
 def _training_progress(
     manifest: DatasetManifest | None, live: set[str], readers: int, concurrency: int
-) -> tuple[float, float]:
-    """(done, 1) of pairs+training: the latest point on the trainer's schedule (training_fraction) of the
+) -> float:
+    """How far pairs+training is: the latest point on the trainer's schedule (training_fraction) of the
     parts done. The pairs count once every reader has them: the pair generator prepares the profiles of one
     poll together, so the first reader's pairs come alone and the rest at once, and extrapolating from that
     first reader predicted hours."""
     done = {a for a in REQUIRED_ADAPTERS if a in live}
     if _readers_with_pairs(manifest) >= readers:
         done.add("pairs")
-    return training_fraction(done, concurrency), 1.0
+    return training_fraction(done, concurrency)
 
 
 def training_fraction(done: set[str], concurrency: int) -> float:
