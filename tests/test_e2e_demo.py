@@ -15,7 +15,7 @@ from harness import processes_mentioning
 from gravity_judge.methods import MAIN_METHODS, ORIGINAL
 from gravity_stack.processes import gravity_command
 
-pytestmark = [pytest.mark.broker, pytest.mark.model, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.broker, pytest.mark.model, pytest.mark.whole_stack, pytest.mark.timeout(2400)]
 
 NINE_METHODS = {ORIGINAL, *MAIN_METHODS}  # the book's own description, seven baselines, GRAVITY
 
