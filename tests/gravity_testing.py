@@ -33,14 +33,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _close_embedded_pools() -> Iterator[None]:
-    """A test module's pooled embedded models are stopped after it: the registry would otherwise keep their
-    worker processes (~1 GB each) for the whole session, and with the end-to-end demo's processes beside them
-    the suite ran out of the machine's 24 GB."""
+def _release_embedded_models() -> Iterator[None]:
+    """After each test module the embedded models it left behind are released: a pool's worker processes
+    (~1 GB each) stop, and in-process models no session fixture still holds are freed (~1 GB each). Kept for
+    the session, they grew pytest to 12.9 GB, and a pool's workers beside the end-to-end demo ran the suite
+    out of a 24 GB machine."""
     yield
-    from gravity_core.llm import close_embedded_pools
+    from gravity_core.llm import release_embedded_models
 
-    close_embedded_pools()
+    release_embedded_models()
 
 
 @pytest.fixture(scope="session")

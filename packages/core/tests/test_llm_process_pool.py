@@ -161,24 +161,3 @@ def test_a_worker_error_reaches_the_caller_as_the_same_typed_error(pool: Process
         assert raised.value.field == "adapter" and "never-loaded" in raised.value.message
     assert pool._idle.qsize() == len(pool._workers)
     assert pool.score_choices(QUESTION, ("yes", "no")).method == "logprobs"
-
-
-def test_close_embedded_pools_stops_the_workers_and_keeps_in_process_models() -> None:
-    """What a long-lived process (the test session) calls to give a pool's memory back: its workers are gone
-    and the next make_llm starts a new pool; an in-process model stays the one already loaded."""
-    from gravity_core.llm import close_embedded_pools
-
-    endpoint = LLMEndpoint(processes=2, threads=2, max_tokens=5)
-    in_process = make_llm(LLMEndpoint(max_tokens=5), cache=None)
-    first = make_llm(endpoint, cache=None)
-    assert isinstance(first, ProcessPoolLLM) and make_llm(endpoint, cache=None) is first
-    workers = [w.process for w in first._workers]
-    assert len(workers) == 2 and all(p.is_alive() for p in workers)
-    assert close_embedded_pools() == 1
-    assert not any(p.is_alive() for p in workers)
-    assert make_llm(LLMEndpoint(max_tokens=5), cache=None) is in_process
-    second = make_llm(endpoint, cache=None)
-    try:
-        assert second is not first and len(_pids(second)) == 2  # type: ignore[arg-type]
-    finally:
-        close_embedded_pools()

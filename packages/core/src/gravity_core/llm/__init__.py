@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
+from typing import TYPE_CHECKING, cast
 
 from gravity_core.config import CacheSettings, LLMEndpoint, Settings
 from gravity_core.extras import require
@@ -21,6 +24,9 @@ from gravity_core.llm.types import (
     parse_choice,
 )
 
+if TYPE_CHECKING:
+    from gravity_core.llm.embedded import EmbeddedLLM
+
 __all__ = [
     "CachedLLM",
     "ChoiceRequest",
@@ -34,13 +40,17 @@ __all__ = [
     "ResponseCache",
     "StreamEvent",
     "Usage",
-    "close_embedded_pools",
     "llm_for_role",
     "make_llm",
     "parse_choice",
+    "release_embedded_models",
 ]
 
-_embedded: dict[tuple[str, str, str, int, int, int], LLMClient] = {}
+_Key = tuple[str, str, str, int, int, int]
+_embedded: dict[_Key, LLMClient] = {}
+# In-process models the registry let go of (release_embedded_models) that a client may still hold: handed out
+# again while alive, so letting go never loads a second copy.
+_released: weakref.WeakValueDictionary[_Key, LLMClient] = weakref.WeakValueDictionary()
 _caches: dict[str, ResponseCache] = {}
 _lock = threading.Lock()
 
@@ -59,8 +69,11 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
         )
         with _lock:
             if key not in _embedded:
-                require("models", f"the embedded LLM backend (model {endpoint.model!r})")
-                _embedded[key] = _load_embedded(endpoint)
+                held = _released.pop(key, None)
+                if held is None:
+                    require("models", f"the embedded LLM backend (model {endpoint.model!r})")
+                    held = _load_embedded(endpoint)
+                _embedded[key] = held
             inner = _embedded[key]
     else:
         from gravity_core.llm.openai_backend import OpenAILLM
@@ -74,21 +87,33 @@ def make_llm(endpoint: LLMEndpoint, cache: CacheSettings | None = None) -> LLMCl
     return CachedLLM(inner, store)
 
 
-def close_embedded_pools() -> int:
-    """Stop the worker processes of every embedded model loaded in a pool (``processes > 1``) and forget those
-    pools; the next ``make_llm`` for such an endpoint starts a new one. A service keeps its pool for its
-    lifetime; a long-lived process that used one for a while (a test session) calls this to give the workers'
-    memory back. In-process models stay loaded: their engine thread keeps serving the clients already handed
-    out, so forgetting them would free nothing and load a second copy. Returns how many pools were stopped."""
+def release_embedded_models() -> int:
+    """Give back the memory of the embedded models a long-lived process (a test session) no longer uses.
+
+    Pools (``processes > 1``): their worker processes stop, and the next ``make_llm`` for such an endpoint
+    starts a new pool. In-process models: the registry stops holding them. One a client still holds keeps
+    serving and is what ``make_llm`` hands out again; the others are freed (~1 GB each). A service keeps its
+    models for its lifetime and never calls this. Returns how many models were released."""
+    count = _let_go_of_embedded_models()
+    gc.collect()  # a model's modules hold reference cycles; the released clients are no longer referenced here
+    return count
+
+
+def _let_go_of_embedded_models() -> int:
     from gravity_core.llm.process_pool import ProcessPoolLLM
 
     with _lock:
-        pools = {key: client for key, client in _embedded.items() if isinstance(client, ProcessPoolLLM)}
-        for key in pools:
-            del _embedded[key]
-    for pool in pools.values():
-        pool.close()
-    return len(pools)
+        released = list(_embedded.items())
+        _embedded.clear()
+        for key, client in released:
+            if not isinstance(client, ProcessPoolLLM):
+                _released[key] = client
+    for _, client in released:
+        if isinstance(client, ProcessPoolLLM):
+            client.close()
+        else:
+            cast("EmbeddedLLM", client).engine.park()  # an idle engine thread holds its model
+    return len(released)
 
 
 def _load_embedded(endpoint: LLMEndpoint) -> LLMClient:

@@ -45,6 +45,9 @@ PREFILL_CHUNK = 64
 # Tokens per forward pass: every decoding sequence's next token, then prompt chunks up to this budget. One
 # pass reads all the weights once, so encoding prompts together with decoding is what makes it cheap.
 STEP_TOKENS = 512
+# An idle engine ends its thread after this long (the next request starts another): a running thread holds
+# the engine and so the model, and a client dropped by its last holder must not stay pinned (~1 GB each).
+IDLE_EXIT_S = 30.0
 
 
 class Cancelled(Unavailable):
@@ -182,6 +185,7 @@ class ContinuousEngine:
         self._running: list[Sequence_] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._parked = False
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ callers
@@ -252,6 +256,26 @@ class ContinuousEngine:
         if self._thread is not None:
             self._thread.join(30.0)
 
+    def park(self, timeout: float = 5.0) -> None:
+        """End the engine thread as soon as it has nothing to do, without waiting for ``IDLE_EXIT_S`` (waits up
+        to ``timeout`` for an idle one to end); the next request starts a new one. What a long-lived process
+        calls before collecting the models it dropped."""
+        with self._cond:
+            thread = self._thread
+            if thread is None:
+                return
+            self._parked = True
+            self._cond.notify_all()
+            busy = not self._idle()
+        if not busy:
+            thread.join(timeout)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the engine thread is running (it ends when idle and starts again with the next request)."""
+        with self._cond:
+            return self._thread is not None and self._thread.is_alive()
+
     def forget_prefixes(self, adapter: str | None = None) -> None:
         self.prefix_cache.forget(adapter)
 
@@ -260,12 +284,19 @@ class ContinuousEngine:
             self._thread = threading.Thread(target=self._loop, name="embedded-engine", daemon=True)
             self._thread.start()
 
+    def _idle(self) -> bool:
+        return not self._waiting and not self._running and not self._closed
+
     # ------------------------------------------------------------------ loop
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._waiting and not self._running and not self._closed:
-                    self._cond.wait()
+                while self._idle():
+                    if self._parked or (not self._cond.wait(IDLE_EXIT_S) and self._idle()):
+                        # cleared under the lock, so a request queued from now on starts a new thread
+                        self._thread = None
+                        self._parked = False
+                        return
                 if self._closed:
                     for seq in [*self._waiting, *self._running]:
                         self._fail(seq, Unavailable("the embedded model is shutting down"))
