@@ -20,6 +20,8 @@ import pytest
 
 from gravity_core.config import Settings, load_settings
 
+REPO = Path(__file__).resolve().parents[1]  # the repository root, for tests that read its files
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``whole_stack`` run first, while the pytest process is still small.
@@ -135,9 +137,7 @@ CHROMIUM_ARGS = [
 def artifacts_dir(name: str) -> Path:
     """Where a test writes what a person should look at (screenshots): test-artifacts/<name>/ in the
     repository, or $GRAVITY_TEST_ARTIFACTS/<name>."""
-    root = Path(
-        os.environ.get("GRAVITY_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
-    )
+    root = Path(os.environ.get("GRAVITY_TEST_ARTIFACTS", REPO / "test-artifacts"))
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
     return out

@@ -16,9 +16,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from gravity_testing import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = sorted(p.parent for p in (ROOT / "packages").glob("*/pyproject.toml"))
+PACKAGES = sorted(p.parent for p in (REPO / "packages").glob("*/pyproject.toml"))
 
 
 def _canonical(name: str) -> str:
@@ -79,7 +79,7 @@ def test_every_imported_third_party_module_is_declared(package: Path) -> None:
                 continue
             if not owners & declared:
                 missing.setdefault(f"{module} ({', '.join(sorted(owners))})", set()).add(
-                    str(source.relative_to(ROOT))
+                    str(source.relative_to(REPO))
                 )
     assert not missing, f"{package.name} imports modules it does not declare: " + "; ".join(
         f"{module} in {', '.join(sorted(files))}" for module, files in sorted(missing.items())

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from gravity_testing import REPO
 from pydantic import BaseModel
 
 from gravity_core.config import Settings, check_settings, load_settings
@@ -24,7 +25,6 @@ from gravity_core.registry import service_names
 from gravity_generator.settings import GeneratorSettings
 from gravity_trainer.settings import TrainerSettings
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 OVERLAYS = sorted(p.name for p in (DEPLOY / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
 STRIMZI_GROUP = "kafka.strimzi.io/"

@@ -9,13 +9,12 @@ import re
 import shutil
 import subprocess
 from functools import cache
-from pathlib import Path
 
 import pytest
+from gravity_testing import REPO
 
 from gravity_core.registry import service_names
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 INSTALL_ENV = DEPLOY / "docker" / "install-env.sh"
 

@@ -23,13 +23,13 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from gravity_testing import REPO
 
 from gravity_core.config import load_settings
 from gravity_core.grpc.client import health_status
 from gravity_core.grpc.server import LIVENESS_SERVICE
 from gravity_core.registry import service_names
 
-REPO = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 240.0
 
 pytestmark = [pytest.mark.broker, pytest.mark.model]

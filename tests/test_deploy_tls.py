@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from gravity_testing import REPO
 
 from gravity_core.config import load_settings
 from gravity_core.grpc.server import ServiceHost
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"
 
 # Runs in a fresh interpreter: gRPC reads GRPC_DEFAULT_SSL_ROOTS_FILE_PATH once per process.

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ast
 import textwrap
-from pathlib import Path
+
+from gravity_testing import REPO
 
 from gravity_core import names
 
-REPO = Path(__file__).resolve().parents[1]
 MAPPING = REPO / "packages" / "core" / "src" / "gravity_core" / "names.py"
 GENERATED = REPO / "packages" / "core" / "src" / "gravity"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from gravity_testing import REPO
 
 from gravity.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[1]
 HEAVY = (
     "torch",
     "transformers",
