@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import gravity_core.llm as llm_registry
 from gravity_core.config import LLMEndpoint
 from gravity_core.errors import NotFound, Unavailable
 from gravity_core.llm import make_llm, process_pool
@@ -41,6 +42,7 @@ def test_each_worker_gets_its_share_of_the_cores() -> None:
 def test_make_llm_serves_an_endpoint_with_processes_from_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[int] = []
     monkeypatch.setattr(process_pool, "ProcessPoolLLM", lambda endpoint: built.append(endpoint.processes))
+    monkeypatch.setattr(llm_registry, "_embedded", {})  # what the stand-in returns must not outlive the test
     make_llm(LLMEndpoint(processes=3, max_tokens=7), cache=None)
     assert built == [3]
 
