@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,6 +190,18 @@ def drain(consumer: Any, cls: type, want: int, timeout_s: float = 60.0) -> list[
         for records in consumer.poll(timeout_ms=500).values():
             got += [decode(r.value, cls, r.headers) for r in records]
     return got
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something truthy; its last value explains a timeout."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {value!r})")
 
 
 def free_port() -> int:

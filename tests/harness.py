@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,18 +93,6 @@ class Stack:
         for channel in self._channels.values():
             channel.close()
         self.supervisor.stop_all()
-
-
-def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy; its last value explains a timeout."""
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {value!r})")
 
 
 def processes_mentioning(text: str) -> list[str]:

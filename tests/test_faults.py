@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from gravity_testing import drain
-from harness import processes_mentioning, wait_until
+from gravity_testing import drain, wait_until
+from harness import processes_mentioning
 
 from gravity.v1 import common_pb2, pairs_pb2, pairs_pb2_grpc, profile_pb2
 from gravity_core.broker import EmbeddedBroker, free_port

@@ -8,12 +8,11 @@ makes the registry let go of what no client holds, stopping pools' worker proces
 from __future__ import annotations
 
 import gc
-import time
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from gravity_testing import wait_until
 
 from gravity_core.config import LLMEndpoint
 from gravity_core.llm import make_llm, release_embedded_models
@@ -27,15 +26,6 @@ QUESTION = [{"role": "user", "content": "Name one colour."}]
 PARAMS = GenerationParams(max_tokens=4)
 
 
-def _within(seconds: float, condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _collected(ref: weakref.ref[Any]) -> bool:
     gc.collect()
     return ref() is None
@@ -43,7 +33,7 @@ def _collected(ref: weakref.ref[Any]) -> bool:
 
 def _idles_and_serves_again(llm: EmbeddedLLM) -> None:
     first = llm.chat(QUESTION, PARAMS).text
-    assert _within(10, lambda: not llm.engine.serving), "the idle engine thread kept running"
+    wait_until(lambda: not llm.engine.serving, 10, "the idle engine thread to end", every_s=0.05)
     assert llm.chat(QUESTION, PARAMS).text == first  # the next request starts a new thread
 
 
@@ -55,7 +45,7 @@ def test_an_idle_engine_ends_its_thread_serves_again_and_a_dropped_model_is_free
     _idles_and_serves_again(llm)
     model = weakref.ref(llm.loaded.model)  # the engine holds the model, not the client around it
     del llm
-    assert _within(10, lambda: _collected(model)), "a model no one holds stayed in memory"
+    wait_until(lambda: _collected(model), 10, "the model no one holds to be freed", every_s=0.05)
 
 
 def test_release_frees_what_no_client_holds_keeps_what_one_does_and_stops_pools() -> None:

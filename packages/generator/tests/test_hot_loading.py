@@ -3,13 +3,12 @@ AdapterRef arrives, a newer one replaces it atomically, a bad one is dead-letter
 A profile published to gravity.profiles.v1 becomes servable too."""
 
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
+from gravity_testing import wait_until
 
 from gravity.v1 import common_pb2
 from gravity_core.artifacts import ArtifactStore
@@ -20,15 +19,6 @@ from gravity_core.names import method_name
 from gravity_generator.service import start_generator
 
 pytestmark = [pytest.mark.model, pytest.mark.broker]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError("condition not met in time")
 
 
 def serving_adapter(client: GeneratorClient, method: str) -> str:
@@ -50,7 +40,9 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         client = GeneratorClient(running.target)
         profile = profiles[0]
         bus.publish(topics.profiles, profile.user_id, profile)
-        wait_for(lambda: profile.user_id in running.service.app.profiles)
+        wait_until(
+            lambda: profile.user_id in running.service.app.profiles, 90, "the profile to arrive", every_s=0.25
+        )
         request = {
             "user_id": profile.user_id,
             "title": "Tide",
@@ -82,7 +74,12 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         v1_dir = store.path("adapters/v1")
         shutil.copytree(trained_adapters["gravity"], v1_dir)
         bus.publish(topics.adapters, "gravity", make_adapter_ref(v1_dir, "gravity", "gravity-v1", 1_000))
-        wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v1")
+        wait_until(
+            lambda: serving_adapter(client, "gravity") == "gravity-v1",
+            90,
+            "gravity-v1 to serve",
+            every_s=0.25,
+        )
         assert client.personalize(**request).adapter == "gravity-v1"
 
         # a tampered v2: dead-lettered, v1 keeps serving
@@ -105,7 +102,7 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
                 letters.extend(decode(r.value, common_pb2.DeadLetter, r.headers) for r in records)
             return {"checksum_mismatch", "bad_uri"} <= {letter.reason for letter in letters}
 
-        wait_for(dead_lettered)
+        wait_until(dead_lettered, 90, "the bad adapter ref to be dead-lettered", every_s=0.25)
         dlq.close()
         letter = next(x for x in letters if x.reason == "checksum_mismatch")
         assert (
@@ -122,7 +119,12 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
         v2_dir = store.path("adapters/v2")
         shutil.copytree(trained_adapters["pref-align"], v2_dir)
         bus.publish(topics.adapters, "gravity", make_adapter_ref(v2_dir, "gravity", "gravity-v2", 3_000))
-        wait_for(lambda: serving_adapter(client, "gravity") == "gravity-v2")
+        wait_until(
+            lambda: serving_adapter(client, "gravity") == "gravity-v2",
+            90,
+            "gravity-v2 to serve",
+            every_s=0.25,
+        )
         assert client.personalize(**request).adapter == "gravity-v2"
         writer = running.service.app.registry.llm
         assert "gravity-v2" in writer.info.adapters and "gravity-v1" not in writer.info.adapters
@@ -135,7 +137,12 @@ def test_adapters_arrive_switch_and_bad_refs_go_to_the_dlq(
             "gravity-no-values",
             make_adapter_ref(abl_dir, "gravity-no-values", "abl-1", 4_000),
         )
-        wait_for(lambda: serving_adapter(client, "gravity-no-values") == "abl-1")
+        wait_until(
+            lambda: serving_adapter(client, "gravity-no-values") == "abl-1",
+            90,
+            "abl-1 to serve",
+            every_s=0.25,
+        )
         assert client.personalize(**{**request, "method": "gravity-no-values"}).adapter == "abl-1"
         client.close()
     finally:

@@ -105,9 +105,7 @@ def _let_go_of_embedded_models() -> int:
     with _lock:
         released = list(_embedded.items())
         _embedded.clear()
-        for key, client in released:
-            if not isinstance(client, ProcessPoolLLM):
-                _released[key] = client
+        _released.update((key, client) for key, client in released if not isinstance(client, ProcessPoolLLM))
     for _, client in released:
         if isinstance(client, ProcessPoolLLM):
             client.close()
