@@ -250,12 +250,14 @@ class ProfilerApp:
 
     # ------------------------------------------------------------- helpers
     def _publish(self, profile: profile_pb2.UserProfile) -> None:
-        self.bus.publish(self.bus.topics.profiles, profile.user_id, profile)
+        partition, offset = self.bus.publish(self.bus.topics.profiles, profile.user_id, profile)
         self.published += 1
         e = profile.evidence
         log.info(
             "profile_published",
             user_id=profile.user_id,
+            partition=partition,
+            offset=offset,
             revision=profile.revision[:12],
             cohort_id=profile.cohort_id,
             reviews_read=e.reviews_read,

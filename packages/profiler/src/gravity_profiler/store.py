@@ -130,11 +130,9 @@ class ProfilerStore:
 
     def pending(self, limit: int | None = None) -> list[PendingItem]:
         """Queued work, oldest cohort first, then by user key."""
-        base = self.root / "pending"
-        cohorts = sorted((d for d in base.iterdir() if d.is_dir()), key=lambda d: (d.stat().st_mtime, d.name))
         out: list[PendingItem] = []
-        for cohort in cohorts:
-            for path in sorted(cohort.glob("*.pb")):
+        for cohort in _subdirectories_oldest_first(self.root / "pending"):
+            for path in _queued_files(cohort):
                 out.append(PendingItem(path, cohort.name))
                 if limit is not None and len(out) >= limit:
                     return out
@@ -169,21 +167,19 @@ class ProfilerStore:
     def release_orphans(self) -> int:
         """Put the claims of workers that are gone (their lock is free) back in the queue, and drop the ingests
         they were staging (never answered, so their clients retry); returns how many claims went back."""
-        staging = self.root / "staging"
-        staged = [d for d in staging.iterdir() if d.is_dir()] if staging.is_dir() else []
-        for owner_dir in staged:
+        for owner_dir in _subdirectories_oldest_first(self.root / "staging"):
             with self._owner_gone(owner_dir.name) as gone:
                 if gone:
                     shutil.rmtree(owner_dir, ignore_errors=True)
         released = 0
-        for owner_dir in (d for d in (self.root / "claimed").iterdir() if d.is_dir()):
+        for owner_dir in _subdirectories_oldest_first(self.root / "claimed"):
             with self._owner_gone(owner_dir.name) as gone:
                 if not gone:
                     continue
                 for path in sorted(owner_dir.glob("*/*.pb")):
                     self._move_into(path, self.root / "pending" / path.parent.name)
                     released += 1
-                for cohort in owner_dir.iterdir():
+                for cohort in _subdirectories_oldest_first(owner_dir):
                     with contextlib.suppress(OSError):
                         cohort.rmdir()
                 with contextlib.suppress(OSError):
@@ -234,3 +230,30 @@ class ProfilerStore:
             os.replace(item.path, target)
         self.done(item)
         return target
+
+
+# Other replicas create and remove queue directories (a worker that claims a cohort's last item removes the
+# cohort) while this one lists them: what is gone by the time it is read is simply not listed.
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as listing:
+            return list(listing)
+    except FileNotFoundError:
+        return []
+
+
+def _subdirectories_oldest_first(directory: Path) -> list[Path]:
+    found: list[tuple[float, str, Path]] = []
+    for entry in _entries(directory):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                found.append((entry.stat(follow_symlinks=False).st_mtime, entry.name, Path(entry.path)))
+        except FileNotFoundError:
+            continue
+    return [path for _, _, path in sorted(found)]
+
+
+def _queued_files(cohort: Path) -> list[Path]:
+    return sorted(Path(e.path) for e in _entries(cohort) if e.name.endswith(".pb"))
