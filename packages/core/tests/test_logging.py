@@ -94,6 +94,44 @@ def test_third_party_log_records_and_warnings_are_json_and_scrubbed(tmp_path) ->
     assert any(x["event"] == "started" and x["user_id"].startswith("u:") for x in lines)
 
 
+def test_tracebacks_are_scrubbed_and_uncaught_exceptions_are_log_lines(tmp_path) -> None:
+    """A logged exception's traceback, a worker thread that dies and the process's own last exception: each is
+    one JSON line with its secrets redacted, never Python's raw traceback on stderr."""
+    script = (
+        "import threading\n"
+        "from gravity_core.logging import configure_logging, get_logger, register_secrets\n"
+        "configure_logging('INFO', 'json')\n"
+        "register_secrets(['hunter2-configured-password'])\n"
+        "try:\n"
+        "    raise ValueError('caught: kafka://bob:pw123456@broker:9092 hunter2-configured-password')\n"
+        "except ValueError:\n"
+        "    get_logger('ours').exception('worker_error')\n"
+        "def work():\n"
+        "    raise OSError('thread: password=pw654321 hunter2-configured-password')\n"
+        "t = threading.Thread(target=work, name='profiler-worker')\n"
+        "t.start(); t.join()\n"
+        "raise RuntimeError('last: Authorization: Bearer abcdef123456')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GRAVITY_HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 1  # still a failed process
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is one JSON object
+    for leaked in ("pw123456", "pw654321", "hunter2-configured-password", "abcdef123456"):
+        assert leaked not in proc.stderr, leaked
+    caught, thread, last = lines
+    assert (
+        caught["event"] == "worker_error" and "ValueError: caught: kafka://***@broker" in caught["exception"]
+    )
+    assert thread["event"] == "thread_crashed" and thread["thread"] == "profiler-worker"
+    assert thread["level"] == "critical" and "OSError: thread:" in thread["exception"]
+    assert last["event"] == "uncaught_exception" and "RuntimeError: last:" in last["exception"]
+
+
 def test_hashing_is_keyed_not_a_bare_digest() -> None:
     set_user_id_key("key-one")
     one = hash_user_id(USER)

@@ -158,8 +158,9 @@ def configure_logging(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _scrub,
+            # a traceback is text like any other: scrubbed after it is written out, not before
             structlog.processors.format_exc_info,
+            _scrub,
             _renderer(fmt, stream),
         ],
     )
@@ -180,7 +181,26 @@ def configure_logging(
         logger_factory=_OwnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    # An exception nobody caught (a worker thread's, or the process's last) is logged like everything else,
+    # as one scrubbed line, instead of Python's raw traceback on stderr.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     _configured = True
+
+
+def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    get_logger("gravity").critical("uncaught_exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else None
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+    get_logger("gravity").critical("thread_crashed", thread=thread, exc_info=exc_info)
 
 
 class _OwnLoggerFactory(structlog.stdlib.LoggerFactory):
