@@ -204,6 +204,52 @@ def wait_until(check: Callable[[], Any], timeout_s: float, what: str, every_s: f
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {value!r})")
 
 
+def _churn(parent: Path, started: Any, stop: Any) -> None:
+    elsewhere = parent.parent / f"{parent.name}-taken"
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    started.set()
+    while not stop.is_set():
+        made = [parent / f"churn-{n}" for n in range(100)]
+        for directory in made:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "item.pb").write_bytes(b"")
+        for directory in made:
+            os.replace(directory / "item.pb", elsewhere / "item.pb")
+            directory.rmdir()
+
+
+@contextmanager
+def another_process_churning(parent: Path) -> Iterator[Any]:
+    """Another process working on a shared volume as fast as it can while the body runs: directories with a
+    file each appear under ``parent``, then each file is taken away and its directory removed (what a replica
+    claiming queued cohorts' last items does). A process, not a thread, so the two really run at once."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    started, stop = context.Event(), context.Event()
+    other = context.Process(target=_churn, args=(parent, started, stop))
+    other.start()
+    try:
+        assert started.wait(30), "the churning process did not start"
+        yield other
+    finally:
+        stop.set()
+        other.join(30)
+
+
+def first_failure(action: Callable[[], Any], seconds: float) -> tuple[int, OSError] | None:
+    """Repeat ``action`` for ``seconds``; the attempt number and error of the first OSError, or None."""
+    deadline = time.monotonic() + seconds
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        try:
+            action()
+        except OSError as exc:
+            return attempt, exc
+    return None
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (servers under test bind it next)."""
     import socket

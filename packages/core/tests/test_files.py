@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gravity_testing import another_process_churning, first_failure
 
 from gravity_core import files
 
@@ -57,3 +58,17 @@ def test_a_swap_without_its_stage_is_rolled_back_and_fresh_work_is_left_alone(tm
     actions = files.repair(tmp_path, grace_s=60)
     assert (target / "w").read_text() == "v1" and any("restored" in a for a in actions)
     assert busy.exists() and not stale.exists()
+
+
+def test_the_repair_at_start_passes_over_directories_another_process_removes(tmp_path: Path) -> None:
+    """Every service repairs the shared artifact store as it starts, while other services (a second profiler
+    replica claiming queued work) make and remove directories in it: that must not fail the start."""
+    leftover = tmp_path / "adapters" / ".gravity.0a1b2c.gravity-tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("half", encoding="utf-8")
+    _age(leftover, 3600)
+    with another_process_churning(tmp_path / "profiler" / "pending") as other:
+        failure = first_failure(lambda: files.repair(tmp_path), seconds=3)  # unfixed: within ~10 repairs
+    assert failure is None, f"repair {failure[0]} failed: {failure[1]!r}"
+    assert other.exitcode == 0
+    assert not leftover.exists()  # and it still does its job

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+from gravity_testing import another_process_churning, first_failure
 
 from gravity.v1 import profile_pb2
 from gravity_core.artifacts import ArtifactStore
@@ -68,47 +66,19 @@ def test_an_ingest_a_dead_replica_was_staging_is_dropped_and_a_live_ones_kept(tm
     assert store.pending() == [] and not (store.root / "claimed" / "dead.lock").exists()
 
 
-def _claim_last_items(store_root: Path, started: Any, stop: Any) -> None:
-    """What other replicas do to the queue, as fast as they can: cohorts are queued, and each one's last item
-    is claimed (renamed away) and its directory removed."""
-    pending = _store(store_root).root / "pending"
-    elsewhere = store_root / "elsewhere"
-    elsewhere.mkdir(exist_ok=True)
-    started.set()
-    while not stop.is_set():
-        cohorts = [pending / f"c{n}" for n in range(100)]
-        for cohort in cohorts:
-            cohort.mkdir(parents=True, exist_ok=True)
-            (cohort / "u1.pb").write_bytes(b"")
-        for cohort in cohorts:
-            os.replace(cohort / "u1.pb", elsewhere / "u1.pb")
-            cohort.rmdir()
-
-
 def test_listing_the_queue_while_another_replica_empties_cohorts_never_fails(tmp_path: Path) -> None:
     """A replica that claims a cohort's last item removes the cohort's directory; another replica listing the
-    queue at that moment must see the cohort or not, never fail (that error ended its worker thread). The
-    other replica is a process, as in a deployment, so the two really run at the same time."""
+    queue at that moment must see the cohort or not, never fail (that error ended its worker thread)."""
     store = _store(tmp_path)
     store.open_claims("replica-b")
-    context = multiprocessing.get_context("fork")
-    started, stop = context.Event(), context.Event()
-    other = context.Process(target=_claim_last_items, args=(tmp_path, started, stop))
-    other.start()
-    errors: list[OSError] = []
-    listings = 0
-    try:
-        assert started.wait(30)
-        deadline = time.monotonic() + 3  # unfixed, one of the first ~50-250 listings failed
-        while time.monotonic() < deadline and not errors:
-            listings += 1
-            try:
-                store.pending()
-                store.release_orphans()
-            except OSError as exc:
-                errors.append(exc)
-    finally:
-        stop.set()
-        other.join(30)
-    assert not errors, f"listing {listings} failed: {errors[0]!r}"
+
+    def list_the_queue() -> None:
+        store.pending()
+        store.release_orphans()
+
+    with another_process_churning(store.root / "pending") as other:
+        failure = first_failure(
+            list_the_queue, seconds=3
+        )  # unfixed, one of the first ~50-250 listings failed
+    assert failure is None, f"listing {failure[0]} failed: {failure[1]!r}"
     assert other.exitcode == 0

@@ -124,7 +124,13 @@ def repair(root: str | Path, grace_s: float = 60.0) -> list[str]:
         return []
     now = time.time()
     actions: list[str] = []
-    leftovers = [p for p in base.rglob(".*") if any(p.name.endswith(k) for k in (TMP, STAGE, OLD))]
+    leftovers = [
+        Path(directory) / name
+        # os.walk passes over a directory another process removes mid-walk (a queue a live replica empties)
+        for directory, subdirectories, filenames in os.walk(base)
+        for name in (*subdirectories, *filenames)
+        if name.startswith(".") and name.endswith((TMP, STAGE, OLD))
+    ]
     stale = [p for p in leftovers if now - _mtime(p) >= grace_s]
     by_target: dict[Path, list[Path]] = {}
     for p in stale:
