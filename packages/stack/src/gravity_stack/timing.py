@@ -14,7 +14,7 @@ estimates printed and their inputs are kept (``estimates``, ``events``), so a ru
 estimates were and another estimator can be replayed on it. Units of work scale it too (more readers, more descriptions). Stages are placed on the
 demo's own schedule — each begins once the stages it waits for ended (``after``) and may have to outlast
 others (``ends_after``: the adapters' descriptions need the adapters) — so overlapping stages are not added
-up. It is an estimate and printed as one.
+up. It is an estimate and printed as one; before any long stage has ended, as a range (``FASTEST_PACE``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ MODEL_CONVERSION_S = 44.3
 
 # Reference seconds the stages done must add up to before their pace scales the estimate.
 MIN_PACE_S = 30.0
+
+# Until then (the first ~4-5 minutes, profiling) the estimate is the reference's, a slow day's, so it is printed
+# as a range down to what the fastest first run measured here would take: 0.62 of the reference (834 s with
+# the model converted already, against 1,381 - 44 s). A fresh clone on a fast day took 911 s (0.66) and had
+# been told "about 22 min left" for its first four minutes.
+FASTEST_PACE = 0.6
 
 
 @dataclass
@@ -84,10 +90,11 @@ class StageClock:
     stages: list[Stage] = field(default_factory=list)
     started: float = field(default_factory=lambda: time.monotonic())
     # What the estimate was fed and what it said, on the run's clock: (seconds, event, stage, value) and
-    # (seconds, seconds left as printed). At the end, the printed estimates are checked against the real end,
-    # and the events let another estimator be tried on the same run.
+    # (seconds, fewest and most seconds left as printed: the same number once the pace is known). At the end,
+    # the printed estimates are checked against the real end, and the events let another estimator be tried
+    # on the same run.
     events: list[tuple[float, str, str, float]] = field(default_factory=list)
-    estimates: list[tuple[float, float]] = field(default_factory=list)
+    estimates: list[tuple[float, float, float]] = field(default_factory=list)
     _last_note: str = ""
 
     def plan(
@@ -173,7 +180,7 @@ class StageClock:
             return None
         # Seconds-long stages (the broker, the services) say little about the model's pace: scaled by them,
         # the demo began by saying 9 minutes with 14 to go. Until a longer stage has ended, the reference.
-        speed = sum(s.seconds for s in done) / reference_done if reference_done >= MIN_PACE_S else 1.0
+        speed = sum(s.seconds for s in done) / reference_done if self.paced() else 1.0
         ends: dict[str, float] = {}  # seconds from now
         for i, s in enumerate(self.stages):
             if s.ended is not None:
@@ -195,12 +202,21 @@ class StageClock:
             ends[s.name] = max([end, *(ends[o] for o in s.ends_after)])
         return max(ends.values(), default=0.0)
 
+    def paced(self) -> bool:
+        """Whether the stages done tell this run's pace (else the estimate is the reference's)."""
+        return sum(s.reference_s for s in self.stages if s.ended is not None) >= MIN_PACE_S
+
     def eta_text(self) -> str:
         left = self.remaining_s()
         if left is None:
             return ""
-        self.estimates.append((round(self.elapsed, 2), round(left, 1)))
-        return f"  (about {_minutes(left)} left, estimated)"
+        fewest = left if self.paced() else left * FASTEST_PACE
+        self.estimates.append((round(self.elapsed, 2), round(fewest, 1), round(left, 1)))
+        if fewest == left:
+            return f"  (about {_minutes(left)} left, estimated)"
+        return (
+            f"  (about {_minutes(fewest)} to {_minutes(left)} left, estimated: narrower once profiling ends)"
+        )
 
     def table(self) -> str:
         rows = [("stage", "from", "to", "seconds", "share")]
@@ -234,20 +250,23 @@ class StageClock:
         return "\n".join(lines)
 
     def estimate_errors(self) -> tuple[float, float] | None:
-        """Mean and worst absolute error, in seconds, of the time-left estimates printed so far, against the
-        run ending now; None if none was printed."""
+        """Mean and worst error, in seconds, of the time-left estimates printed so far, against the run ending
+        now (for a range, how far outside it the end fell); None if none was printed."""
         if not self.estimates:
             return None
-        errors = [abs(left - (self.elapsed - t)) for t, left in self.estimates]
+        errors = [_outside(self.elapsed - t, fewest, most) for t, fewest, most in self.estimates]
         return sum(errors) / len(errors), max(errors)
 
     def estimate_summary(self) -> str:
         errors = self.estimate_errors()
         if errors is None:
             return ""
+        ranges = sum(1 for _, fewest, most in self.estimates if fewest != most)
         return (
             f"(the {len(self.estimates)} time-left estimates printed were off by {errors[0]:.0f}s on average "
-            f"and {errors[1]:.0f}s at worst)"
+            f"and {errors[1]:.0f}s at worst"
+            + (f"; {ranges} were ranges, off only when the end fell outside" if ranges else "")
+            + ")"
         )
 
     def as_dict(self) -> dict[str, dict[str, float]]:
@@ -260,6 +279,10 @@ class StageClock:
             for s in self.stages
             if s.started is not None
         }
+
+
+def _outside(actual: float, fewest: float, most: float) -> float:
+    return max(0.0, fewest - actual, actual - most)
 
 
 def _minutes(seconds: float) -> str:
