@@ -96,3 +96,22 @@ def test_the_store_itself_is_never_replaced(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput), store.staged_dir(rel):
             pass
     assert store.read_json("keep.json") == {"a": 1}
+
+
+def test_find_adapters_passes_over_directories_removed_while_it_looks(tmp_path: Path) -> None:
+    """The generator scans an adapter directory the trainer writes into, and a swap removes directories."""
+    from gravity_testing import another_process_churning, first_failure
+
+    from gravity.v1 import training_pb2
+    from gravity_core.adapters import find_adapters, write_adapter_ref
+    from gravity_core.names import method_fields
+
+    adapter = tmp_path / "runs" / "gravity"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+    write_adapter_ref(adapter, training_pb2.AdapterRef(adapter_id="a1", **method_fields("gravity")))
+    with another_process_churning(tmp_path) as other:
+        failure = first_failure(lambda: find_adapters(tmp_path), seconds=3)
+    assert failure is None, f"scan {failure[0]} failed: {failure[1]!r}"
+    assert other.exitcode == 0
+    assert list(find_adapters(tmp_path)) == ["gravity"] and find_adapters(tmp_path, max_depth=1) == {}

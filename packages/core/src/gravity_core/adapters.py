@@ -6,6 +6,7 @@ gravity.adapters.v1 (service).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gravity.v1 import training_pb2
@@ -52,10 +53,7 @@ def find_adapters(
     """
     base = Path(root)
     found: dict[str, tuple[Path, training_pb2.AdapterRef]] = {}
-    candidates = [base] + [
-        p for depth in range(1, max_depth + 1) for p in base.glob("/".join(["*"] * depth)) if p.is_dir()
-    ]
-    for d in candidates:
+    for d in _directories(base, max_depth):
         if not is_adapter_dir(d):
             continue
         try:
@@ -70,3 +68,15 @@ def find_adapters(
         if current is None or ref.created_at_ms >= current[1].created_at_ms:
             found[method] = (d, ref)
     return found
+
+
+def _directories(base: Path, max_depth: int) -> list[Path]:
+    """``base`` and the directories up to ``max_depth`` below it, shallowest first. os.walk passes over one
+    that is removed while it looks (the trainer swapping in a new version of an adapter)."""
+    found = [(0, base)]
+    for directory, subdirectories, _ in os.walk(base):
+        depth = len(Path(directory).relative_to(base).parts) + 1
+        found += [(depth, Path(directory) / name) for name in subdirectories]
+        if depth >= max_depth:
+            subdirectories.clear()  # os.walk descends into what is left here
+    return [path for _, path in sorted(found)]
