@@ -192,7 +192,7 @@ def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) ->
     if issubclass(exc_type, KeyboardInterrupt):
         sys.__excepthook__(exc_type, exc, tb)
         return
-    get_logger("gravity").critical("uncaught_exception", exc_info=(exc_type, exc, tb))
+    get_logger(__name__).critical("uncaught_exception", exc_info=(exc_type, exc, tb))
 
 
 def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
@@ -200,7 +200,7 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         return
     thread = args.thread.name if args.thread is not None else None
     exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
-    get_logger("gravity").critical("thread_crashed", thread=thread, exc_info=exc_info)
+    get_logger(__name__).critical("thread_crashed", thread=thread, exc_info=exc_info)
 
 
 class _OwnLoggerFactory(structlog.stdlib.LoggerFactory):
