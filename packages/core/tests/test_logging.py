@@ -69,6 +69,17 @@ def test_nested_values_and_secrets_inside_strings_are_redacted(stream) -> None:
     assert line["request"]["users"][0]["user_id"] == hash_user_id(USER)
 
 
+def _run_fresh(script: str, home) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh Python process, as a service starts: what it wrote, and how it ended."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "GRAVITY_HOME": str(home)},
+    )
+
+
 def test_third_party_log_records_and_warnings_are_json_and_scrubbed(tmp_path) -> None:
     """In a fresh process, as a service runs: our events, a library's stdlib records and a Python warning."""
     script = (
@@ -79,13 +90,7 @@ def test_third_party_log_records_and_warnings_are_json_and_scrubbed(tmp_path) ->
         "logging.getLogger('some.library').warning('connecting to %s', 'kafka://bob:pw123456@broker:9092')\n"
         "warnings.warn('a library is unhappy', UserWarning, stacklevel=1)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "GRAVITY_HOME": str(tmp_path)},
-    )
+    proc = _run_fresh(script, tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is one JSON object
     library = next(x for x in lines if x.get("logger") == "some.library")
@@ -112,13 +117,7 @@ def test_tracebacks_are_scrubbed_and_uncaught_exceptions_are_log_lines(tmp_path)
         "t.start(); t.join()\n"
         "raise RuntimeError('last: Authorization: Bearer abcdef123456')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "GRAVITY_HOME": str(tmp_path)},
-    )
+    proc = _run_fresh(script, tmp_path)
     assert proc.returncode == 1  # still a failed process
     lines = [json.loads(line) for line in proc.stderr.splitlines()]  # every line is one JSON object
     for leaked in ("pw123456", "pw654321", "hunter2-configured-password", "abcdef123456"):

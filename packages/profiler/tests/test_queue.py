@@ -77,8 +77,7 @@ def test_listing_the_queue_while_another_replica_empties_cohorts_never_fails(tmp
         store.release_orphans()
 
     with another_process_churning(store.root / "pending") as other:
-        failure = first_failure(
-            list_the_queue, seconds=3
-        )  # unfixed, one of the first ~50-250 listings failed
+        # unfixed, one of the first ~50-250 listings failed
+        failure = first_failure(list_the_queue, seconds=3)
     assert failure is None, f"listing {failure[0]} failed: {failure[1]!r}"
     assert other.exitcode == 0
